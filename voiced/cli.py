@@ -1,0 +1,92 @@
+"""Command line: one subcommand per job. Handlers are imported only when chosen, so
+`voiced --help` stays fast and a missing optional extra only breaks the command needing it."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from voiced import __version__
+
+DEFAULT_LOCAL_PORT = 50051
+
+
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="run the local SpeechKit-v2-compatible recognition server")
+    p.add_argument("--config", metavar="FILE", help="YAML file with a `server:` section")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help=f"TCP port (default {DEFAULT_LOCAL_PORT}; 0 = any free)")
+    p.set_defaults(handler="voiced.server.app:main")
+
+
+def _add_transcribe(sub) -> None:
+    p = sub.add_parser("transcribe", help="stream a WAV or raw PCM file to a recognizer and print results")
+    p.add_argument("file", help="WAV file, or raw 16-bit PCM with --rate; - reads stdin")
+    p.add_argument("--endpoint", default=f"127.0.0.1:{DEFAULT_LOCAL_PORT}",
+                   help="host:port of the server (default: the local server)")
+    p.add_argument("--language", default="en-US", help="language code (default en-US)")
+    p.add_argument("--model", default="general", help="model name (default general)")
+    p.add_argument("--partial", action="store_true", help="ask for intermediate results")
+    p.add_argument("--rate", type=int, help="sample rate of raw PCM input (WAV files carry theirs)")
+    p.add_argument("--fast", action="store_true", help="send as fast as possible, not at real-time pace")
+    p.set_defaults(handler="voiced.transcribe:main")
+
+
+def _add_run(sub) -> None:
+    p = sub.add_parser("run", help="run the voice-command daemon in the foreground")
+    p.add_argument("--config", metavar="FILE", help="daemon YAML (default: built-in settings, embedded local server)")
+    p.add_argument("--input", metavar="FILE|-", help="read a WAV file (or raw PCM on stdin with -) instead of the microphone")
+    p.add_argument("--events", choices=["text", "jsonl"], default="text",
+                   help="text: live caption and finals; jsonl: one JSON event per line on stdout")
+    p.set_defaults(handler="voiced.daemon:main")
+
+
+def _add_devices(sub) -> None:
+    p = sub.add_parser("devices", help="list audio input devices")
+    p.set_defaults(handler="voiced.capture:list_devices_main")
+
+
+def _add_check_config(sub) -> None:
+    p = sub.add_parser("check-config", help="validate the config and command files; print located errors")
+    p.add_argument("--config", metavar="FILE", help="daemon YAML to check")
+    p.set_defaults(handler="voiced.commands.cli:check_config_main")
+
+
+def _add_match(sub) -> None:
+    p = sub.add_parser("match", help="show which command a sentence matches and the actions it would run")
+    p.add_argument("text", help="the sentence, as a recognizer would return it")
+    p.add_argument("--config", metavar="FILE", help="daemon YAML naming the command files")
+    p.add_argument("--run", action="store_true", help="also run the actions")
+    p.set_defaults(handler="voiced.commands.cli:match_main")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="voiced",
+        description="Voice-command daemon for the SpeechKit STT v2 protocol, with an offline local recognizer.",
+    )
+    parser.add_argument("--version", action="version", version=f"voiced {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_serve(sub)
+    _add_transcribe(sub)
+    _add_run(sub)
+    _add_devices(sub)
+    _add_check_config(sub)
+    _add_match(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.WARNING - 10 * args.verbose
+    logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    module_name, _, function_name = args.handler.partition(":")
+    handler = getattr(importlib.import_module(module_name), function_name)
+    try:
+        return handler(args) or 0
+    except KeyboardInterrupt:
+        return 130
