@@ -88,3 +88,108 @@ def speech_pcm(speech):
         return silence(pad_s, rate) + pcm + silence(pad_s, rate)
 
     return make
+
+
+def noise(seconds: float, rate: int, kind: str = "pinknoise", volume: float = 0.05) -> bytes:
+    """Background noise as raw 16-bit mono PCM (sox synth: whitenoise, pinknoise, brownnoise)."""
+    return subprocess.run(
+        ["sox", "-n", "-r", str(rate), "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw", "-",
+         "synth", str(seconds), kind, "vol", str(volume)],
+        check=True, capture_output=True,
+    ).stdout
+
+
+def mix(pcm: bytes, background: bytes) -> bytes:
+    """`pcm` with `background` added under it (background is cut or repeated to fit)."""
+    import numpy as np
+
+    samples = np.frombuffer(pcm, np.int16).astype(np.int32)
+    bed = np.resize(np.frombuffer(background, np.int16), samples.shape)
+    return np.clip(samples + bed, -32768, 32767).astype(np.int16).tobytes()
+
+
+class Mosquitto:
+    """A real mosquitto broker on a free loopback port, for MQTT action tests."""
+
+    def __init__(self, directory: Path, users: dict[str, str] | None = None):
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        directory.mkdir(parents=True, exist_ok=True)
+        import getpass
+
+        # as root mosquitto would switch to user "mosquitto", who cannot read the test's files
+        lines = [f"listener {self.port} 127.0.0.1", f"allow_anonymous {'false' if users else 'true'}",
+                 f"user {getpass.getuser()}"]
+        if users:
+            passwd = directory / "passwd"
+            passwd.touch(mode=0o600)
+            for user, password in users.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, password], check=True)
+            lines.append(f"password_file {passwd}")
+        self.conf = directory / "mosquitto.conf"
+        self.conf.write_text("\n".join(lines) + "\n")
+        self.start()
+
+    def start(self) -> None:
+        import socket
+        import time
+
+        self.process = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("mosquitto did not start")
+
+    def subscribe(self, topic: str):
+        """A connected paho client collecting (topic, payload, retain) of `topic` in `.messages`."""
+        import threading
+
+        import paho.mqtt.client as paho
+
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+        client.messages = []
+        subscribed = threading.Event()
+        client.on_connect = lambda c, u, f, r, p: c.subscribe(topic, qos=1)
+        client.on_subscribe = lambda c, u, mid, codes, p: subscribed.set()
+        client.on_message = lambda c, u, m: c.messages.append((m.topic, m.payload, m.retain))
+        client.connect("127.0.0.1", self.port)
+        client.loop_start()
+        assert subscribed.wait(10), "test subscriber could not subscribe"
+        return client
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory):
+    broker = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    yield broker
+    broker.stop()
+
+
+LIGHTS_GRAMMAR = """#JSGF V1.0;
+grammar lights;
+public <command> = turn (on | off) the (kitchen | bedroom | garage) lights | open the garage door
+                 | set a timer for (one | two | five | ten | twenty) minutes;
+"""
+
+
+@pytest.fixture(scope="session")
+def local_server():
+    """The real local server on a free loopback port, with a small grammar model "lights"."""
+    from voiced.server.app import start_server
+    from voiced.server.config import GrammarModel, ServerSettings
+
+    server = start_server(ServerSettings(models={"lights": GrammarModel(jsgf=LIGHTS_GRAMMAR)}))
+    yield server
+    server.stop()

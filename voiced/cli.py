@@ -9,6 +9,7 @@ import logging
 import sys
 
 from voiced import __version__
+from voiced.notify import JournalFormatter, stderr_is_journal
 
 DEFAULT_LOCAL_PORT = 50051
 
@@ -38,6 +39,7 @@ def _add_run(sub) -> None:
     p = sub.add_parser("run", help="run the voice-command daemon in the foreground")
     p.add_argument("--config", metavar="FILE", help="daemon YAML (default: built-in settings, embedded local server)")
     p.add_argument("--input", metavar="FILE|-", help="read a WAV file (or raw PCM on stdin with -) instead of the microphone")
+    p.add_argument("--fast", action="store_true", help="read --input FILE as fast as possible, not at real-time pace")
     p.add_argument("--events", choices=["text", "jsonl"], default="text",
                    help="text: live caption and finals; jsonl: one JSON event per line on stdout")
     p.set_defaults(handler="voiced.daemon:main")
@@ -51,6 +53,8 @@ def _add_devices(sub) -> None:
 def _add_check_config(sub) -> None:
     p = sub.add_parser("check-config", help="validate the config and command files; print located errors")
     p.add_argument("--config", metavar="FILE", help="daemon YAML to check")
+    p.add_argument("--commands", nargs="+", metavar="PATH",
+                   help="command files or directories (default: those the config names)")
     p.set_defaults(handler="voiced.commands.cli:check_config_main")
 
 
@@ -59,7 +63,23 @@ def _add_match(sub) -> None:
     p.add_argument("text", help="the sentence, as a recognizer would return it")
     p.add_argument("--config", metavar="FILE", help="daemon YAML naming the command files")
     p.add_argument("--run", action="store_true", help="also run the actions")
+    p.add_argument("--commands", nargs="+", metavar="PATH",
+                   help="command files or directories (default: those the config names)")
+    p.add_argument("--language", help="language of the text (default: the config's recognition language)")
     p.set_defaults(handler="voiced.commands.cli:match_main")
+
+
+def _add_install_service(sub) -> None:
+    p = sub.add_parser("install-service", help="install voiced as a systemd service (user, config, unit)")
+    p.add_argument("--dry-run", action="store_true", help="print what would be done, change nothing")
+    p.add_argument("--unit", choices=["voiced", "serve"], default="voiced",
+                   help="voiced: the daemon (default); serve: the standalone recognition server")
+    p.add_argument("--now", action="store_true", help="also start the service")
+    p.add_argument("--executable", metavar="PATH", help="voiced executable the unit runs (default: this one)")
+    p.add_argument("--example-config", metavar="FILE",
+                   help="copied to /etc/voiced/voiced.yaml if that is absent (default: config/voiced.example.yaml)")
+    p.add_argument("--root", default="/", metavar="DIR", help="install into an image or chroot at DIR")
+    p.set_defaults(handler="voiced.service:main")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_devices(sub)
     _add_check_config(sub)
     _add_match(sub)
+    _add_install_service(sub)
     return parser
 
 
@@ -84,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.WARNING - 10 * args.verbose
     logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+    if stderr_is_journal():  # under systemd: journald records the level itself
+        logging.getLogger().handlers[0].setFormatter(JournalFormatter("%(name)s: %(message)s"))
     module_name, _, function_name = args.handler.partition(":")
     handler = getattr(importlib.import_module(module_name), function_name)
     try:

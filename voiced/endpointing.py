@@ -12,6 +12,7 @@ word is never clipped, and a 15 s hard cap.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -52,6 +53,10 @@ class EndpointerSettings(pydantic.BaseModel):
 
     def frame_bytes(self, sample_rate: int) -> int:
         return sample_rate * self.frame_ms // 1000 * BYTES_PER_SAMPLE
+
+    def frames(self, seconds: float) -> int:
+        """Whole frames covering at least `seconds` (a pre-roll of 0.5 s is never 0.48 s)."""
+        return math.ceil(round(seconds * 1000 / self.frame_ms, 6))
 
 
 @dataclass(frozen=True)
@@ -109,13 +114,16 @@ class Endpointer:
         self.frame_bytes = settings.frame_bytes(sample_rate)
         self.frame_s = settings.frame_ms / 1000
         self._is_speech = is_speech or webrtc_vad(settings, sample_rate)
-        self._start_frames = max(1, round(settings.speech_start_s / self.frame_s))
+        self._start_frames = max(1, settings.frames(settings.speech_start_s))
         self._needed_speech = max(1, round(self._start_frames * settings.speech_start_ratio))
-        self._end_frames = max(1, round(settings.end_silence_s / self.frame_s))
-        self._min_frames = round(settings.min_utterance_s / self.frame_s)
-        self._max_frames = max(1, round(settings.max_utterance_s / self.frame_s))
-        history = self._start_frames + round(settings.pre_roll_s / self.frame_s)
-        self._history: deque[tuple[bytes, bool]] = deque(maxlen=history)
+        self._end_frames = max(1, settings.frames(settings.end_silence_s))
+        self._min_frames = settings.frames(settings.min_utterance_s)
+        self._max_frames = max(1, settings.frames(settings.max_utterance_s))
+        # audio kept while listening: the start window plus the pre-roll before it
+        self._history: deque[bytes] = deque(maxlen=self._start_frames + settings.frames(settings.pre_roll_s))
+        # speech flags of the start window, with a running count (no rescan per frame)
+        self._window: deque[bool] = deque(maxlen=self._start_frames)
+        self._window_speech = 0
         self._frames_seen = 0
         self._in_speech = False
         self._utterance_frames = 0
@@ -136,16 +144,19 @@ class Endpointer:
         self._frames_seen += 1
         if self._in_speech:
             return self._continue_utterance(frame, speech)
-        self._history.append((frame, speech))
-        recent = list(self._history)[-self._start_frames :]
-        if sum(is_speech for _, is_speech in recent) < self._needed_speech:
+        self._history.append(frame)
+        if len(self._window) == self._start_frames:
+            self._window_speech -= self._window[0]
+        self._window.append(speech)
+        self._window_speech += speech
+        if self._window_speech < self._needed_speech:
             return []
-        audio = b"".join(f for f, _ in self._history)
+        audio = b"".join(self._history)
         start_s = self.now_s - len(self._history) * self.frame_s
-        self._history.clear()
+        utterance_frames = len(self._window)
+        self.reset()
         self._in_speech = True
-        self._utterance_frames = len(recent)
-        self._silent_run = 0
+        self._utterance_frames = utterance_frames
         return [SpeechStarted(at_s=round(start_s, 6), audio=audio)]
 
     def _continue_utterance(self, frame: bytes, speech: bool) -> list[EndpointEvent]:
@@ -168,6 +179,8 @@ class Endpointer:
         """Back to listening, e.g. when the server reported end_of_utterance first."""
         self._in_speech = False
         self._history.clear()
+        self._window.clear()
+        self._window_speech = 0
         self._utterance_frames = 0
         self._silent_run = 0
 

@@ -1,0 +1,90 @@
+import json
+import ssl
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from voiced.actions.config import HttpAction
+from voiced.actions.http import http_action
+from voiced.actions.process import ActionError
+from voiced.commands.matching import Match
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.server.requests.append((self.command, self.path, dict(self.headers), body))
+        status = 500 if self.path.startswith("/fail") else 200
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b"[]")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    server.requests = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_home_assistant_service_call(http_server, monkeypatch, tmp_path):
+    monkeypatch.setenv("HA_AUTHORIZATION", "Bearer secret-token")
+    (tmp_path / "key").write_text("k-123\n")
+    action = HttpAction(
+        type="http", url=f"http://127.0.0.1:{http_server.server_port}/api/services/light/turn_on",
+        headers={"X-Static": "1"}, headers_from_env={"Authorization": "HA_AUTHORIZATION"},
+        headers_from_file={"X-Key": tmp_path / "key"},
+        json={"entity_id": "light.$room", "brightness_pct": "$brightness", "said": "$text"},
+    )
+    match = Match("LightOn", {"room": "kitchen", "brightness": 40}, "x", 1.0, "en",
+                  original_text='turn on "the" kitchen $(x)')
+    assert http_action(action, match) == "HTTP 200"
+    method, path, headers, body = http_server.requests[0]
+    assert (method, path) == ("POST", "/api/services/light/turn_on")
+    assert headers["Authorization"] == "Bearer secret-token" and headers["X-Key"] == "k-123"
+    assert json.loads(body) == {"entity_id": "light.kitchen", "brightness_pct": 40,
+                                "said": 'turn on "the" kitchen $(x)'}
+
+
+def test_errors_are_action_errors_without_secrets(http_server, monkeypatch):
+    monkeypatch.setenv("TOKEN", "Bearer very-secret")
+    base = f"http://127.0.0.1:{http_server.server_port}"
+    failing = HttpAction(type="http", url=base + "/fail/$room", headers_from_env={"Authorization": "TOKEN"})
+    with pytest.raises(ActionError) as error:
+        http_action(failing, Match("X", {"room": "a b/c"}, "x", 1.0, "en"))
+    assert "HTTP 500" in str(error.value) and "/fail/a%20b%2Fc" in str(error.value)
+    assert "very-secret" not in str(error.value)
+    missing = HttpAction(type="http", url=base, headers_from_env={"Authorization": "VOICED_UNSET_VAR"})
+    with pytest.raises(ActionError, match="VOICED_UNSET_VAR is not set"):
+        http_action(missing, Match("X", {}, "x", 1.0, "en"))
+
+
+def test_tls_is_verified_by_default(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    server.requests = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"https://127.0.0.1:{server.server_port}/api"
+        match = Match("X", {}, "x", 1.0, "en")
+        with pytest.raises(ActionError, match="ConnectError"):
+            http_action(HttpAction(type="http", url=url, timeout_s=5), match)
+        assert http_action(HttpAction(type="http", url=url, ca_file=cert, timeout_s=5), match) == "HTTP 200"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,65 @@
+import pytest
+
+from voiced.commands import CommandsSettings, load_commands
+
+EXAMPLE = "config/commands.yaml"
+
+
+@pytest.fixture(scope="module")
+def commands():
+    return load_commands([EXAMPLE])
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "intent", "slots"),
+    [
+        ("Turn on the kitchen light.", "en-US", "LightOn", {"room": "kitchen", "device": "light"}),
+        ("Alice, switch off the lights in the lounge please", "en", "LightOff",
+         {"room": "living_room", "device": "light"}),
+        ("set a timer for twenty-five minutes", "en", "SetTimer", {"minutes": 25}),
+        ("Set a timer for 25 minutes", "en", "SetTimer", {"minutes": 25}),
+        ("set the volume to 40 percent", "en", "SetVolume", {"volume": 40}),
+        ("Алиса, включи свет на кухне!", "ru-RU", "LightOn", {"room": "kitchen", "device": "light"}),
+        ("погаси свет в спальне", "ru", "LightOff", {"room": "bedroom", "device": "light"}),
+        ("Поставь таймер на двадцать одну минуту", "ru", "SetTimer", {"minutes": 21}),
+        ("заведи таймер на 5 минут", "ru", "SetTimer", {"minutes": 5}),
+        ("Сколько сейчас времени?", "ru", "WhatTime", {}),
+        ("ЗАМОЛЧИ", "ru", "Stop", {}),
+    ],
+)
+def test_exact_matches_with_typed_slots(commands, text, language, intent, slots):
+    match = commands.match(text, language)
+    assert match is not None, text
+    assert (match.intent, match.slots, match.score) == (intent, slots, 1.0)
+    assert type(match.slots.get("minutes", 0)) is int
+    assert match.actions  # the command's actions come with the match
+
+
+def test_fuzzy_fallback_is_bounded_by_its_threshold(commands):
+    near = commands.match("turn on the kitchen lite", "en")
+    assert near.intent == "LightOn" and near.slots["room"] == "kitchen" and 0.85 <= near.score < 1.0
+    assert commands.match("turn on the garden sprinkler", "en") is None
+    assert commands.match("what is the weather like tomorrow", "en") is None
+    assert commands.match("", "en") is None
+    strict = load_commands([EXAMPLE], CommandsSettings(fuzzy_threshold=1.0))
+    assert strict.match("turn on the kitchen lite", "en") is None
+
+
+def test_required_wake_name_and_unknown_language():
+    strict = load_commands([EXAMPLE], CommandsSettings(require_wake_name=True))
+    assert strict.match("turn on the kitchen light", "en") is None
+    assert strict.match("computer, turn on the kitchen light", "en").intent == "LightOn"
+    assert strict.match("Компьютер, стоп", "ru").intent == "Stop"
+    assert strict.match("turn on the kitchen light", "de") is None
+
+
+def test_fallback_handler_gets_unmatched_speech(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "commands:\n  Hi:\n    sentences: {en: ['hello']}\n"
+        "fallback:\n  actions: [{type: say, text: 'pardon?'}]\n"
+    )
+    commands = load_commands([path])
+    assert commands.match("hello", "en").is_fallback is False
+    fallback = commands.match("open the pod bay doors", "en")
+    assert fallback.is_fallback and fallback.intent == "fallback" and fallback.actions[0].text == "pardon?"

@@ -1,0 +1,85 @@
+"""Event sinks: JSON lines for programs, a live caption for people."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from dataclasses import dataclass
+
+import pytest
+
+from voiced.events import (
+    CaptionWriter,
+    FinalEvent,
+    JsonlWriter,
+    PartialEvent,
+    SessionErrorEvent,
+    SpeechStartedEvent,
+    event_dict,
+    fan_out,
+)
+
+
+@dataclass(frozen=True)
+class CommandMatched:  # the shape another part may emit: a dataclass with a `type` field
+    type: str
+    intent: str
+
+
+def test_jsonl_one_object_per_event_with_type_and_timestamp():
+    out = io.StringIO()
+    emit = JsonlWriter(out, clock=lambda: 1700000000.123456)
+    emit(SpeechStartedEvent(session=1, audio_s=0.51, pre_roll_s=0.81))
+    emit(PartialEvent(session=1, text="включи свет"))
+    emit(FinalEvent(session=1, text="turn on the light", confidence=0.9))
+    emit(CommandMatched(type="command", intent="LightOn"))
+    emit({"type": "action_finished", "ok": True})
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["type"] for r in records] == ["speech_started", "partial", "final", "command", "action_finished"]
+    assert records[0] == {"ts": 1700000000.123, "type": "speech_started", "session": 1, "audio_s": 0.51, "pre_roll_s": 0.81}
+    assert records[1]["text"] == "включи свет"  # not \\u-escaped
+    assert "включи" in out.getvalue()
+
+
+def test_jsonl_lines_stay_whole_under_concurrent_emitters():
+    out = io.StringIO()
+    emit = JsonlWriter(out)
+    threads = [threading.Thread(target=lambda n=n: [emit(PartialEvent(session=n, text="x" * 500)) for _ in range(200)])
+               for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1600 and all(json.loads(line)["text"] == "x" * 500 for line in lines)
+
+
+def test_caption_on_a_terminal_rewrites_one_line_then_prints_the_final():
+    out = io.StringIO()
+    emit = CaptionWriter(out, live=True)
+    emit(PartialEvent(session=1, text="turn on the"))
+    emit(PartialEvent(session=1, text="turn"))
+    emit(FinalEvent(session=1, text="turn on the light", confidence=1.0))
+    emit(SessionErrorEvent(session=2, code="UNAVAILABLE", details="down"))
+    text = out.getvalue()
+    assert text.startswith("\r… turn on the\r… turn       \r")  # the shorter caption covers the longer
+    lines = text.split("\n")
+    assert lines[0].endswith("\rturn on the light")  # caption erased, final on its own line
+    assert lines[1].startswith("[session_error]") and '"code": "UNAVAILABLE"' in lines[1]
+
+
+def test_caption_without_terminal_has_no_carriage_returns():
+    out = io.StringIO()  # not a TTY
+    emit = CaptionWriter(out)
+    emit(PartialEvent(session=1, text="turn on"))
+    emit(FinalEvent(session=1, text="turn on the light", confidence=1.0))
+    assert out.getvalue() == "turn on the light\n"
+
+
+def test_fan_out_and_rejects_non_events():
+    seen_a, seen_b = [], []
+    fan_out(seen_a.append, seen_b.append)(PartialEvent(session=1, text="a"))
+    assert seen_a == seen_b == [PartialEvent(session=1, text="a")]
+    with pytest.raises(TypeError):
+        event_dict("not an event")

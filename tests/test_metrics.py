@@ -1,0 +1,109 @@
+"""Metrics: a scripted session through the event sink, scraped over real HTTP."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from voiced.events import FinalEvent, SessionErrorEvent, SpeechEndedEvent, SpeechStartedEvent
+from voiced.metrics import MetricsServer, MetricsSettings, MetricsSink, VoicedMetrics, serve_metrics
+from voiced.yamlconfig import ConfigError, parse_yaml, validate
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _samples(text: str) -> dict[tuple[str, tuple], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _scripted_session(metrics: VoicedMetrics) -> None:
+    """Two utterances: one recognized and matched, one failed by the server."""
+    clock = ManualClock()
+    sink = MetricsSink(metrics, clock)
+    sink(SpeechStartedEvent(session=1, audio_s=0.0, pre_roll_s=0.5))
+    metrics.bytes_sent(32000)
+    sink(SpeechEndedEvent(session=1, audio_s=1.5, duration_s=1.0, reason="silence"))
+    clock.now += 0.4
+    sink(FinalEvent(session=1, text="turn on the light", confidence=0.9))
+    sink(FinalEvent(session=1, text="turn on the light", confidence=0.9))  # a repeat is not a latency
+    metrics.utterance("matched")
+    metrics.observe_final_to_action_done(0.25)
+    sink({"type": "speech_started", "session": 2, "audio_s": 3.0, "pre_roll_s": 0.5})
+    metrics.bytes_sent(6400)
+    sink(SessionErrorEvent(session=2, code="UNAVAILABLE", details="connection refused"))
+    metrics.fallback_switched("local")
+
+
+@pytest.fixture
+def served():
+    metrics = VoicedMetrics()
+    server = serve_metrics(metrics, MetricsSettings(enabled=True, port=0))
+    yield metrics, server
+    server.stop()
+
+
+def test_counters_scraped_over_http_after_a_scripted_session(served):
+    metrics, server = served
+    _scripted_session(metrics)
+    response = httpx.get(server.url, timeout=10, trust_env=False)
+    assert response.status_code == 200
+    samples = _samples(response.text)
+    assert samples[("voiced_sessions_total", ())] == 2
+    assert samples[("voiced_active_sessions", ())] == 0
+    assert samples[("voiced_utterances_total", (("outcome", "matched"),))] == 1
+    assert samples[("voiced_errors_total", (("status", "UNAVAILABLE"),))] == 1
+    assert samples[("voiced_audio_sent_bytes_total", ())] == 38400
+    assert samples[("voiced_fallback_switches_total", (("to", "local"),))] == 1
+    assert samples[("voiced_speech_end_to_final_seconds_count", ())] == 1
+    assert samples[("voiced_speech_end_to_final_seconds_sum", ())] == pytest.approx(0.4)
+    assert samples[("voiced_speech_end_to_final_seconds_bucket", (("le", "0.3"),))] == 0
+    assert samples[("voiced_speech_end_to_final_seconds_bucket", (("le", "0.5"),))] == 1
+    assert samples[("voiced_final_to_action_done_seconds_count", ())] == 1
+
+
+def test_each_instance_has_its_own_registry(served):
+    metrics, server = served
+    other = VoicedMetrics()  # a second daemon in one process (tests) must not collide
+    other.error("audio")
+    samples = _samples(httpx.get(server.url, timeout=10, trust_env=False).text)
+    assert ("voiced_errors_total", (("status", "audio"),)) not in samples
+    assert b'voiced_errors_total{status="audio"} 1.0' in other.exposition()
+
+
+def test_audio_errors_are_counted_under_their_own_status():
+    metrics = VoicedMetrics()
+    MetricsSink(metrics)({"type": "audio_error", "source": "mic", "details": "gone", "retry_in_s": 1.0})
+    assert _samples(metrics.exposition().decode())[("voiced_errors_total", (("status", "audio"),))] == 1
+
+
+def test_disabled_by_default_and_loopback_only():
+    settings = MetricsSettings()
+    assert not settings.enabled and settings.host == "127.0.0.1"
+    assert serve_metrics(VoicedMetrics(), settings) is None
+
+
+def test_settings_errors_are_located():
+    doc = parse_yaml("metrics:\n  enabled: true\n  port: 70000\n", "voiced.yaml")
+    with pytest.raises(ConfigError) as error:
+        validate(MetricsSettings, doc, ("metrics",))
+    assert str(error.value).startswith("voiced.yaml:3:9: metrics.port:")
+
+
+def test_server_stops_and_frees_its_port():
+    metrics = VoicedMetrics()
+    server = MetricsServer(metrics, "127.0.0.1", 0)
+    url = server.url
+    server.stop()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url, timeout=5, trust_env=False)

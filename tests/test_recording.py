@@ -1,0 +1,36 @@
+"""Debug recordings: one WAV per session, directory bounded by count and size."""
+
+from __future__ import annotations
+
+import wave
+
+from voiced.capture import RecordingSettings
+from voiced.recording import SessionRecorder
+
+
+def test_each_session_is_saved_as_a_wav_with_its_audio(tmp_path):
+    recorder = SessionRecorder(RecordingSettings(directory=tmp_path / "rec"), 16000)
+    recorder.add(1, b"\x01\x00" * 100)
+    recorder.add(2, b"\x02\x00" * 50)
+    recorder.add(1, b"\x03\x00" * 100)
+    path = recorder.save(1)
+    with wave.open(str(path), "rb") as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (16000, 1, 2)
+        assert wav.readframes(1000) == b"\x01\x00" * 100 + b"\x03\x00" * 100
+    assert recorder.save(1) is None  # saved once
+    assert recorder.save(3) is None  # a session that sent nothing leaves no file
+
+
+def test_directory_is_bounded_by_count_then_by_size(tmp_path):
+    recorder = SessionRecorder(RecordingSettings(directory=tmp_path, max_files=3), 16000)
+    saved = []
+    for session in range(6):
+        recorder.add(session, b"\x00\x00" * 1000)
+        saved.append(recorder.save(session))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in saved[-3:])
+
+    small = SessionRecorder(RecordingSettings(directory=tmp_path / "s", max_megabytes=0.005), 16000)
+    for session in range(4):
+        small.add(session, b"\x00\x00" * 1000)  # ~2 KB each: only two fit in 5 KB
+        last = small.save(session)
+    assert sorted((tmp_path / "s").iterdir())[-1] == last and len(list((tmp_path / "s").iterdir())) == 2

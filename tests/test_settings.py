@@ -1,0 +1,60 @@
+"""The daemon's YAML: every section in one file, defaults that work, located errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from voiced.settings import DaemonSettings, load_settings
+from voiced.yamlconfig import ConfigError
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "voiced.yaml"
+
+
+def test_no_file_gives_working_defaults():
+    settings = load_settings(None)
+    assert settings == DaemonSettings()
+    assert settings.audio.sample_rate == 16000 and settings.audio.device is None
+    assert settings.endpointing.end_silence_s == 0.7 and settings.endpointing.pre_roll_s >= 0.5
+
+
+def test_shipped_example_config_loads():
+    settings = load_settings(EXAMPLE)
+    assert settings.endpointing.end_silence == "default"
+
+
+def test_sections_are_read(tmp_path):
+    path = tmp_path / "voiced.yaml"
+    path.write_text(
+        "audio:\n  device: USB\n  sample_rate: 48000\n  debug_recording:\n    directory: /tmp/rec\n    max_files: 5\n"
+        "endpointing:\n  end_silence: relaxed\n  aggressiveness: 3\n"
+    )
+    settings = load_settings(path)
+    assert settings.audio.device == "USB" and settings.audio.sample_rate == 48000
+    assert settings.audio.debug_recording.max_files == 5
+    assert settings.endpointing.end_silence_s == 1.25
+    path.write_text("audio:\n  device: 3\n")
+    assert load_settings(path).audio.device == 3
+
+
+@pytest.mark.parametrize(("text", "where", "words"), [
+    ("endpointing:\n  end_silence: slow\n", ":2:16:", "end_silence"),
+    ("audio:\n  sample_rate: 44100\n", ":2:16:", "sample_rate"),
+    ("audio:\n  sample_rate: 16000\nmicrophone: {}\n", ":3:13:", "microphone"),
+    ("endpointing:\n  frame_ms: [\n", ":3:1:", "YAML"),
+])
+def test_errors_are_located(tmp_path, text, where, words):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    message = str(caught.value)
+    assert message.startswith(str(path) + where) and words in message
+
+
+def test_recognizer_is_told_the_real_sample_rate():
+    settings = DaemonSettings()
+    assert settings.recognition.endpoint is None  # the embedded local server by default
+    assert settings.with_sample_rate(48000).recognition.sample_rate == 48000
+    assert settings.with_sample_rate(48000).audio == settings.audio

@@ -1,0 +1,36 @@
+import pytest
+
+from voiced.textnorm import digits_to_words, normalize, number_words, words_to_digits
+
+
+def test_normalize_case_punctuation_yo():
+    assert normalize("  Включи СВЕТ, в ёлке!  ", "ru") == "включи свет в елке"
+    assert normalize("Turn on the kitchen-light.", "en") == "turn on the kitchen light"
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "expected"),
+    [
+        ("set a timer for twenty-five minutes", "en", "set a timer for 25 minutes"),
+        ("one hundred and five", "en", "105"),
+        ("volume zero", "en", "volume 0"),
+        ("поставь таймер на двадцать пять минут", "ru", "поставь таймер на 25 минут"),
+        ("таймер на двадцать одну минуту", "ru", "таймер на 21 минуту"),
+        ("громкость сорок две", "ru", "громкость 42"),
+        ("на двух минутах", "ru", "на 2 минутах"),
+        ("turn on the light", "en", "turn on the light"),
+    ],
+)
+def test_words_to_digits(text, language, expected):
+    assert words_to_digits(text, language) == expected
+
+
+def test_digits_round_trip():
+    for language in ("en", "ru"):
+        for value in (0, 7, 21, 59, 100, 999):
+            assert words_to_digits(digits_to_words(str(value), language), language) == str(value)
+
+
+def test_number_words_lists_all_russian_forms():
+    assert {"два", "две", "двух"} <= set(number_words(2, "ru"))
+    assert number_words(21, "en") == ["twenty one"]

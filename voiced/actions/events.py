@@ -1,0 +1,51 @@
+"""Events of command matching and actions, emitted through the daemon's EventSink."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from voiced.events import Event
+
+
+@dataclass(frozen=True)
+class CommandMatchedEvent(Event):
+    type: ClassVar[str] = "command_matched"
+    intent: str
+    slots: dict[str, Any]
+    text: str
+    score: float
+    is_fallback: bool
+
+
+@dataclass(frozen=True)
+class NoCommandEvent(Event):
+    type: ClassVar[str] = "no_command"
+    text: str
+
+
+@dataclass(frozen=True)
+class ActionStartedEvent(Event):
+    type: ClassVar[str] = "action_started"
+    intent: str
+    index: int
+    action: str
+
+
+@dataclass(frozen=True)
+class ActionFinishedEvent(Event):
+    type: ClassVar[str] = "action_finished"
+    intent: str
+    index: int
+    action: str
+    duration_s: float
+    detail: str  # e.g. "exit 0", "HTTP 200", "published"
+
+
+@dataclass(frozen=True)
+class ActionFailedEvent(Event):
+    type: ClassVar[str] = "action_failed"
+    intent: str
+    index: int
+    action: str
+    error: str

@@ -1,0 +1,95 @@
+"""Run a match's actions in order on a small thread pool; report, never raise.
+
+`dispatch` returns at once. Each match's actions run one after another (a later action may
+depend on an earlier one); different matches run concurrently up to `max_concurrent`.
+Every failure becomes an `action_failed` event and a log line, and the next action runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from voiced.actions.config import (ActionsSettings, ExecAction, HttpAction, MqttAction,
+                                   SayAction, SoundAction)
+from voiced.actions.events import ActionFailedEvent, ActionFinishedEvent, ActionStartedEvent
+from voiced.actions.execute import exec_action, say_action, say_text, sound_action
+from voiced.actions.http import http_action
+from voiced.actions.mqtt import MqttPublisher, mqtt_action
+from voiced.events import EventSink
+
+if TYPE_CHECKING:
+    from voiced.commands.matching import Match
+
+log = logging.getLogger(__name__)
+
+# Matches waiting beyond this many per worker are dropped: a burst must not pile up work.
+QUEUE_PER_WORKER = 4
+
+
+class ActionRunner:
+    def __init__(self, settings: ActionsSettings, emit: EventSink):
+        self._settings = settings
+        self._emit = emit
+        self._pool = ThreadPoolExecutor(settings.max_concurrent, thread_name_prefix="voiced-action")
+        self._mqtt = MqttPublisher(settings.mqtt)
+        self._pending = threading.BoundedSemaphore(settings.max_concurrent * (1 + QUEUE_PER_WORKER))
+
+    def dispatch(self, match: Match) -> Future | None:
+        """Queue the match's actions; None if the queue is full (reported as a failure)."""
+        if not match.actions:
+            return None
+        if not self._pending.acquire(blocking=False):
+            self._failed(match, 0, "queue", "too many commands in flight; dropped")
+            return None
+        try:
+            future = self._pool.submit(self._run_all, match)
+        except RuntimeError:  # shut down
+            self._pending.release()
+            return None
+        future.add_done_callback(lambda _: self._pending.release())
+        return future
+
+    def _run_all(self, match: Match) -> None:
+        for index, action in enumerate(match.actions):
+            self._emit(ActionStartedEvent(match.intent, index, action.type))
+            started = time.monotonic()
+            try:
+                detail = self._run_one(action, match)
+            except Exception as exc:  # any failure of one action is reported, then we go on
+                self._failed(match, index, action.type, str(exc) or type(exc).__name__)
+                continue
+            self._emit(ActionFinishedEvent(match.intent, index, action.type,
+                                           round(time.monotonic() - started, 3), detail))
+
+    def _run_one(self, action, match: Match) -> str:
+        if isinstance(action, ExecAction):
+            detail, spoken = exec_action(action, match)
+            if spoken:
+                say_text(spoken, self._settings, action.timeout_s)
+            return detail
+        if isinstance(action, HttpAction):
+            return http_action(action, match)
+        if isinstance(action, MqttAction):
+            return mqtt_action(action, match, self._mqtt)
+        if isinstance(action, SoundAction):
+            return sound_action(action, self._settings)
+        if isinstance(action, SayAction):
+            return say_action(action, match, self._settings)
+        raise TypeError(f"unknown action {action!r}")
+
+    def _failed(self, match: Match, index: int, kind: str, error: str) -> None:
+        log.warning("action %d (%s) of %s failed: %s", index, kind, match.intent, error)
+        self._emit(ActionFailedEvent(match.intent, index, kind, error))
+
+    def shutdown(self, timeout: float) -> bool:
+        """Stop taking work, wait up to `timeout` s for running actions; True if all finished."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        done = threading.Event()
+        threading.Thread(target=lambda: (self._pool.shutdown(wait=True), done.set()), daemon=True).start()
+        finished = done.wait(timeout)
+        self._mqtt.close()
+        return finished

@@ -1,0 +1,238 @@
+"""Audio sources: microphone (PyAudio), WAV file, raw PCM stream; all yield fixed-size frames.
+
+A source has a `sample_rate`, a `frames()` iterator of exactly `frame_bytes` of 16-bit mono
+PCM each, and `close()`. File and stream sources end with their input; the microphone never
+ends by itself: a read error or a vanished device is reported through `on_error` and the
+stream is reopened with exponential backoff, so a flaky USB microphone cannot kill the daemon.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+import wave
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO, Literal, Protocol
+
+import pydantic
+
+from voiced.endpointing import BYTES_PER_SAMPLE, FrameSplitter
+from voiced.events import AudioErrorEvent
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_RATES = (8000, 16000, 48000)  # what both webrtcvad and SpeechKit v2 accept
+
+
+class RecordingSettings(pydantic.BaseModel):
+    """Debug recording: each session's audio saved as a WAV, oldest deleted past the bounds."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+    directory: Path
+    max_files: int = pydantic.Field(50, ge=1)
+    max_megabytes: float = pydantic.Field(50.0, gt=0)
+
+
+class AudioSettings(pydantic.BaseModel):
+    """The `audio:` section."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+    # input device: index, or a case-insensitive substring of its name; null = system default
+    device: int | str | None = None
+    sample_rate: Literal[8000, 16000, 48000] = 16000
+    reopen_backoff_s: float = pydantic.Field(1.0, gt=0, le=60)
+    reopen_backoff_max_s: float = pydantic.Field(30.0, gt=0, le=600)
+    debug_recording: RecordingSettings | None = None
+
+
+class AudioSource(Protocol):
+    sample_rate: int
+    frame_bytes: int
+
+    def frames(self) -> Iterator[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+def _frames_of(chunks: Iterator[bytes], frame_bytes: int) -> Iterator[bytes]:
+    """Fixed-size frames from chunks of any size; a last partial frame is padded with silence."""
+    splitter = FrameSplitter(frame_bytes)
+    for chunk in chunks:
+        yield from splitter.feed(chunk)
+    tail = splitter.remainder()
+    if tail:
+        yield tail + b"\x00" * (frame_bytes - len(tail))
+
+
+class WavFileSource:
+    """A 16-bit mono WAV file, as fast as it can be read or paced like a live microphone."""
+
+    def __init__(self, path: str | Path, frame_ms: int, realtime: bool = False):
+        self._wav = wave.open(str(path), "rb")
+        if self._wav.getsampwidth() != BYTES_PER_SAMPLE or self._wav.getnchannels() != 1:
+            raise ValueError(f"{path}: need 16-bit mono WAV (convert: sox IN -c 1 -b 16 OUT.wav)")
+        self.sample_rate = self._wav.getframerate()
+        if self.sample_rate not in SUPPORTED_RATES:
+            raise ValueError(f"{path}: {self.sample_rate} Hz; need one of {SUPPORTED_RATES} (sox IN -r 16000 OUT.wav)")
+        self.frame_bytes = self.sample_rate * frame_ms // 1000 * BYTES_PER_SAMPLE
+        self._realtime = realtime
+        self._closed = threading.Event()
+
+    def _chunks(self) -> Iterator[bytes]:
+        samples_per_frame = self.frame_bytes // BYTES_PER_SAMPLE
+        while not self._closed.is_set() and (chunk := self._wav.readframes(samples_per_frame)):
+            yield chunk
+
+    def frames(self) -> Iterator[bytes]:
+        frames = _frames_of(self._chunks(), self.frame_bytes)
+        return _paced(frames, self.frame_bytes / BYTES_PER_SAMPLE / self.sample_rate) if self._realtime else frames
+
+    def close(self) -> None:
+        self._closed.set()
+
+
+def _paced(frames: Iterator[bytes], frame_s: float) -> Iterator[bytes]:
+    """Yield each frame no earlier than its audio time (absolute schedule: no drift)."""
+    start = time.monotonic()
+    for index, frame in enumerate(frames):
+        delay = start + index * frame_s - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        yield frame
+
+
+class RawStreamSource:
+    """Raw 16-bit mono PCM from a byte stream, e.g. `arecord -f S16_LE -r 16000 | voiced run --input -`."""
+
+    def __init__(self, stream: BinaryIO, sample_rate: int, frame_ms: int):
+        self._stream = stream
+        self.sample_rate = sample_rate
+        self.frame_bytes = sample_rate * frame_ms // 1000 * BYTES_PER_SAMPLE
+
+    def frames(self) -> Iterator[bytes]:
+        # read1 returns what is available instead of blocking for a full buffer
+        read = getattr(self._stream, "read1", self._stream.read)
+        return _frames_of(iter(lambda: read(self.frame_bytes), b""), self.frame_bytes)
+
+    def close(self) -> None:
+        pass
+
+
+class DeviceNotFound(LookupError):
+    pass
+
+
+def input_devices(pa) -> list[dict]:
+    devices = (pa.get_device_info_by_index(i) for i in range(pa.get_device_count()))
+    return [d for d in devices if d.get("maxInputChannels", 0) > 0]
+
+
+def find_device(pa, device: int | str | None) -> int | None:
+    """PyAudio index of the input device named by index or name substring (None = default)."""
+    if device is None:
+        return None
+    candidates = input_devices(pa)
+    if isinstance(device, int):
+        if any(d["index"] == device for d in candidates):
+            return device
+        raise DeviceNotFound(f"no input device with index {device}")
+    wanted = device.casefold()
+    exact = [d for d in candidates if d["name"].casefold() == wanted]
+    matches = exact or [d for d in candidates if wanted in d["name"].casefold()]
+    if not matches:
+        names = ", ".join(repr(d["name"]) for d in candidates) or "none"
+        raise DeviceNotFound(f"no input device matching {device!r} (inputs: {names})")
+    return matches[0]["index"]
+
+
+class MicrophoneSource:
+    """PyAudio capture that survives the device: overflow is ignored, errors reopen with backoff."""
+
+    def __init__(
+        self,
+        settings: AudioSettings,
+        frame_ms: int,
+        on_error: Callable[[AudioErrorEvent], None] = lambda event: None,
+    ):
+        import pyaudio  # the `mic` extra; imported here so file input works without PortAudio
+
+        self._pyaudio = pyaudio
+        self._settings = settings
+        self.sample_rate = settings.sample_rate
+        self._samples_per_frame = self.sample_rate * frame_ms // 1000
+        self.frame_bytes = self._samples_per_frame * BYTES_PER_SAMPLE
+        self._on_error = on_error
+        self._closed = threading.Event()
+
+    def frames(self) -> Iterator[bytes]:
+        backoff = self._settings.reopen_backoff_s
+        while not self._closed.is_set():
+            pa = stream = None
+            try:
+                # a fresh PortAudio instance rescans devices, so a re-plugged microphone is found
+                pa = self._pyaudio.PyAudio()
+                stream = pa.open(
+                    format=self._pyaudio.paInt16, channels=1, rate=self.sample_rate, input=True,
+                    input_device_index=find_device(pa, self._settings.device),
+                    frames_per_buffer=self._samples_per_frame,
+                )
+                log.info("capturing from %s at %d Hz", self._settings.device or "default input", self.sample_rate)
+                while not self._closed.is_set():
+                    # an overflow (we were too slow) loses audio but is never fatal
+                    yield stream.read(self._samples_per_frame, exception_on_overflow=False)
+                    backoff = self._settings.reopen_backoff_s
+            except (OSError, DeviceNotFound, ValueError) as exc:
+                if self._closed.is_set():
+                    break
+                log.warning("audio input failed: %s; retrying in %.1f s", exc, backoff)
+                self._on_error(AudioErrorEvent(source=str(self._settings.device), details=str(exc), retry_in_s=backoff))
+                self._closed.wait(backoff)
+                backoff = min(backoff * 2, self._settings.reopen_backoff_max_s)
+            finally:
+                if stream is not None:
+                    stream.close()
+                if pa is not None:
+                    pa.terminate()
+
+    def close(self) -> None:
+        self._closed.set()
+
+
+def open_source(
+    input_path: str | None, settings: AudioSettings, frame_ms: int, realtime: bool,
+    on_error: Callable[[AudioErrorEvent], None],
+) -> AudioSource:
+    """`--input FILE` (WAV), `--input -` (raw PCM on stdin at audio.sample_rate), or the microphone."""
+    if input_path == "-":
+        return RawStreamSource(sys.stdin.buffer, settings.sample_rate, frame_ms)
+    if input_path:
+        return WavFileSource(input_path, frame_ms, realtime=realtime)
+    return MicrophoneSource(settings, frame_ms, on_error)
+
+
+def list_devices_main(args) -> int:
+    """`voiced devices`: the input devices PortAudio sees, with what `audio.device` accepts."""
+    import pyaudio
+
+    pa = pyaudio.PyAudio()
+    try:
+        try:
+            default = pa.get_default_input_device_info()["index"]
+        except OSError:
+            default = None
+        devices = input_devices(pa)
+        if not devices:
+            print("no audio input devices found", file=sys.stderr)
+            return 1
+        for d in devices:
+            mark = "*" if d["index"] == default else " "
+            print(f"{mark}{d['index']:3d}  {d['name']}  ({d['maxInputChannels']} ch, {d['defaultSampleRate']:.0f} Hz)")
+        print("\n* = default input. Set `audio: device:` to an index or a part of the name.")
+        return 0
+    finally:
+        pa.terminate()

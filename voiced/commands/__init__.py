@@ -1,0 +1,7 @@
+"""Voice commands: YAML command files, matching transcripts to them, grammars for the local engine."""
+
+from voiced.commands.config import CommandsSettings
+from voiced.commands.loading import load_commands
+from voiced.commands.matching import CommandSet, Match
+
+__all__ = ["CommandSet", "CommandsSettings", "Match", "load_commands"]

@@ -1,0 +1,309 @@
+"""`voiced run`: the daemon. Audio source -> endpointer -> recognition sessions -> events.
+
+Three kinds of threads feed one inbox: the capture thread puts audio frames, each open
+session's reader puts its recognition results, and the listener loop takes them in order,
+lets the pure ListeningCore decide, and carries the decisions out (open/send/half-close/
+cancel a session, emit an event). Nothing here may end the daemon: a session error or a
+microphone error is logged, reported as an event, and listening goes on. The main thread
+only waits for signals: SIGHUP reloads the configuration, SIGTERM/SIGINT stop within a bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from voiced.capture import AudioSource, open_source
+from voiced.endpointing import Endpointer
+from voiced.events import CaptionWriter, EventSink, FinalEvent, JsonlWriter, event_dict, fan_out
+from voiced.feedback import EarconPlayer
+from voiced.listening import CancelSession, Emit, FinishSession, ListeningCore, OpenSession, SendAudio
+from voiced.metrics import MetricsSink, VoicedMetrics, serve_metrics
+from voiced.notify import Notifier, Watchdog
+from voiced.recording import SessionRecorder
+from voiced.service import RELOAD, STOP, SignalRequests
+from voiced.settings import DaemonSettings, load_settings
+from voiced.speechkit.credentials import credentials_for
+from voiced.speechkit.recognizer import Recognizer
+from voiced.speechkit.settings import EMBEDDED
+from voiced.speechkit.events import Final, Partial, SessionError
+from voiced.yamlconfig import ConfigError
+
+log = logging.getLogger(__name__)
+
+INBOX_SIZE = 500  # ~15 s of 30 ms frames: a slow consumer blocks the file reader, not memory
+FINAL_TIMEOUT_S = 5.0  # after the end of speech; finals take well under 1 s when audio is live
+BATCH_FINAL_TIMEOUT_S = 30.0
+
+
+@contextlib.contextmanager
+def recognizer(settings: DaemonSettings, metrics: VoicedMetrics | None = None) -> Iterator[Recognizer]:
+    """A recognizer for the configured endpoint (with its credentials and fallback), or for an
+    embedded local server started here (also when the fallback is "embedded")."""
+    recognition = settings.recognition
+    credentials = credentials_for(recognition)  # a broken service-account key fails here
+    fallback = recognition.fallback if recognition.endpoint else None
+    server = None
+    if not recognition.endpoint or (fallback is not None and fallback.endpoint == EMBEDDED):
+        from voiced.server.app import start_server  # the `local` extra: only needed when embedded
+
+        server = start_server(settings.embedded_server(), host="127.0.0.1", port=0)
+        log.info("embedded recognition server on %s", server.target)
+    fallback_target = None if fallback is None else server.target if fallback.endpoint == EMBEDDED \
+        else fallback.endpoint
+    client = Recognizer(recognition, recognition.endpoint or server.target, fallback_target=fallback_target,
+                        credentials=credentials, on_switch=metrics.fallback_switched if metrics else None)
+    try:
+        yield client
+    finally:
+        client.close()
+        if server is not None:
+            server.stop(grace=1.0)
+
+
+class Listener:
+    """Runs the listening loop and carries out the core's decisions against real sessions."""
+
+    def __init__(self, core: ListeningCore, client: Recognizer, emit: EventSink, *,
+                 recorder: SessionRecorder | None = None, on_final: Callable[[FinalEvent], None] | None = None,
+                 input_filter: Callable[[bytes], bytes] | None = None, metrics: VoicedMetrics | None = None):
+        self.core = core
+        self.client = client
+        self.emit = emit
+        self.recorder = recorder
+        self.on_final = on_final
+        self.input_filter = input_filter
+        self.metrics = metrics
+        self.inbox: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=INBOX_SIZE)
+        self.sessions: dict[int, Any] = {}
+        self._stop_requested = threading.Event()
+        self._give_up_at = float("inf")
+
+    def stop(self, within_s: float) -> None:
+        """Stop listening; sessions in flight get `within_s` to deliver their finals."""
+        self._give_up_at = time.monotonic() + within_s
+        self._stop_requested.set()
+
+    def run(self, source: AudioSource) -> None:
+        threading.Thread(target=self._capture, args=(source,), name="capture", daemon=True).start()
+        input_ended = False
+        while not (input_ended and self.core.idle):
+            if self._stop_requested.is_set():
+                if not input_ended:  # as if the input ended: half-close, then await the finals
+                    source.close()
+                    input_ended = True
+                    self._carry_out(self.core.end_of_input(time.monotonic()))
+                if time.monotonic() >= self._give_up_at:
+                    for session in list(self.sessions):
+                        self._close(session, cancel=True)
+                    return
+            try:
+                item = self.inbox.get(timeout=0.05)
+            except queue.Empty:
+                item = ("tick",)
+            now = time.monotonic()
+            kind = item[0]
+            if kind == "frame" and not input_ended:
+                frame = item[1]
+                if self.input_filter is not None and self.core.streaming is None:
+                    frame = self.input_filter(frame)  # e.g. muted while our own earcon plays
+                self._carry_out(self.core.feed_frame(frame, now))
+            elif kind == "result":
+                self._carry_out(self._on_result(item[1], item[2], now))
+            elif kind == "closed":
+                self._close(item[1])
+                self._carry_out(self.core.on_closed(item[1]))
+            elif kind == "end" and not input_ended:
+                input_ended = True
+                self._carry_out(self.core.end_of_input(now))
+            self._carry_out(self.core.tick(now))
+
+    def _capture(self, source: AudioSource) -> None:
+        try:
+            for frame in source.frames():
+                self.inbox.put(("frame", frame))
+        except Exception:  # a source bug must still end the loop cleanly
+            log.exception("audio source failed")
+        finally:
+            self.inbox.put(("end",))
+
+    def _on_result(self, session: int, result: Any, now: float) -> list:
+        if isinstance(result, Partial):
+            return self.core.on_partial(session, result.text)
+        if isinstance(result, Final):
+            return self.core.on_final(session, result.text, result.confidence, result.end_of_utterance, now)
+        if isinstance(result, SessionError):
+            log.warning("session %d: %s %s", session, result.code, result.details)
+            return self.core.on_error(session, result.code, result.details)
+        return []
+
+    def _read_results(self, session: int, handle: Any) -> None:
+        try:
+            for result in handle.events():
+                self.inbox.put(("result", session, result))
+        except Exception as exc:  # the client reports errors as events; this is a last resort
+            log.exception("session %d reader failed", session)
+            self.inbox.put(("result", session, SessionError("INTERNAL", str(exc))))
+        finally:
+            self.inbox.put(("closed", session))
+
+    def _carry_out(self, decisions: list) -> None:
+        for decision in decisions:
+            try:
+                self._carry_out_one(decision)
+            except Exception as exc:
+                session = getattr(decision, "session", 0)
+                log.warning("session %d: %s failed: %s", session, type(decision).__name__, exc)
+                self._carry_out(self.core.on_error(session, "UNAVAILABLE", str(exc)))
+                self._close(session, cancel=True)
+
+    def _carry_out_one(self, decision) -> None:
+        if isinstance(decision, Emit):
+            self.emit(decision.event)
+            if isinstance(decision.event, FinalEvent) and self.on_final:
+                self.on_final(decision.event)
+        elif isinstance(decision, OpenSession):
+            handle = self.client.session()
+            self.sessions[decision.session] = handle
+            threading.Thread(target=self._read_results, args=(decision.session, handle),
+                             name=f"session-{decision.session}", daemon=True).start()
+            self._send(decision.session, decision.audio)
+        elif isinstance(decision, SendAudio):
+            self._send(decision.session, decision.audio)
+        elif isinstance(decision, FinishSession):
+            if handle := self.sessions.get(decision.session):
+                handle.finish()
+        elif isinstance(decision, CancelSession):
+            self._close(decision.session, cancel=True)
+
+    def _send(self, session: int, audio: bytes) -> None:
+        if handle := self.sessions.get(session):
+            handle.send(audio)
+            if self.recorder:
+                self.recorder.add(session, audio)
+            if self.metrics:
+                self.metrics.bytes_sent(len(audio))
+
+    def _close(self, session: int, cancel: bool = False) -> None:
+        handle = self.sessions.pop(session, None)
+        if handle is not None and cancel:
+            handle.cancel()
+        if self.recorder:
+            self.recorder.save(session)
+
+
+def feedback_sink(player: EarconPlayer) -> EventSink:
+    """Earcons for what happened: listening at speech start, done on a result, error on failure."""
+    sounds = {"speech_started": "listening", "final": "done", "session_error": "error", "action_failed": "error"}
+
+    def play(event: Any) -> None:
+        if (earcon := sounds.get(event_dict(event).get("type"))) is not None:
+            player.play(earcon)
+
+    return play
+
+
+def run_daemon(settings: DaemonSettings, input_path: str | None, emit: EventSink, *,
+               realtime: bool = False, on_listening: Callable[[Listener], None] = lambda listener: None,
+               metrics: VoicedMetrics | None = None) -> None:
+    """Listen until the input ends (file, stdin) or the listener is stopped (microphone).
+
+    `on_listening` receives the running Listener (to stop it from another thread)."""
+    source = open_source(input_path, settings.audio, settings.endpointing.frame_ms, realtime, on_error=emit)
+    # read --fast, a whole utterance reaches the recognizer at once: allow it to catch up
+    batch = input_path not in (None, "-") and not realtime
+    core = ListeningCore(Endpointer(settings.endpointing, source.sample_rate),
+                         final_timeout_s=BATCH_FINAL_TIMEOUT_S if batch else FINAL_TIMEOUT_S)
+    recording = settings.audio.debug_recording
+    recorder = SessionRecorder(recording, source.sample_rate) if recording else None
+    player = EarconPlayer(settings.feedback)
+    emit = fan_out(emit, feedback_sink(player)) if settings.feedback.enabled else emit
+    try:
+        with recognizer(settings.with_sample_rate(source.sample_rate), metrics) as client:
+            listener = Listener(core, client, emit, recorder=recorder, metrics=metrics,
+                                input_filter=player.mask_input if settings.feedback.enabled else None)
+            on_listening(listener)
+            listener.run(source)
+    finally:
+        player.close()
+
+
+class Worker:
+    """One configured pipeline listening in its own thread (the main thread waits for signals)."""
+
+    def __init__(self, settings: DaemonSettings, input_path: str | None, emit: EventSink, realtime: bool,
+                 metrics: VoicedMetrics):
+        self.settings = settings
+        self.failure: Exception | None = None
+        self._listeners: list[Listener] = []
+        self.thread = threading.Thread(target=self._run, args=(input_path, emit, realtime, metrics),
+                                       name="listener", daemon=True)
+        self.thread.start()
+
+    def _run(self, input_path, emit, realtime, metrics) -> None:
+        try:
+            run_daemon(self.settings, input_path, emit, realtime=realtime, on_listening=self._listeners.append,
+                       metrics=metrics)
+        except Exception as exc:  # cannot start at all (bad input file, server cannot start)
+            log.debug("listener failed", exc_info=True)
+            self.failure = exc
+
+    def stop(self) -> None:
+        """Finish sessions in flight within the service's stop bound, then return."""
+        bound = self.settings.service.stop_timeout_s
+        for listener in self._listeners:
+            listener.stop(bound)
+        self.thread.join(bound + 2)
+
+
+def main(args) -> int:
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    emit = JsonlWriter(sys.stdout) if args.events == "jsonl" else CaptionWriter(sys.stdout)
+    metrics = VoicedMetrics()
+    metrics_server = serve_metrics(metrics, settings.metrics)
+    emit = fan_out(emit, MetricsSink(metrics))
+    notifier = Notifier.from_environment()
+    # a file plays at real-time pace by default, so it behaves like a microphone (and demos live)
+    realtime = args.input not in (None, "-") and not args.fast
+    with SignalRequests() as signals:
+        worker = Worker(settings, args.input, emit, realtime, metrics)
+        watchdog = Watchdog.for_notifier(notifier, healthy=lambda: worker.thread.is_alive())
+        notifier.ready("listening")
+        if watchdog:
+            watchdog.start()
+        while worker.thread.is_alive():
+            request = signals.next(timeout=0.2)
+            if request == STOP:
+                notifier.stopping("finishing sessions in flight")
+                worker.stop()
+                break
+            elif request == RELOAD and args.config:
+                with notifier.reloading():
+                    try:
+                        # validate everything first: a broken file leaves the running pipeline alone
+                        new_settings = load_settings(args.config)
+                    except ConfigError as exc:
+                        log.error("reload rejected, keeping the running configuration:\n%s", exc)
+                        continue
+                    worker.stop()
+                    worker = Worker(new_settings, args.input, emit, realtime, metrics)
+                    log.info("configuration reloaded from %s", args.config)
+        if watchdog:
+            watchdog.stop()
+    if metrics_server:
+        metrics_server.stop()
+    if worker.failure is not None:
+        print(f"voiced run: {worker.failure}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,154 @@
+"""Pipeline events and the sinks that show or export them.
+
+Every stage reports what happened as a small frozen dataclass with a `type` name; the
+daemon hands them to one `EventSink` (any callable taking an event). Other parts (command
+matching, actions) emit their own events through the same sink: anything with a `type`
+attribute and `to_dict()`, a dataclass with a `type` field, or a plain dict with a "type" key
+is accepted. Sinks stamp the wall-clock time, so the pure cores stay free of clocks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, TextIO
+
+EventSink = Callable[[Any], None]
+
+
+@dataclass(frozen=True)
+class Event:
+    type: ClassVar[str] = "event"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True)
+class SpeechStartedEvent(Event):
+    type: ClassVar[str] = "speech_started"
+    session: int
+    audio_s: float  # audio time where the session's audio (pre-roll included) begins
+    pre_roll_s: float
+
+
+@dataclass(frozen=True)
+class SpeechEndedEvent(Event):
+    type: ClassVar[str] = "speech_ended"
+    session: int
+    audio_s: float
+    duration_s: float
+    reason: str  # "silence", "max_length", "server" (end_of_utterance) or "input_end"
+
+
+@dataclass(frozen=True)
+class PartialEvent(Event):
+    type: ClassVar[str] = "partial"
+    session: int
+    text: str
+
+
+@dataclass(frozen=True)
+class FinalEvent(Event):
+    type: ClassVar[str] = "final"
+    session: int
+    text: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class SessionErrorEvent(Event):
+    type: ClassVar[str] = "session_error"
+    session: int
+    code: str
+    details: str
+
+
+@dataclass(frozen=True)
+class AudioErrorEvent(Event):
+    """The audio input failed (device gone, read error); capture retries with backoff."""
+
+    type: ClassVar[str] = "audio_error"
+    source: str
+    details: str
+    retry_in_s: float
+
+
+def event_dict(event: Any) -> dict[str, Any]:
+    """The JSON object of any accepted event shape."""
+    if isinstance(event, dict):
+        return dict(event)
+    if hasattr(event, "to_dict"):
+        return event.to_dict()
+    if dataclasses.is_dataclass(event):
+        return {"type": getattr(event, "type", type(event).__name__), **dataclasses.asdict(event)}
+    raise TypeError(f"not an event: {event!r}")
+
+
+class JsonlWriter:
+    """One JSON object per line; thread-safe (actions emit from their worker threads)."""
+
+    def __init__(self, stream: TextIO = sys.stdout, clock: Callable[[], float] = time.time):
+        self._stream = stream
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Any) -> None:
+        record = {"ts": round(self._clock(), 3), **event_dict(event)}
+        line = json.dumps(record, ensure_ascii=False, default=str)
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+
+
+class CaptionWriter:
+    """For people: partials as a live caption line, finals and other events as lines.
+
+    On a terminal the caption is rewritten in place with a carriage return; elsewhere (pipe,
+    file, journal) carriage returns would only garble the output, so partials are not shown.
+    """
+
+    def __init__(self, stream: TextIO = sys.stdout, live: bool | None = None):
+        self._stream = stream
+        self._live = stream.isatty() if live is None else live
+        self._caption_width = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Any) -> None:
+        record = event_dict(event)
+        kind = record.get("type")
+        with self._lock:
+            if kind == "partial":
+                if self._live:
+                    self._caption(f"… {record['text']}")
+                return
+            if kind in ("speech_started", "speech_ended"):
+                return  # the caption line itself shows that someone speaks
+            self._caption("")
+            if kind == "final":
+                self._stream.write(f"{record['text']}\n")
+            else:
+                details = {k: v for k, v in record.items() if k != "type"}
+                self._stream.write(f"[{kind}] {json.dumps(details, ensure_ascii=False, default=str)}\n")
+            self._stream.flush()
+
+    def _caption(self, text: str) -> None:
+        if not self._live or (not text and not self._caption_width):
+            return
+        # pad with spaces so a shorter caption fully covers the previous one
+        self._stream.write("\r" + text.ljust(self._caption_width) + ("\r" if not text else ""))
+        self._caption_width = len(text)
+        self._stream.flush()
+
+
+def fan_out(*sinks: EventSink) -> EventSink:
+    def emit(event: Any) -> None:
+        for sink in sinks:
+            sink(event)
+
+    return emit

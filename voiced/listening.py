@@ -1,0 +1,178 @@
+"""The session logic of listening, as a pure core: audio frames and recognition results in,
+decisions out (open / send / half-close / cancel a session, and events to report).
+
+A session opens only when the endpointer hears speech, and starts with the pre-roll so the
+first word is not clipped; it streams while speech lasts and is half-closed at the end of
+speech (or at the maximum length, or early when the server reports `end_of_utterance`);
+then its final result is awaited until a deadline. During silence nothing is sent at all.
+
+No clock and no I/O here: callers pass `now` (monotonic seconds) and carry out the returned
+decisions (voiced.daemon does, against a real recognizer), so tests can replay any
+interleaving of audio and results exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from voiced.endpointing import (
+    BYTES_PER_SAMPLE,
+    Endpointer,
+    SpeechAudio,
+    SpeechEnded,
+    SpeechStarted,
+    SpeechTimedOut,
+)
+from voiced.events import (
+    Event,
+    FinalEvent,
+    PartialEvent,
+    SessionErrorEvent,
+    SpeechEndedEvent,
+    SpeechStartedEvent,
+)
+
+
+@dataclass(frozen=True)
+class OpenSession:
+    session: int
+    audio: bytes  # pre-roll and the speech that triggered the start: send it first
+
+
+@dataclass(frozen=True)
+class SendAudio:
+    session: int
+    audio: bytes
+
+
+@dataclass(frozen=True)
+class FinishSession:
+    """Half-close: no more audio; the server flushes and sends the final result."""
+
+    session: int
+
+
+@dataclass(frozen=True)
+class CancelSession:
+    session: int
+
+
+@dataclass(frozen=True)
+class Emit:
+    event: Event
+
+
+Decision = OpenSession | SendAudio | FinishSession | CancelSession | Emit
+
+
+class ListeningCore:
+    def __init__(self, endpointer: Endpointer, final_timeout_s: float = 5.0):
+        self.endpointer = endpointer
+        self.final_timeout_s = final_timeout_s
+        self._bytes_per_s = endpointer.sample_rate * BYTES_PER_SAMPLE
+        self._next_session = 1
+        self._streaming: int | None = None
+        # open sessions -> deadline for their end (None while still streaming)
+        self._open: dict[int, float | None] = {}
+
+    @property
+    def streaming(self) -> int | None:
+        return self._streaming
+
+    @property
+    def idle(self) -> bool:
+        """No session open: safe to stop or reload."""
+        return not self._open
+
+    def next_deadline(self) -> float | None:
+        deadlines = [d for d in self._open.values() if d is not None]
+        return min(deadlines) if deadlines else None
+
+    def feed_frame(self, frame: bytes, now: float) -> list[Decision]:
+        decisions: list[Decision] = []
+        for event in self.endpointer.process(frame):
+            if isinstance(event, SpeechStarted):
+                decisions += self._open_session(event)
+            elif isinstance(event, SpeechAudio):
+                if self._streaming is not None:
+                    decisions.append(SendAudio(self._streaming, event.audio))
+            elif isinstance(event, SpeechEnded):
+                decisions += self._finish_streaming(now, "silence", event.at_s, event.duration_s)
+            elif isinstance(event, SpeechTimedOut):
+                decisions += self._finish_streaming(now, "max_length", event.at_s, event.duration_s)
+        return decisions
+
+    def _open_session(self, event: SpeechStarted) -> list[Decision]:
+        session = self._next_session
+        self._next_session += 1
+        self._streaming = session
+        self._open[session] = None
+        opened_with = round(len(event.audio) / self._bytes_per_s, 3)
+        return [
+            Emit(SpeechStartedEvent(session=session, audio_s=event.at_s, pre_roll_s=opened_with)),
+            OpenSession(session, event.audio),
+        ]
+
+    def _finish_streaming(
+        self, now: float, reason: str, at_s: float | None = None, duration_s: float | None = None
+    ) -> list[Decision]:
+        session = self._streaming
+        if session is None:
+            return []
+        self._streaming = None
+        self._open[session] = now + self.final_timeout_s
+        at_s = self.endpointer.now_s if at_s is None else at_s
+        ended = SpeechEndedEvent(
+            session=session, audio_s=round(at_s, 3), duration_s=round(duration_s or 0.0, 3), reason=reason
+        )
+        return [Emit(ended), FinishSession(session)]
+
+    def on_partial(self, session: int, text: str) -> list[Decision]:
+        if session not in self._open or not text:
+            return []
+        return [Emit(PartialEvent(session=session, text=text))]
+
+    def on_final(self, session: int, text: str, confidence: float, end_of_utterance: bool, now: float) -> list[Decision]:
+        if session not in self._open:
+            return []
+        decisions: list[Decision] = []
+        if text.strip():
+            decisions.append(Emit(FinalEvent(session=session, text=text, confidence=confidence)))
+        if end_of_utterance and session == self._streaming:
+            # the server heard the end first: stop sending now, listen afresh for the next one
+            self.endpointer.reset()
+            decisions += self._finish_streaming(now, "server")
+        return decisions
+
+    def on_error(self, session: int, code: str, details: str) -> list[Decision]:
+        if session not in self._open:
+            return []
+        self._forget(session)
+        return [Emit(SessionErrorEvent(session=session, code=code, details=details))]
+
+    def on_closed(self, session: int) -> list[Decision]:
+        """The result stream ended (after the final, or the server ended the session)."""
+        self._forget(session)
+        return []
+
+    def tick(self, now: float) -> list[Decision]:
+        """Give up on sessions whose final result did not come in time."""
+        decisions: list[Decision] = []
+        for session, deadline in list(self._open.items()):
+            if deadline is not None and deadline <= now:
+                self._forget(session)
+                details = f"no final result within {self.final_timeout_s:g} s after the end of speech"
+                decisions += [
+                    CancelSession(session),
+                    Emit(SessionErrorEvent(session=session, code="DEADLINE_EXCEEDED", details=details)),
+                ]
+        return decisions
+
+    def end_of_input(self, now: float) -> list[Decision]:
+        """The audio source ended: half-close a session in progress so its words still count."""
+        return self._finish_streaming(now, "input_end")
+
+    def _forget(self, session: int) -> None:
+        self._open.pop(session, None)
+        if self._streaming == session:
+            self._streaming = None

@@ -1,0 +1,89 @@
+"""Start and stop the local server; `voiced serve`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2 as stt
+from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2_grpc as stt_grpc
+from voiced.server.config import ServerSettings
+from voiced.server.engine import Engine, ModelError
+from voiced.server.service import SttService
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = stt.DESCRIPTOR.services_by_name["SttService"].full_name
+DEFAULT_PORT = 50051
+
+
+@dataclass
+class RunningServer:
+    server: grpc.Server
+    engine: Engine
+    port: int
+    target: str  # host:port for clients
+
+    def stop(self, grace: float | None = 1.0) -> None:
+        self.server.stop(grace).wait()
+        self.engine.close()
+
+
+def start_server(settings: ServerSettings, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
+    """Load the models (a broken one raises ModelError here), then serve on host:port (0 = any)."""
+    engine = Engine(settings)
+    engine.warm_up()
+    limits = settings.limits
+    # a few threads beyond the cap, so calls past it can be answered RESOURCE_EXHAUSTED
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=limits.max_streams + 4, thread_name_prefix="stt"),
+                         options=[("grpc.max_receive_message_length", limits.max_message_bytes)])
+    stt_grpc.add_SttServiceServicer_to_server(SttService(settings, engine), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection([SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if settings.tls is not None:
+        credentials = grpc.ssl_server_credentials([(settings.tls.key_file.read_bytes(),
+                                                    settings.tls.cert_file.read_bytes())])
+        bound = server.add_secure_port(address, credentials)
+    else:
+        bound = server.add_insecure_port(address)
+    server.start()
+    target_host = f"[{host}]" if ":" in host else host
+    return RunningServer(server, engine, bound, f"{target_host}:{bound}")
+
+
+def main(args) -> int:
+    from voiced.notify import Notifier
+    from voiced.service import STOP, SignalRequests
+    from voiced.settings import load_settings
+    from voiced.yamlconfig import ConfigError
+
+    try:
+        settings = load_settings(args.config).server
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    notifier = Notifier.from_environment()
+    with SignalRequests() as signals:
+        try:
+            running = start_server(settings, args.host or "127.0.0.1", DEFAULT_PORT if args.port is None else args.port)
+        except (ModelError, OSError, RuntimeError) as exc:
+            print(f"voiced serve: cannot start: {exc}", file=sys.stderr)
+            return 1
+        log.warning("serving SpeechKit STT v2 on %s (%s)", running.target,
+                    ", ".join([*settings.languages, *settings.models]))
+        notifier.ready(f"serving on {running.target}")
+        while signals.next(timeout=1.0) != STOP:
+            pass  # SIGHUP: nothing to reload without a restart (models load at start)
+        notifier.stopping("finishing calls in flight")
+        running.stop(grace=5.0)
+    return 0

@@ -1,0 +1,102 @@
+"""The `server:` section: models, limits, auth and TLS of the local recognition server.
+
+Defaults give what a fresh install needs: en-US on the model inside the pocketsphinx wheel,
+the service's documented session limits, no auth, plain gRPC on loopback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydantic
+
+from voiced.endpointing import EndpointerSettings
+
+
+class _Frozen(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+
+class LanguageModel(_Frozen):
+    """A pocketsphinx model directory (acoustic model) with its dictionary and LM.
+
+    Every path None = the en-us model shipped inside the pocketsphinx wheel."""
+
+    acoustic_model: Path | None = None
+    dictionary: Path | None = None
+    language_model: Path | None = None
+    # phone LM for the rejection step of grammar models (None = the wheel's en-us phone LM)
+    phone_language_model: Path | None = None
+
+
+class GrammarModel(_Frozen):
+    """A named grammar selectable through the spec's `model` field (e.g. the commands)."""
+
+    language: str = "en-US"
+    jsgf: str | None = None  # inline JSGF text
+    jsgf_file: Path | None = None
+    # Speech that fits the grammar poorly (scored against a free phone loop on the same audio)
+    # gives an empty final instead of being forced onto the nearest sentence. Per frame, the
+    # grammar path may lose at most this many log-units to the phone loop; None = no rejection.
+    rejection_margin: float | None = pydantic.Field(None, ge=0)
+
+    @pydantic.model_validator(mode="after")
+    def _one_source(self) -> GrammarModel:
+        if (self.jsgf is None) == (self.jsgf_file is None):
+            raise ValueError("give exactly one of jsgf (inline text) or jsgf_file")
+        return self
+
+    def text(self) -> str:
+        return self.jsgf if self.jsgf is not None else self.jsgf_file.read_text(encoding="utf-8")
+
+
+class SessionLimits(_Frozen):
+    """What the service documents; past any of them the call ends with a status."""
+
+    max_gap_s: float = pydantic.Field(5.0, gt=0)  # between two messages -> DEADLINE_EXCEEDED
+    max_audio_s: float = pydantic.Field(300.0, gt=0)  # audio per session -> RESOURCE_EXHAUSTED
+    max_bytes: int = pydantic.Field(10 * 1024 * 1024, gt=0)  # data per session -> RESOURCE_EXHAUSTED
+    max_message_bytes: int = pydantic.Field(4 * 1024 * 1024, gt=0)  # one request (gRPC's receive cap)
+    max_streams: int = pydantic.Field(8, ge=1)  # concurrent calls; more -> RESOURCE_EXHAUSTED
+
+
+class AuthSettings(_Frozen):
+    """Accepted credentials. Both lists empty = no authentication (loopback default).
+
+    Secrets are read from files (e.g. systemd's $CREDENTIALS_DIRECTORY), one per line."""
+
+    api_keys: tuple[pydantic.SecretStr, ...] = ()
+    api_key_files: tuple[Path, ...] = ()
+    bearer_tokens: tuple[pydantic.SecretStr, ...] = ()
+    bearer_token_files: tuple[Path, ...] = ()
+
+    def _read(self, inline: tuple[pydantic.SecretStr, ...], files: tuple[Path, ...]) -> tuple[str, ...]:
+        values = [secret.get_secret_value() for secret in inline]
+        for path in files:
+            values += [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return tuple(values)
+
+    def accepted(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(api keys, bearer tokens), files read now."""
+        return self._read(self.api_keys, self.api_key_files), self._read(self.bearer_tokens, self.bearer_token_files)
+
+
+class TlsSettings(_Frozen):
+    cert_file: Path
+    key_file: Path
+
+
+class ServerSettings(_Frozen):
+    # language code -> model; add e.g. ru-RU with the paths of a downloaded pocketsphinx model
+    languages: dict[str, LanguageModel] = {"en-US": LanguageModel()}
+    models: dict[str, GrammarModel] = {}
+    limits: SessionLimits = SessionLimits()
+    auth: AuthSettings = AuthSettings()
+    tls: TlsSettings | None = None
+    # utterance segmentation inside a stream: a pause this long ends an utterance
+    endpointing: EndpointerSettings = EndpointerSettings(min_utterance_s=0.0, max_utterance_s=60.0)
+    partial_interval_s: float = pydantic.Field(0.3, gt=0)  # audio between two partial hypotheses
+    profanity_words: tuple[str, ...] = ("damn", "hell", "shit", "fuck", "fucking", "bitch", "bastard", "crap",
+                                        "блин", "черт", "хрен")
+    # decoders kept loaded per model (each open-LM decoder holds ~100 MB)
+    idle_decoders: int = pydantic.Field(2, ge=0)

@@ -1,0 +1,279 @@
+"""pocketsphinx behind a small interface: load models once, lend decoders to sessions.
+
+A decoder is expensive to load (the open LM ~0.3 s and ~100 MB) and cannot be shared by
+two utterances at once, so each model keeps a few idle decoders for the next session.
+Grammar models get a dictionary cut to their own words (loads in a fraction of the time)
+and `bestpath=False`, without which pocketsphinx cuts grammar results short.
+
+Rejection: a grammar forces any speech onto its nearest sentence. A grammar model with a
+`rejection_margin` therefore also decodes each utterance with a free phone loop (the wheel's
+phone LM) and compares the acoustic scores of the two paths over the same frames: speech that
+is a sentence of the grammar scores nearly as well on the grammar path as on the phone loop,
+other speech far worse. Both decoders compute every senone (`compallsen`), so their per-frame
+normalized scores share one reference and can be compared.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from voiced.server.config import GrammarModel, LanguageModel, ServerSettings
+
+log = logging.getLogger(__name__)
+
+ENGINE_RATE = 16000  # what the acoustic models are trained on
+FRAMES_PER_SECOND = 100  # pocketsphinx's feature frame rate
+# sentence marks, silence, noise fillers, and the grammar's null transitions "(NULL)"
+NON_WORDS = re.compile(r"^(<s>|</s>|<sil>|\(NULL\)|\[.*\]|\+\+.*\+\+)$")
+_JSGF_NON_WORDS = re.compile(r"\bpublic\b|<[^>]*>|/[^/]*/|\{[^}]*\}|//[^\n]*|/\*.*?\*/|[()\[\]|*+;=]", re.S)
+
+
+class ModelError(Exception):
+    """A configured model cannot be loaded; the message says which file or word is wrong."""
+
+
+@dataclass(frozen=True)
+class RecognizedWord:
+    word: str
+    start_s: float  # from the start of the utterance's audio
+    end_s: float
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    text: str
+    confidence: float
+    words: tuple[RecognizedWord, ...]
+
+
+def _wheel_model() -> Path:
+    from pocketsphinx import get_model_path
+
+    return Path(get_model_path()) / "en-us"
+
+
+def model_paths(language: LanguageModel) -> tuple[Path, Path, Path]:
+    """(acoustic model dir, dictionary, LM) with the wheel's en-us files as defaults."""
+    wheel = _wheel_model()
+    return (language.acoustic_model or wheel / "en-us", language.dictionary or wheel / "cmudict-en-us.dict",
+            language.language_model or wheel / "en-us.lm.bin")
+
+
+def grammar_words(jsgf: str) -> set[str]:
+    """The words a JSGF grammar can produce (header lines, rule names, weights, tags and
+    operators removed)."""
+    body = "\n".join(line for line in jsgf.splitlines() if not line.lstrip().startswith(("#JSGF", "grammar ")))
+    return {word.lower() for word in _JSGF_NON_WORDS.sub(" ", body).split()}
+
+
+def cut_dictionary(dictionary: Path, words: set[str]) -> str:
+    """The entries of `words` (with their alternative pronunciations `word(2)`)."""
+    entries, found = [], set()
+    with dictionary.open(encoding="utf-8") as lines:
+        for line in lines:
+            head = line.split(maxsplit=1)[0] if line.strip() else ""
+            word = head.split("(", 1)[0]
+            if word in words:
+                entries.append(line if line.endswith("\n") else line + "\n")
+                found.add(word)
+    if missing := sorted(words - found):
+        raise ModelError(f"words not in the pronunciation dictionary {dictionary}: {', '.join(missing[:20])}"
+                         + (" ..." if len(missing) > 20 else ""))
+    return "".join(entries)
+
+
+def acoustic_score(decoder, segments) -> int:
+    """Sum of the segments' acoustic scores in the decoder's log units (base 1.0001)."""
+    logmath = decoder.get_logmath()
+    return sum(logmath.log(segment.ascore) for segment in segments)
+
+
+def rejection_gap(grammar_score: int, phone_loop_score: int, speech_frames: int) -> float:
+    """How much worse the grammar path fits than the free phone loop, per frame of speech
+    (the utterance's silence scores alike on both paths and would only dilute the gap)."""
+    return (phone_loop_score - grammar_score) / max(1, speech_frames)
+
+
+class Recognizer:
+    """One decoder lent to one session: start, feed 16 kHz PCM, read hypotheses, end.
+
+    With a phone-loop decoder and a margin, a final whose grammar path loses more than the
+    margin per speech frame to the phone loop is rejected (an empty hypothesis)."""
+
+    def __init__(self, decoder, phone_loop=None, rejection_margin: float | None = None):
+        self.decoder = decoder
+        self.phone_loop = phone_loop if rejection_margin is not None else None
+        self.rejection_margin = rejection_margin
+        self.in_utterance = False
+        self.last_gap: float | None = None  # of the last final (for benchmarks and logs)
+        # pocketsphinx adapts its cepstral mean to the audio it hears; a decoder coming back
+        # from another client's session must not carry that client's channel into this one
+        self._decoders = [decoder] + ([self.phone_loop] if self.phone_loop is not None else [])
+        self._initial_cmn = [d.get_cmn() for d in self._decoders]
+
+    def reset(self) -> None:
+        """Forget the previous session's channel adaptation."""
+        for decoder, cmn in zip(self._decoders, self._initial_cmn):
+            decoder.set_cmn(cmn)
+
+    def start(self) -> None:
+        for decoder in self._decoders:
+            decoder.start_utt()
+        self.in_utterance = True
+
+    def process(self, pcm: bytes) -> None:
+        for decoder in self._decoders:
+            decoder.process_raw(pcm, False, False)
+
+    def partial(self) -> str:
+        hypothesis = self.decoder.hyp()
+        return hypothesis.hypstr if hypothesis is not None else ""
+
+    def end(self) -> Hypothesis:
+        for decoder in self._decoders:
+            decoder.end_utt()
+        self.in_utterance = False
+        self.last_gap = None
+        hypothesis = self.decoder.hyp()
+        if hypothesis is None or not hypothesis.hypstr:
+            return Hypothesis("", 0.0, ())
+        if self.phone_loop is not None and self._rejected(hypothesis.hypstr):
+            return Hypothesis("", 0.0, ())
+        words = tuple(
+            RecognizedWord(segment.word.split("(", 1)[0], segment.start_frame / FRAMES_PER_SECOND,
+                           (segment.end_frame + 1) / FRAMES_PER_SECOND, min(1.0, max(0.0, segment.prob)))
+            for segment in self.decoder.seg() if not NON_WORDS.match(segment.word)
+        )
+        # the mean word posterior: pocketsphinx's own utterance probability shrinks with length
+        confidence = sum(word.confidence for word in words) / len(words) if words else 0.0
+        return Hypothesis(hypothesis.hypstr, round(confidence, 4), words)
+
+    def _rejected(self, text: str) -> bool:
+        segments = list(self.decoder.seg())
+        speech_frames = sum(s.end_frame - s.start_frame + 1 for s in segments if not NON_WORDS.match(s.word))
+        phone_segments = list(self.phone_loop.seg()) if self.phone_loop.hyp() is not None else []
+        if not phone_segments:
+            return False  # nothing to compare with: keep the grammar's result
+        self.last_gap = rejection_gap(acoustic_score(self.decoder, segments),
+                                      acoustic_score(self.phone_loop, phone_segments), speech_frames)
+        rejected = self.last_gap > self.rejection_margin
+        log.debug("%s %r: fits %.1f per frame worse than the phone loop (margin %g)",
+                  "rejected" if rejected else "accepted", text, self.last_gap, self.rejection_margin)
+        return rejected
+
+    def abort(self) -> None:
+        if self.in_utterance:
+            for decoder in self._decoders:
+                decoder.end_utt()
+            self.in_utterance = False
+
+
+class _DecoderPool:
+    """Idle recognizers of one model (a decoder serves one session at a time)."""
+
+    def __init__(self, factory, keep: int):
+        self._factory = factory
+        self._keep = keep
+        self._idle: list = []
+        self._lock = threading.Lock()
+
+    def acquire(self):
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return self._factory()
+
+    def release(self, recognizer: Recognizer) -> None:
+        with self._lock:
+            if len(self._idle) < self._keep:
+                self._idle.append(recognizer)
+
+
+class Engine:
+    """All models of one server configuration; thread-safe."""
+
+    def __init__(self, settings: ServerSettings):
+        self._settings = settings
+        self._dictionaries = tempfile.TemporaryDirectory(prefix="voiced-dict-")
+        self._pools: dict[str, _DecoderPool] = {}
+        for code, language in settings.languages.items():
+            self._pools[f"{code}/general"] = _DecoderPool(lambda language=language: self._open_lm(language),
+                                                          settings.idle_decoders)
+        for name, grammar in settings.models.items():
+            factory = self._grammar_factory(name, grammar)
+            self._pools[f"{grammar.language}/{name}"] = _DecoderPool(factory, settings.idle_decoders)
+
+    @property
+    def languages(self) -> list[str]:
+        return list(self._settings.languages)
+
+    @property
+    def grammars(self) -> dict[str, str]:
+        return {name: model.language for name, model in self._settings.models.items()}
+
+    def _open_lm(self, language: LanguageModel):
+        from pocketsphinx import Decoder
+
+        acoustic, dictionary, lm = model_paths(language)
+        return Recognizer(Decoder(hmm=str(acoustic), dict=str(dictionary), lm=str(lm), loglevel="FATAL"))
+
+    def _grammar_factory(self, name: str, grammar: GrammarModel):
+        """Check the grammar now (a bad one fails at startup, not at the first call)."""
+        from pocketsphinx import Decoder
+
+        if grammar.language not in self._settings.languages:
+            raise ModelError(f"grammar model {name!r}: language {grammar.language} is not in server.languages")
+        acoustic, dictionary, _ = model_paths(self._settings.languages[grammar.language])
+        try:
+            jsgf = grammar.text()
+        except OSError as exc:
+            raise ModelError(f"grammar model {name!r}: cannot read {grammar.jsgf_file}: {exc.strerror}") from None
+        directory = Path(self._dictionaries.name)
+        (directory / f"{name}.jsgf").write_text(jsgf, encoding="utf-8")
+        cut = cut_dictionary(dictionary, grammar_words(jsgf))
+        (directory / f"{name}.dict").write_text(cut, encoding="utf-8")
+
+        rejecting = grammar.rejection_margin is not None
+        language = self._settings.languages[grammar.language]
+        phone_lm = language.phone_language_model or _wheel_model() / "en-us-phone.lm.bin"
+        if rejecting and language.acoustic_model is not None and language.phone_language_model is None:
+            raise ModelError(f"grammar model {name!r}: rejection_margin needs the phone_language_model of "
+                             f"{grammar.language} (the wheel's en-us one fits only its own acoustic model)")
+
+        def factory():
+            try:
+                decoder = Decoder(hmm=str(acoustic), dict=str(directory / f"{name}.dict"),
+                                  jsgf=str(directory / f"{name}.jsgf"), bestpath=False, compallsen=rejecting,
+                                  loglevel="FATAL")
+                phone_loop = Decoder(hmm=str(acoustic), allphone=str(phone_lm), compallsen=True,
+                                     loglevel="FATAL") if rejecting else None
+            except (RuntimeError, ValueError) as exc:
+                raise ModelError(f"grammar model {name!r} does not load: {exc}") from None
+            return Recognizer(decoder, phone_loop, grammar.rejection_margin)
+
+        return factory
+
+    def warm_up(self) -> None:
+        """Load one decoder of every model now: startup fails on a broken model, and the first
+        call does not wait for a load."""
+        for pool in self._pools.values():
+            pool.release(pool.acquire())
+
+    def lend(self, language: str, model: str) -> Recognizer:
+        recognizer = self._pools[f"{language}/{model}"].acquire()
+        recognizer.reset()
+        return recognizer
+
+    def give_back(self, language: str, model: str, recognizer: Recognizer) -> None:
+        recognizer.abort()
+        self._pools[f"{language}/{model}"].release(recognizer)
+
+    def close(self) -> None:
+        self._dictionaries.cleanup()

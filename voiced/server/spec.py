@@ -1,0 +1,75 @@
+"""Validate the first message of a call against the service's documented spec (pure).
+
+Missing fields take the documented defaults (ru-RU, general, OGG_OPUS, 48000 Hz), so a
+client that leaves a field out gets the service's behaviour, and a clear INVALID_ARGUMENT
+when that default is something this server cannot do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from voiced import opus
+from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2 as stt
+
+DEFAULT_LANGUAGE = "ru-RU"
+DEFAULT_MODEL = "general"
+OPEN_MODELS = ("general", "general:rc", "general:deprecated")  # all served by the open LM here
+DEFAULT_SAMPLE_RATE = 48000
+SAMPLE_RATES = (8000, 16000, 48000)
+MAX_FOLDER_ID = 50
+Encoding = stt.RecognitionSpec.AudioEncoding
+SUPPORTED_ENCODINGS = ("LINEAR16_PCM", "OGG_OPUS")  # OGG_OPUS with the `opus` extra (voiced.opus)
+
+
+class SpecError(ValueError):
+    """The config cannot be served; the message is the status details for the client."""
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    language: str
+    model: str  # "general" or the name of a registered grammar model
+    sample_rate: int  # of LINEAR16_PCM; an Ogg Opus stream carries its own
+    partial_results: bool
+    single_utterance: bool
+    raw_results: bool
+    profanity_filter: bool
+    encoding: str = "LINEAR16_PCM"  # a name in SUPPORTED_ENCODINGS
+
+
+def parse_spec(config: stt.RecognitionConfig, languages: list[str], grammars: dict[str, str]) -> SessionSpec:
+    """`languages`: installed language codes; `grammars`: grammar model name -> its language."""
+    spec = config.specification
+    if len(config.folder_id) > MAX_FOLDER_ID:
+        raise SpecError(f"folder_id is {len(config.folder_id)} characters long, at most {MAX_FOLDER_ID} allowed")
+    encoding = spec.audio_encoding or Encoding.OGG_OPUS
+    name = Encoding.Name(encoding) if encoding in Encoding.values() else f"#{encoding}"
+    default = " (the default when audio_encoding is not set)" if not spec.audio_encoding else ""
+    if name not in SUPPORTED_ENCODINGS:
+        raise SpecError(f"audio_encoding {name}{default} is not supported by this server; "
+                        f"supported: {', '.join(SUPPORTED_ENCODINGS)}")
+    if name == "OGG_OPUS" and not opus.available():
+        raise SpecError(f"audio_encoding OGG_OPUS{default} needs Opus support, which this server lacks "
+                        "(install the 'opus' extra: pip install 'voiced[opus]'); or send LINEAR16_PCM")
+    sample_rate = spec.sample_rate_hertz or DEFAULT_SAMPLE_RATE
+    if sample_rate not in SAMPLE_RATES:
+        raise SpecError(f"sample_rate_hertz {sample_rate} is not supported; use one of "
+                        f"{', '.join(map(str, SAMPLE_RATES))}")
+    if spec.audio_channel_count not in (0, 1):
+        raise SpecError(f"audio_channel_count {spec.audio_channel_count} is not supported: audio must be mono (1)")
+    language = spec.language_code or DEFAULT_LANGUAGE
+    model = spec.model or DEFAULT_MODEL
+    if model in OPEN_MODELS:
+        model = DEFAULT_MODEL
+    elif model not in grammars:
+        raise SpecError(f"model {model!r} is not available; available: {', '.join([*OPEN_MODELS, *grammars])}")
+    if language not in languages:
+        default = " (the default when language_code is not set)" if not spec.language_code else ""
+        raise SpecError(f"language_code {language}{default} has no installed model; installed: "
+                        f"{', '.join(languages)}")
+    if model in grammars and grammars[model] != language:
+        raise SpecError(f"model {model!r} is a {grammars[model]} grammar, but language_code is {language}")
+    return SessionSpec(language=language, model=model, sample_rate=sample_rate,
+                       partial_results=spec.partial_results, single_utterance=spec.single_utterance,
+                       raw_results=spec.raw_results, profanity_filter=spec.profanity_filter, encoding=name)

@@ -1,0 +1,147 @@
+"""The gRPC edge of the SpeechKit v2 client: a channel, and one streaming call per session.
+
+A session's request stream is fed from a queue: the config message first, then one audio
+message per `send()`, until `finish()` half-closes it. Its results are read by iterating
+`events()` (one thread sends, another reads). Every failure of the call, including an
+unreachable server, arrives as a `SessionError` event, never as an exception.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+
+import grpc
+
+from voiced import __version__
+from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2_grpc as stt_grpc
+from voiced.speechkit.events import RecognitionEvent, SessionError
+from voiced.speechkit.messages import AudioEncoder, config_request, response_events
+from voiced.speechkit.settings import RecognitionSettings
+
+MetadataProvider = Callable[[], list[tuple[str, str]]]
+
+_END = object()  # closes the request stream
+
+
+# gRPC's reconnect backoff grows to 120 s by default: a recovered endpoint would go unnoticed
+# that long. Capped here, so "the primary answers again" is seen within seconds.
+RECONNECT_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 500), ("grpc.min_reconnect_backoff_ms", 500),
+                     ("grpc.max_reconnect_backoff_ms", 5000)]
+
+
+def open_channel(settings: RecognitionSettings, target: str) -> grpc.Channel:
+    options = [("grpc.primary_user_agent", f"voiced/{__version__}"), *RECONNECT_OPTIONS]
+    if not settings.uses_tls(target):
+        return grpc.insecure_channel(target, options=options)
+    roots = settings.ca_file.read_bytes() if settings.ca_file is not None else None
+    return grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=roots), options=options)
+
+
+class RecognitionSession:
+    """One StreamingRecognize call. `send`/`finish`/`cancel` from one thread, `events` from another."""
+
+    def __init__(self, stub: stt_grpc.SttServiceStub, settings: RecognitionSettings,
+                 metadata: list[tuple[str, str]]):
+        self._encoder = AudioEncoder(settings)  # LINEAR16_PCM as is, or this session's Ogg Opus stream
+        self._outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._outbox.put(config_request(settings))
+        self._lock = threading.Lock()
+        self._finished = False
+        self._cancelled = False
+        self._call = stub.StreamingRecognize(self._requests(), metadata=metadata,
+                                             timeout=settings.timeouts.session_s)
+        # when the call ends first (server error, deadline, cancel), gRPC's sending thread
+        # may be waiting on the outbox: wake it so it can end too
+        self._call.add_done_callback(lambda _call: self._outbox.put(_END))
+
+    def _requests(self) -> Iterator:
+        while (item := self._outbox.get()) is not _END:
+            yield item
+
+    def send(self, audio: bytes) -> None:
+        """Queue audio; never blocks. Audio after a cancel or after the call has ended is dropped
+        (another thread may end it at any time; an error arrives as an event)."""
+        with self._lock:
+            if self._finished:
+                raise RuntimeError("send() after finish()")
+            if not (self._cancelled or self._call.done()):
+                for request in self._encoder.requests(audio):
+                    self._outbox.put(request)
+
+    def finish(self) -> None:
+        """Half-close: no more audio; the server finalizes what it has and ends the call."""
+        with self._lock:
+            if not self._finished:
+                self._finished = True
+                for request in self._encoder.finish():
+                    self._outbox.put(request)
+                self._outbox.put(_END)
+
+    def cancel(self) -> None:
+        """Abort the call; `events()` then ends without reporting an error."""
+        with self._lock:
+            self._cancelled = True
+        self._call.cancel()
+
+    def events(self) -> Iterator[RecognitionEvent]:
+        """Results as they arrive; a failed call ends with one SessionError. Iterate once."""
+        try:
+            for response in self._call:
+                yield from response_events(response)
+        except grpc.RpcError as error:
+            if self._cancelled:
+                return
+            code = error.code() if hasattr(error, "code") else None
+            details = error.details() if hasattr(error, "details") else str(error)
+            yield SessionError(code.name if code is not None else "UNKNOWN", details or "")
+
+
+class SpeechKitClient:
+    """Sessions against one SpeechKit v2 endpoint over one shared channel."""
+
+    def __init__(self, settings: RecognitionSettings, target: str,
+                 metadata_provider: MetadataProvider | None = None):
+        self.settings = settings
+        self.target = target
+        self._metadata_provider = metadata_provider
+        self._channel = open_channel(settings, target)
+        self._stub = stt_grpc.SttServiceStub(self._channel)
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        """Whether the channel is (or gets) connected within `timeout_s`; False at once when a
+        connection attempt has just failed (refused, TLS handshake), so callers fail fast."""
+        settled = threading.Event()
+        state: list[grpc.ChannelConnectivity] = []
+
+        def watch(connectivity: grpc.ChannelConnectivity) -> None:
+            state.append(connectivity)
+            if connectivity in (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE,
+                                grpc.ChannelConnectivity.SHUTDOWN):
+                settled.set()
+
+        self._channel.subscribe(watch, try_to_connect=True)
+        try:
+            settled.wait(timeout_s)
+        finally:
+            self._channel.unsubscribe(watch)
+        return bool(state) and state[-1] == grpc.ChannelConnectivity.READY
+
+    def session(self) -> RecognitionSession:
+        """Start a call now; asked per session so a refreshed credential is used.
+
+        Raises CredentialError when the metadata provider cannot give a credential."""
+        pairs = self._metadata_provider() if self._metadata_provider is not None else []
+        # grpcio rejects upper-case metadata keys
+        metadata = [(key.lower(), value) for key, value in pairs]
+        return RecognitionSession(self._stub, self.settings, metadata)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> SpeechKitClient:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -1,0 +1,249 @@
+"""The recognizer the daemon uses: sessions that keep under the service's limits, retry,
+refresh credentials and fail over (policy in voiced.speechkit.resilience; this is its edge).
+
+`Recognizer.session()` returns a RecognizerSession with the same interface as a single
+RecognitionSession (send / finish / cancel from one thread, events() from another). Each
+session has a worker thread that runs the session's core over one inbox: the caller's audio,
+the results of its gRPC calls (one reader thread per call) and timer ticks. Opening a call
+(credentials, connecting, IAM) happens in that worker, never in the caller's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+from voiced.speechkit.client import RecognitionSession, SpeechKitClient
+from voiced.speechkit.credentials import CredentialError, Credentials
+from voiced.speechkit.events import EndpointSwitched, RecognitionEvent, Retrying, SessionError
+from voiced.speechkit.resilience import (FALLBACK, PRIMARY, Backoff, CancelCall, Close, Deliver, EndpointHealth,
+                                         FinishCall, OpenCall, SendAudio, SessionCore)
+from voiced.speechkit.settings import RecognitionSettings
+
+log = logging.getLogger(__name__)
+
+_END = object()
+
+
+class Recognizer:
+    """Sessions against a primary endpoint, with an optional fallback endpoint."""
+
+    def __init__(self, settings: RecognitionSettings, target: str, *, fallback_target: str | None = None,
+                 credentials: Credentials | None = None, on_switch: Callable[[str], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.settings = settings
+        self.credentials = credentials
+        self._on_switch = on_switch
+        self.clock = clock
+        provider = credentials.metadata if credentials is not None else None
+        self.clients = {PRIMARY: SpeechKitClient(settings, target, provider)}
+        self._uses_credentials = {PRIMARY: credentials is not None}
+        if fallback_target is not None and settings.fallback is not None:
+            fallback = settings.for_fallback()
+            send = settings.fallback.send_credentials and credentials is not None
+            self.clients[FALLBACK] = SpeechKitClient(fallback, fallback_target, provider if send else None)
+            self._uses_credentials[FALLBACK] = send
+        self.health = EndpointHealth(has_fallback=FALLBACK in self.clients)
+        self.backoff = Backoff(settings.retry)
+        self.lock = threading.Lock()  # guards `health` across sessions
+        self.switches: Counter[str] = Counter()
+        self._closed = threading.Event()
+        self._prober: threading.Thread | None = None
+
+    def session(self) -> RecognizerSession:
+        return RecognizerSession(self)
+
+    def switched(self, event: EndpointSwitched) -> None:
+        self.switches[event.to] += 1
+        log.warning("recognition switched to the %s endpoint %s: %s", event.to, self.clients[event.to].target,
+                    event.reason)
+        if self._on_switch is not None:
+            self._on_switch(event.to)
+        if event.to == FALLBACK and (self._prober is None or not self._prober.is_alive()):
+            self._prober = threading.Thread(target=self._probe_primary, name="probe-primary", daemon=True)
+            self._prober.start()
+
+    def _probe_primary(self) -> None:
+        """While sessions go to the fallback, try the primary's connection now and then."""
+        fallback = self.settings.fallback
+        while not self._closed.wait(fallback.probe_interval_s):
+            if self.clients[PRIMARY].wait_connected(self.settings.timeouts.connect_s):
+                with self.lock:
+                    self.health.on_fallback = False
+                log.info("the primary endpoint %s answers again", self.clients[PRIMARY].target)
+                return
+
+    def open_call(self, target: str, refresh: bool) -> RecognitionSession:
+        """A call to `target`; raises CredentialError (a credential, or an unreachable endpoint)."""
+        client = self.clients[target]
+        if refresh and self._uses_credentials[target]:
+            self.credentials.refresh()
+        if not client.wait_connected(self.settings.timeouts.connect_s):
+            raise CredentialError(f"the {target} endpoint {client.target} is not reachable "
+                                  f"(no connection within {self.settings.timeouts.connect_s:g} s)", code="UNAVAILABLE")
+        return client.session()
+
+    def explain(self, error: SessionError, target: str) -> SessionError:
+        """Name the credential that was refused (by fingerprint), so the user knows which."""
+        if error.code == "UNAUTHENTICATED" and self._uses_credentials.get(target):
+            return SessionError(error.code, f"{error.details} [credential: {self.credentials.describe()}]")
+        return error
+
+    def close(self) -> None:
+        self._closed.set()
+        for client in self.clients.values():
+            client.close()
+        tokens = getattr(self.credentials, "tokens", None)
+        if tokens is not None:
+            tokens.close()
+
+    def __enter__(self) -> Recognizer:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class RecognizerSession:
+    def __init__(self, recognizer: Recognizer):
+        self._recognizer = recognizer
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._out: queue.SimpleQueue = queue.SimpleQueue()
+        self._calls: dict[int, RecognitionSession] = {}
+        self._targets: dict[int, str] = {}
+        self._lock = threading.Lock()
+        self._finished = False
+        with recognizer.lock:
+            self.core = SessionCore(recognizer.settings, recognizer.health, recognizer.backoff, recognizer.clock())
+        threading.Thread(target=self._work, name="recognizer-session", daemon=True).start()
+
+    def send(self, audio: bytes) -> None:
+        """Queue audio; never blocks."""
+        with self._lock:
+            if self._finished:
+                raise RuntimeError("send() after finish()")
+            self._inbox.put(("audio", audio))
+
+    def finish(self) -> None:
+        with self._lock:
+            if not self._finished:
+                self._finished = True
+                self._inbox.put(("finish",))
+
+    def cancel(self) -> None:
+        self._inbox.put(("cancel",))
+
+    def events(self) -> Iterator[RecognitionEvent]:
+        """Results in order, with Retrying / EndpointSwitched notices; a session that fails for
+        good ends with one SessionError. Iterate once."""
+        while (event := self._out.get()) is not _END:
+            yield event
+
+    def _work(self) -> None:
+        recognizer, core = self._recognizer, self.core
+        try:
+            while True:
+                wake = core.wake_at()
+                try:
+                    item = self._inbox.get(timeout=None if wake is None else max(0.0, wake - recognizer.clock()))
+                except queue.Empty:
+                    item = ("tick",)
+                now = recognizer.clock()
+                with recognizer.lock:
+                    decisions = self._step(item, now) + core.tick(now)
+                if self._carry_out(decisions):
+                    return
+        except Exception as exc:  # a bug here must still end the caller's events
+            log.exception("recognizer session failed")
+            for handle in self._calls.values():
+                handle.cancel()
+            self._out.put(SessionError("INTERNAL", f"recognizer session failed: {exc}"))
+            self._out.put(_END)
+
+    def _step(self, item: tuple, now: float) -> list:
+        kind, core = item[0], self.core
+        if kind == "audio":
+            return core.audio(item[1], now)
+        if kind == "finish":
+            return core.finish(now)
+        if kind == "cancel":
+            return core.cancel()
+        if kind == "event":
+            return core.event(item[1], item[2], now)
+        if kind == "ended":
+            return core.ended(item[1], now)
+        return []
+
+    def _carry_out(self, decisions: list) -> bool:
+        """Carry out the decisions; True once the session is over."""
+        for decision in decisions:
+            if isinstance(decision, OpenCall):
+                self._open(decision)
+            elif isinstance(decision, SendAudio):
+                self._calls[decision.call].send(decision.audio)
+            elif isinstance(decision, FinishCall):
+                self._calls[decision.call].finish()
+            elif isinstance(decision, CancelCall):
+                if handle := self._calls.get(decision.call):
+                    handle.cancel()
+            elif isinstance(decision, Deliver):
+                self._deliver(decision.event)
+            elif isinstance(decision, Close):
+                self._out.put(_END)
+                return True
+        return False
+
+    def _deliver(self, event: RecognitionEvent) -> None:
+        recognizer = self._recognizer
+        if isinstance(event, EndpointSwitched):
+            recognizer.switched(event)
+        elif isinstance(event, Retrying):
+            log.warning("%s call failed (%s: %s): attempt %d in %.2f s on the %s endpoint", event.target,
+                        event.code, event.details, event.attempt, event.delay_s, event.target)
+        elif isinstance(event, SessionError):
+            event = recognizer.explain(event, recognizer.health.last_target)
+            level = logging.ERROR if event.code in ("INVALID_ARGUMENT", "UNAUTHENTICATED") else logging.WARNING
+            log.log(level, "recognition failed: %s %s", event.code, event.details)
+        self._out.put(event)
+
+    def _open(self, decision: OpenCall) -> None:
+        """Open a call (in this worker: it may wait for a connection or for IAM)."""
+        self._targets[decision.call] = decision.target
+        try:
+            handle = self._recognizer.open_call(decision.target, decision.refresh_credentials)
+        except CredentialError as exc:
+            self._inbox.put(("event", decision.call, SessionError(exc.code, str(exc))))
+            self._inbox.put(("ended", decision.call))
+            self._calls[decision.call] = _DeadCall()
+            return
+        self._calls[decision.call] = handle
+        threading.Thread(target=self._read, args=(decision.call, handle), name=f"call-{decision.call}",
+                         daemon=True).start()
+        for chunk in decision.audio:
+            handle.send(chunk)
+        if decision.finish:
+            handle.finish()
+
+    def _read(self, call: int, handle: RecognitionSession) -> None:
+        try:
+            for event in handle.events():
+                self._inbox.put(("event", call, event))
+        finally:
+            self._inbox.put(("ended", call))
+
+
+class _DeadCall:
+    """Stands for a call that could not be opened (its error is already on the way)."""
+
+    def send(self, audio: bytes) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+    def cancel(self) -> None:
+        pass

@@ -1,0 +1,92 @@
+"""Text normalization shared by the matcher and the local server (en and ru).
+
+The cloud writes numbers as digits, the local grammar engine as words; commands must match
+either way. Number words come from unicode-rbnf (CLDR spell-out rules, already a hassil
+dependency) in both directions: digits -> words formats with it, and words -> digits looks
+phrases up in a table built from every spell-out form it produces (all Russian genders and
+cases included), so the two directions always agree.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from unicode_rbnf import RbnfEngine
+
+# Numbers spoken in commands (timers, volumes, temperatures) stay well below this.
+MAX_SPOKEN_NUMBER = 1000
+
+_NON_WORD = re.compile(r"[^\w\s]|_")
+_SPACES = re.compile(r"\s+")
+_DIGITS = re.compile(r"\d+")
+
+
+def normalize(text: str, language: str) -> str:
+    """Lower case, `ё`->`е`, punctuation and hyphens to spaces, single spaces."""
+    text = text.lower().replace("ё", "е")
+    text = _NON_WORD.sub(" ", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def _base_language(language: str) -> str:
+    return language.split("-")[0].split("_")[0].lower()
+
+
+@lru_cache(maxsize=8)
+def _engine(language: str) -> RbnfEngine:
+    return RbnfEngine.for_language(_base_language(language))
+
+
+@lru_cache(maxsize=8)
+def _word_table(language: str) -> tuple[dict[tuple[str, ...], int], int]:
+    """Every spell-out form of 0..MAX_SPOKEN_NUMBER as a token tuple -> value; longest length."""
+    engine = _engine(language)
+    table: dict[tuple[str, ...], int] = {}
+    for value in range(MAX_SPOKEN_NUMBER + 1):
+        for ruleset, form in engine.format_number(value).text_by_ruleset.items():
+            if "ordinal" in ruleset or "year" in ruleset:  # "twenty-first", "nineteen oh five"
+                continue
+            tokens = tuple(normalize(form, language).split())
+            table.setdefault(tokens, value)
+            if _base_language(language) == "en" and "hundred" in tokens[:-1]:
+                # "one hundred and five" is how many English speakers say it
+                at = tokens.index("hundred") + 1
+                table.setdefault((*tokens[:at], "and", *tokens[at:]), value)
+    return table, max(len(key) for key in table)
+
+
+def words_to_digits(text: str, language: str) -> str:
+    """Replace spoken numbers by digits: "set a timer for twenty five minutes" -> "... 25 ...".
+
+    The text is normalized first; the longest number phrase at each position wins.
+    """
+    tokens = normalize(text, language).split()
+    table, longest = _word_table(language)
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        for length in range(min(longest, len(tokens) - i), 0, -1):
+            value = table.get(tuple(tokens[i : i + length]))
+            if value is not None:
+                out.append(str(value))
+                i += length
+                break
+        else:
+            out.append(tokens[i])
+            i += 1
+    return " ".join(out)
+
+
+def number_words(value: int, language: str) -> list[str]:
+    """All distinct normalized spoken forms of `value` (for grammars: every case and gender)."""
+    forms = _engine(language).format_number(value).text_by_ruleset.values()
+    return sorted({normalize(form, language) for form in forms})
+
+
+def digits_to_words(text: str, language: str) -> str:
+    """Replace digit runs by their default spoken form: "25 minutes" -> "twenty five minutes"."""
+    engine = _engine(language)
+    return _DIGITS.sub(
+        lambda m: normalize(engine.format_number(int(m.group())).text, language), text
+    )
