@@ -86,7 +86,7 @@ def server_config(workdir: Path, max_streams: int) -> Path:
     grammar = f"#JSGF V1.0;\ngrammar {GRAMMAR_MODEL};\npublic <command> = {alternatives};\n"
     config = {"server": {
         "models": {GRAMMAR_MODEL: {"language": "en-US", "jsgf": grammar}},
-        "max_concurrent_streams": max_streams + 4,
+        "limits": {"max_streams": max_streams + 4},
     }}
     path = workdir / "server.yaml"
     path.write_text(json.dumps(config, indent=1))  # JSON is YAML

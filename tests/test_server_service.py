@@ -10,6 +10,9 @@ import time
 
 import grpc
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from conftest import LIGHTS_GRAMMAR, silence
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -233,3 +236,79 @@ def test_health_and_reflection_answer_standard_tools(local_server):
                                                       timeout=5))
         names = {s.name for s in answer.list_services_response.service}
         assert "yandex.cloud.ai.stt.v2.SttService" in names
+
+
+# --- hardening: random request streams, and many streams at once -----------------------------
+
+ANSWERS_FOR_BAD_INPUT = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                         grpc.StatusCode.DEADLINE_EXCEEDED}
+
+specs = st.fixed_dictionaries({}, optional={
+    "language_code": st.sampled_from(["en-US", "ru-RU", "", "xx", "en-US" * 20]),
+    "model": st.sampled_from(["general", "lights", "", "general:rc", "nope"]),
+    "audio_encoding": st.integers(0, 5),
+    "sample_rate_hertz": st.sampled_from([0, 8000, 16000, 48000, -1, 2**40]),
+    "audio_channel_count": st.integers(-2, 3),
+    "partial_results": st.booleans(), "single_utterance": st.booleans(), "raw_results": st.booleans(),
+    "profanity_filter": st.booleans(),
+})
+messages = st.one_of(
+    specs.map(lambda spec: stt.StreamingRecognitionRequest(config=stt.RecognitionConfig(
+        specification=stt.RecognitionSpec(**spec)))),
+    st.binary(max_size=4000).map(lambda data: stt.StreamingRecognitionRequest(audio_content=data)),
+    st.just(stt.StreamingRecognitionRequest()),  # neither config nor audio
+)
+
+
+@hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stream=st.lists(messages, max_size=30))
+def test_random_request_streams_get_a_proper_answer(limited_server, stream):
+    _, error = call(limited_server.target, stream, timeout=30)
+    assert error is None or error.code() in ANSWERS_FOR_BAD_INPUT, (error.code(), error.details())
+
+
+def test_thousands_of_tiny_chunks_and_a_huge_message(limited_server, local_server):
+    tiny = [stt.StreamingRecognitionRequest(audio_content=b"\x00\x01") for _ in range(5000)]
+    assert call(local_server.target, [config_request(), *tiny])[1] is None
+    huge = stt.StreamingRecognitionRequest(audio_content=bytes(5 * 1024 * 1024))  # over max_message_bytes
+    error = rejected(limited_server.target, [config_request(), huge])
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def rss_mb() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def test_many_concurrent_streams_each_get_an_answer_and_memory_settles(speech_pcm):
+    server = start_server(ServerSettings(limits=SessionLimits(max_streams=6),
+                                         models={"lights": GrammarModel(jsgf=LIGHTS_GRAMMAR)}))
+    pcm = speech_pcm("turn on the kitchen lights", "flite:slt")
+
+    def round_of(streams: int) -> list:
+        outcomes, threads = [], []
+
+        def one():
+            responses, error = call(server.target, [config_request(model="lights"), *audio_requests(pcm)])
+            outcomes.append(error.code() if error else finals(responses))
+
+        for _ in range(streams):
+            threads.append(threading.Thread(target=one))
+            threads[-1].start()
+        for thread in threads:
+            thread.join()
+        return outcomes
+
+    try:
+        round_of(12)  # warm up: decoders, gRPC threads and arenas reach their working size
+        settled = rss_mb()
+        for _ in range(3):
+            outcomes = round_of(12)
+            assert all(o == ["turn on the kitchen lights"] or o == grpc.StatusCode.RESOURCE_EXHAUSTED
+                       for o in outcomes), outcomes
+            assert outcomes.count(["turn on the kitchen lights"]) >= 6
+        assert rss_mb() - settled < 40, f"RSS grew from {settled:.0f} MB to {rss_mb():.0f} MB"
+    finally:
+        server.stop()
