@@ -6,15 +6,15 @@ synthesized with several voices. A command counts as right when the transcript m
 same intent with the same slots; a non-command counts as a false action when it matches any
 command. Goals: accuracy >= 97 %, false actions <= 2 %.
 
-    .venv/bin/python bench/bench_commands.py                  # through `voiced serve` (engineer A's server)
-    .venv/bin/python bench/bench_commands.py --engine direct  # pocketsphinx in-process, same grammar
+    .venv/bin/python bench/bench_commands.py                          # through the local server
+    .venv/bin/python bench/bench_commands.py --engine direct --sweep  # in-process; every margin
+    .venv/bin/python bench/bench_commands.py --rejection garbage      # the filler-word loop instead
 """
 
 from __future__ import annotations
 
 import argparse
 import random
-import re
 import sys
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from conftest import read_pcm, synthesize  # noqa: E402
 from hassil.sample import sample_intents  # noqa: E402
 
 from voiced.commands import load_commands  # noqa: E402
+from voiced.commands.config import LocalGrammar  # noqa: E402
 from voiced.commands.grammar import to_jsgf  # noqa: E402
 
 NON_COMMANDS = [
@@ -40,46 +41,55 @@ NON_COMMANDS = [
 VOICES = ["flite:slt", "flite:kal16", "flite:awb", "flite:rms", "espeak:en-us"]
 
 
+def grammar_settings(jsgf: str, margin: float | None):
+    from voiced.server.config import GrammarModel, ServerSettings
+
+    return ServerSettings(models={"commands": GrammarModel(jsgf=jsgf, language="en-US", rejection_margin=margin)})
+
+
 class DirectEngine:
-    """pocketsphinx with the grammar and a dictionary cut to its words (as the server does)."""
+    """The server's engine in-process on the whole utterance (no gRPC, no endpointer). It also
+    records each utterance's rejection gap, so one run shows every margin (`--sweep`)."""
 
-    def __init__(self, jsgf: str, workdir: Path):
-        import pocketsphinx
+    def __init__(self, jsgf: str, margin: float | None):
+        from voiced.server.engine import Engine
 
-        model = Path(pocketsphinx.__file__).parent / "model" / "en-us"
-        body = " ".join(line.split("=", 1)[1] for line in jsgf.splitlines() if " = " in line)
-        words = set(re.findall(r"[a-z']+", re.sub(r"<[^>]*>|/[^/]*/", " ", body)))
-        lines = [line for line in open(model / "cmudict-en-us.dict", encoding="utf-8")
-                 if line.split()[0].split("(")[0] in words]
-        (workdir / "g.dict").write_text("".join(lines))
-        (workdir / "g.jsgf").write_text(jsgf)
-        config = pocketsphinx.Config(hmm=str(model / "en-us"), dict=str(workdir / "g.dict"),
-                                     jsgf=str(workdir / "g.jsgf"), bestpath=False, loglevel="FATAL")
-        self.decoder = pocketsphinx.Decoder(config)
+        self.engine = Engine(grammar_settings(jsgf, 1e9 if margin is not None else None))
+        self.margin = margin
+        self.last_gap: float | None = None
+        self.last_raw = ""  # the text before rejection
 
     def transcribe(self, pcm: bytes, rate: int) -> str:
-        self.decoder.start_utt()
-        self.decoder.process_raw(pcm, full_utt=True)
-        self.decoder.end_utt()
-        hyp = self.decoder.hyp()
-        return hyp.hypstr if hyp else ""
+        assert rate == 16000
+        recognizer = self.engine.lend("en-US", "commands")
+        try:
+            pad = bytes(int(0.5 * rate) * 2)  # as the endpointer's pre-roll and end silence
+            recognizer.start()
+            recognizer.process(pad + pcm + pad)
+            text = self.last_raw = recognizer.end().text
+            self.last_gap = recognizer.last_gap
+        finally:
+            self.engine.give_back("en-US", "commands", recognizer)
+        if self.margin is not None and self.last_gap is not None and self.last_gap > self.margin:
+            return ""
+        return text
 
 
 class ServerEngine:
     """The local server (`voiced serve`) with the grammar registered as model "commands"."""
 
-    def __init__(self, jsgf: str, workdir: Path):
+    def __init__(self, jsgf: str, margin: float | None):
         import grpc
 
         from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2 as pb
         from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2_grpc as pb_grpc
         from voiced.server.app import start_server
-        from voiced.server.config import GrammarModel, ServerSettings
 
-        settings = ServerSettings(models={"commands": GrammarModel(jsgf=jsgf, language="en-US")})
-        self.server = start_server(settings)
+        self.server = start_server(grammar_settings(jsgf, margin))
         self.pb = pb
         self.stub = pb_grpc.SttServiceStub(grpc.insecure_channel(self.server.target))
+        self.last_gap = None
+        self.last_raw = ""
 
     def transcribe(self, pcm: bytes, rate: int) -> str:
         pb = self.pb
@@ -100,20 +110,26 @@ class ServerEngine:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engine", choices=["server", "direct"], default="server")
+    parser.add_argument("--rejection", choices=["phone-loop", "garbage", "none"], default="phone-loop",
+                        help="phone-loop: score comparison (the daemon's default); garbage: filler-word loop")
+    parser.add_argument("--margin", type=float, default=LocalGrammar().rejection_margin,
+                        help="phone-loop rejection margin (default: the daemon's)")
+    parser.add_argument("--sweep", action="store_true", help="(direct engine) results for a range of margins")
     parser.add_argument("--commands", type=int, default=24, help="command sentences sampled per voice")
     parser.add_argument("--voices", default=",".join(VOICES))
-    parser.add_argument("--no-rejection", action="store_true", help="grammar without the garbage loop")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/voiced-bench-tts"))
     parser.add_argument("-v", "--verbose", action="store_true", help="print every error")
     args = parser.parse_args()
 
     command_set = load_commands([ROOT / "config" / "commands.yaml"])
-    jsgf = to_jsgf(command_set, "en", garbage_weight=None if args.no_rejection else 1.0)
+    jsgf = to_jsgf(command_set, "en", garbage_weight=1.0 if args.rejection == "garbage" else None)
+    margin = args.margin if args.rejection == "phone-loop" else None
     args.cache.mkdir(parents=True, exist_ok=True)
-    engine = (ServerEngine if args.engine == "server" else DirectEngine)(jsgf, args.cache)
+    engine = (ServerEngine if args.engine == "server" else DirectEngine)(jsgf, margin)
     sentences = random.Random(5).sample(list(sample_intents(command_set.intents("en"), language="en")),
                                         args.commands)
-    print(f"engine={args.engine} rejection={'off' if args.no_rejection else 'garbage loop'}")
+    print(f"engine={args.engine} rejection={args.rejection}" + (f" margin={margin:g}" if margin is not None else ""))
+    gaps: list[tuple[str, bool, float | None]] = []  # (kind, right if accepted, gap)
     total_right = total_cmd = total_false = total_non = 0
     for voice in args.voices.split(","):
         right = false = 0
@@ -123,21 +139,40 @@ def main() -> int:
             got = command_set.match(heard, "en")
             ok = got is not None and (got.intent, got.slots) == (expected.intent, expected.slots)
             right += ok
+            raw = command_set.match(engine.last_raw, "en")
+            raw_ok = raw is not None and (raw.intent, raw.slots) == (expected.intent, expected.slots)
+            gaps.append(("command", raw_ok, engine.last_gap))
             if not ok and args.verbose:
-                print(f"  miss  {voice}: {text!r} -> {heard!r}")
+                print(f"  miss  {voice}: {text!r} -> {heard!r} (gap {engine.last_gap})")
         for text in NON_COMMANDS:
             heard = engine.transcribe(*read_pcm(synthesize(text, voice, 16000, args.cache)))
             got = command_set.match(heard, "en")
             false += got is not None
+            gaps.append(("other", command_set.match(engine.last_raw, "en") is not None, engine.last_gap))
             if got is not None and args.verbose:
-                print(f"  false {voice}: {text!r} -> {heard!r} ({got.intent})")
+                print(f"  false {voice}: {text!r} -> {heard!r} ({got.intent}, gap {engine.last_gap})")
         print(f"{voice:14s} command accuracy {right}/{len(sentences)} = {right / len(sentences):6.1%}   "
-              f"false actions {false}/{len(NON_COMMANDS)} = {false / len(NON_COMMANDS):5.1%}")
-        total_right += right; total_cmd += len(sentences); total_false += false; total_non += len(NON_COMMANDS)
+              f"false actions {false}/{len(NON_COMMANDS)} = {false / len(NON_COMMANDS):5.1%}", flush=True)
+        total_right += right
+        total_cmd += len(sentences)
+        total_false += false
+        total_non += len(NON_COMMANDS)
     print(f"{'all':14s} command accuracy {total_right}/{total_cmd} = {total_right / total_cmd:6.1%}   "
           f"false actions {total_false}/{total_non} = {total_false / total_non:5.1%}   "
           f"(goals >= 97 %, <= 2 %)")
+    if args.sweep and args.engine == "direct":
+        sweep(gaps, total_cmd, total_non)
     return 0
+
+
+def sweep(gaps: list[tuple[str, bool, float | None]], commands: int, others: int) -> None:
+    """Accuracy and false actions had the margin been each of these (from the recorded gaps:
+    a transcript counts when it matches (rightly / at all) and its gap is within the margin)."""
+    print("margin  accuracy  false actions")
+    for margin in (15, 20, 24, 26, 28, 30, 32, 35, 40, 50):
+        right = sum(1 for kind, ok, gap in gaps if kind == "command" and ok and gap is not None and gap <= margin)
+        false = sum(1 for kind, hit, gap in gaps if kind == "other" and hit and gap is not None and gap <= margin)
+        print(f"{margin:6g}  {right / commands:7.1%}  {false / others:7.1%}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Opus benchmark: bytes per utterance LINEAR16_PCM vs OGG_OPUS, encoder CPU, and what the recognizer hears.
 
-    .venv/bin/python bench/bench_opus.py                      # ~1 min on 2 cores
+    .venv/bin/python bench/bench_opus.py                      # ~2 min on 2 cores
     .venv/bin/python bench/bench_opus.py --bitrates 16000 --rates 16000 --json out.json
 
 Every phrase (flite, four voices, with 0.3 s of silence before and 0.6 s after) is encoded

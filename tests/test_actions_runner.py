@@ -82,3 +82,22 @@ def test_queue_overflow_is_reported_not_raised():
     assert results.count(None) == 3  # 1 running + 4 queued accepted
     assert [e["type"] for e in events].count("action_failed") == 3
     runner.shutdown(0)
+
+
+def test_shutdown_drains_queued_commands_within_its_bound_then_drops_the_rest(tmp_path):
+    events = Events()
+    runner = ActionRunner(ActionsSettings(max_concurrent=1), events)
+    log = tmp_path / "log"
+    quick = (_exec(f"open({str(log)!r}, 'a').write('x')"),)
+    for _ in range(3):  # one runs, two wait in the queue
+        runner.dispatch(Match("Quick", {}, "x", 1.0, "en", quick))
+    assert runner.shutdown(30) and log.read_text() == "xxx"
+    assert runner.dispatch(Match("Late", {}, "x", 1.0, "en", quick)) is None  # no work after shutdown
+    slow = ActionRunner(ActionsSettings(max_concurrent=1), events)
+    sleeper = (_exec("import time; time.sleep(2)"),)
+    for _ in range(3):
+        slow.dispatch(Match("Slow", {}, "x", 1.0, "en", sleeper))
+    started = time.monotonic()
+    assert not slow.shutdown(0.5) and time.monotonic() - started < 1.5
+    time.sleep(2.5)
+    assert [e["intent"] for e in events if e["type"] == "action_started"].count("Slow") == 1  # queued: dropped

@@ -11,21 +11,25 @@ import subprocess
 import sys
 import threading
 import wave
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import mix, noise, read_pcm, silence, write_wav
 from test_capture import asound_home
 
 from voiced.daemon import run_daemon
 from voiced.settings import DaemonSettings
 
-DEMO = Path(__file__).resolve().parent.parent / "voiced" / "data" / "demo.wav"
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "voiced" / "data" / "demo.wav"
 RATE = 16000
 
 
 def settings_for(server, **sections) -> DaemonSettings:
     recognition = {"endpoint": server.target, "language": "en-US", "partial_results": True}
+    sections.setdefault("commands", {"files": []})  # no shipped example actions in these tests
     return DaemonSettings.model_validate({"recognition": recognition, **sections})
 
 
@@ -44,13 +48,14 @@ def of_type(events, kind):
     return [e for e in events if e["type"] == kind]
 
 
-def voiced_cli(*args, env=None, timeout=120) -> subprocess.CompletedProcess:
+def voiced_cli(*args, env=None, timeout=120, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "voiced", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, check=False)
+                          timeout=timeout, env=env, check=False, cwd=cwd)
 
 
-def test_demo_on_the_embedded_server_gives_partials_and_finals_as_jsonl():
-    child = voiced_cli("run", "--input", str(DEMO), "--fast", "--events", "jsonl")
+def test_demo_on_the_embedded_server_gives_partials_and_finals_as_jsonl(tmp_path):
+    # (no config/commands.yaml in the working directory: the open LM, transcription only)
+    child = voiced_cli("run", "--input", str(DEMO), "--fast", "--events", "jsonl", cwd=tmp_path)
     assert child.returncode == 0, child.stderr[-3000:]
     events = [json.loads(line) for line in child.stdout.splitlines()]
     assert [e["type"] for e in events if e["type"].startswith("speech")] == ["speech_started", "speech_ended"] * 2
@@ -62,12 +67,12 @@ def test_demo_on_the_embedded_server_gives_partials_and_finals_as_jsonl():
     assert all(isinstance(e["ts"], float) for e in events)
 
 
-def test_text_output_to_a_pipe_has_finals_and_no_carriage_returns():
-    child = voiced_cli("run", "--input", str(DEMO), "--fast")
+def test_text_output_to_a_pipe_has_finals_and_no_carriage_returns(tmp_path):
+    child = voiced_cli("run", "--input", str(DEMO), "--fast", cwd=tmp_path)
     assert child.returncode == 0, child.stderr[-3000:]
     assert "\r" not in child.stdout
     lines = sorted(child.stdout.splitlines())
-    assert len(lines) == 2 and "timer for five" in lines[0] and "lights in the kitchen" in lines[1]
+    assert len(lines) == 2 and "timer for 5 minutes" in lines[0] and "lights in the kitchen" in lines[1]
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +138,7 @@ def test_microphone_pipeline_on_a_virtual_alsa_device(local_server, speech, tmp_
     config = tmp_path / "voiced.yaml"
     config.write_text(f"audio:\n  device: wavmic\nrecognition:\n  endpoint: {local_server.target}\n  language: en-US\n")
     daemon = subprocess.Popen([sys.executable, "-m", "voiced", "run", "--config", str(config), "--events", "jsonl"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp_path)
     finals = []
     try:
         timer = threading.Timer(90, daemon.kill)  # only against a hang
@@ -150,4 +155,141 @@ def test_microphone_pipeline_on_a_virtual_alsa_device(local_server, speech, tmp_
         timer.cancel()
         if daemon.poll() is None:
             os.kill(daemon.pid, signal.SIGKILL)
-    assert "lights in the kitchen" in finals[0] and "timer for five minutes" in finals[1]
+    assert "lights in the kitchen" in finals[0] and "timer for 5 minutes" in finals[1]
+
+
+# --- commands and actions: spoken commands run the right actions with the right slot values ---
+
+WRITE_ARGS = "import sys; open(sys.argv[1], 'a').write(' '.join(sys.argv[2:]) + '\\n')"
+
+
+class _HttpRecorder(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.server.requests.append((self.path, json.loads(body)))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def http_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HttpRecorder)
+    server.requests = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, http_server, mosquitto):
+    """A command file whose actions write a file, publish to the broker and POST to loopback,
+    and one local server with its grammar (rejection on), as the embedded one would have."""
+    from voiced.commands.loading import load_configured
+    from voiced.daemon import with_commands
+    from voiced.server.app import start_server
+
+    directory = tmp_path_factory.mktemp("home")
+    log = directory / "actions.log"
+    write = lambda *args: {"type": "exec", "argv": [sys.executable, "-c", WRITE_ARGS, str(log), *args]}  # noqa: E731
+    commands = {
+        "languages": {"en": {
+            "lists": {"room": {"values": [{"in": "kitchen", "out": "kitchen"}, {"in": "bedroom", "out": "bedroom"},
+                                          {"in": "(living room|lounge)", "out": "living_room"}]},
+                      "minutes": {"range": {"from": 1, "to": 60}}},
+            "expansion_rules": {"light": "(light|lights|lamp)"}}},
+        "commands": {
+            "LightOn": {"sentences": {"en": ["turn on [the] {room} <light>", "turn on [the] <light> in [the] {room}"]},
+                        "actions": [write("on", "$room"), {"type": "mqtt", "topic": "home/$room/light", "payload": "ON"}]},
+            "LightOff": {"sentences": {"en": ["turn off [the] {room} <light>", "turn off [the] <light> in [the] {room}"]},
+                         "actions": [write("off", "$room")]},
+            "SetTimer": {"sentences": {"en": ["set [a] timer for {minutes} (minute|minutes)"]},
+                         "actions": [write("timer", "$minutes"),
+                                     {"type": "http", "url": f"http://127.0.0.1:{http_server.server_port}/timer",
+                                      "json": {"minutes": "$minutes"}}]},
+        },
+    }
+    path = directory / "commands.yaml"
+    path.write_text(yaml.safe_dump(commands))
+    sections = {"commands": {"files": [str(path)]}, "actions": {"mqtt": {"port": mosquitto.port}}}
+    embedded = DaemonSettings.model_validate(sections)
+    server = start_server(with_commands(embedded, load_configured(embedded.commands)).server)
+    settings = DaemonSettings.model_validate({
+        **sections, "recognition": {"endpoint": server.target, "language": "en-US", "model": "commands"}})
+    yield settings, log
+    server.stop()
+
+
+def spoken(speech, tmp_path, phrases) -> Path:
+    pcm = silence(1.0, RATE)
+    for voice, text in phrases:
+        pcm += read_pcm(speech(text, voice))[0] + silence(1.5, RATE)
+    return write_wav(tmp_path / "spoken.wav", pcm, RATE)
+
+
+def test_spoken_commands_run_their_actions_with_the_slot_values(home, speech, mosquitto, http_server, tmp_path):
+    settings, log = home
+    log.unlink(missing_ok=True)
+    subscriber = mosquitto.subscribe("home/#")
+    wav = spoken(speech, tmp_path, [("flite:kal16", "turn on the kitchen light"),
+                                    ("flite:awb", "set a timer for twelve minutes"),
+                                    ("flite:rms", "turn off the lights in the bedroom"),
+                                    ("espeak:en-us", "turn on the lamp in the living room"),
+                                    ("flite:slt", "set a timer for forty five minutes")])
+    events = run_collect(settings, wav)
+    matched = sorted((e["intent"], tuple(sorted(e["slots"].items()))) for e in of_type(events, "command_matched"))
+    assert matched == sorted([("LightOn", (("room", "kitchen"),)), ("SetTimer", (("minutes", 12),)),
+                              ("LightOff", (("room", "bedroom"),)), ("LightOn", (("room", "living_room"),)),
+                              ("SetTimer", (("minutes", 45),))])
+    # every action ran before run_daemon returned (the runner is drained on the way out)
+    assert sorted(log.read_text().splitlines()) == ["off bedroom", "on kitchen", "on living_room",
+                                                    "timer 12", "timer 45"]
+    assert not of_type(events, "action_failed") and len(of_type(events, "action_finished")) == 9
+    assert sorted(body["minutes"] for path, body in http_server.requests[-2:]) == [12, 45]
+    subscriber.loop_stop()
+    assert sorted((topic, payload) for topic, payload, _ in subscriber.messages) == [
+        ("home/kitchen/light", b"ON"), ("home/living_room/light", b"ON")]
+
+
+def test_speech_that_is_not_a_command_runs_nothing(home, speech, tmp_path):
+    settings, log = home
+    log.unlink(missing_ok=True)
+    wav = spoken(speech, tmp_path, [("flite:slt", "switch on the television"),
+                                    ("flite:kal16", "turn on the garden sprinkler"),
+                                    ("flite:awb", "what is the weather like tomorrow"),
+                                    ("flite:rms", "close the window in the kitchen"),
+                                    ("espeak:en-us", "did you see the game last night")])
+    events = run_collect(settings, wav)
+    assert len(of_type(events, "speech_started")) == 5 and not of_type(events, "session_error")
+    assert not of_type(events, "command_matched") and not of_type(events, "action_started")
+    assert not log.exists()
+
+
+def test_demo_with_the_shipped_commands_matches_both_sentences(tmp_path):
+    """`voiced run` on the demo, embedded server with the grammar of config/commands.yaml (its
+    actions swapped for one harmless exec each: the shipped ones call Home Assistant etc.)."""
+    shipped = yaml.safe_load((ROOT / "config" / "commands.yaml").read_text())
+    log = tmp_path / "actions.log"
+    for command in shipped["commands"].values():
+        command["actions"] = [{"type": "exec", "argv": [sys.executable, "-c", WRITE_ARGS, str(log), "$intent"]}]
+    (tmp_path / "commands.yaml").write_text(yaml.safe_dump(shipped, allow_unicode=True))
+    (tmp_path / "voiced.yaml").write_text("commands:\n  files: [commands.yaml]\n")
+    child = voiced_cli("run", "--config", str(tmp_path / "voiced.yaml"), "--input", str(DEMO), "--fast",
+                       "--events", "jsonl", cwd=tmp_path)
+    assert child.returncode == 0, child.stderr[-3000:]
+    events = [json.loads(line) for line in child.stdout.splitlines()]
+    matched = {e["session"]: (e["intent"], e["slots"]) for e in of_type(events, "command_matched")}
+    assert matched == {1: ("LightOn", {"room": "kitchen", "device": "light"}), 2: ("SetTimer", {"minutes": 5})}
+    assert sorted(log.read_text().splitlines()) == ["LightOn", "SetTimer"]
+    assert "turn on the lights in the kitchen" in {e["text"] for e in of_type(events, "final")}
+
+
+def test_broken_command_file_stops_the_start_with_a_located_error(tmp_path):
+    (tmp_path / "commands.yaml").write_text("commands:\n  A:\n    sentences: {en: ['turn [on']}\n")
+    (tmp_path / "voiced.yaml").write_text("commands:\n  files: [commands.yaml]\n")
+    child = voiced_cli("run", "--config", str(tmp_path / "voiced.yaml"), "--input", str(DEMO), "--fast", cwd=tmp_path)
+    assert child.returncode == 2
+    assert child.stderr.startswith(f"{tmp_path / 'commands.yaml'}:3:22: template 'turn [on'")

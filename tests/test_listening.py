@@ -121,9 +121,19 @@ def test_session_error_while_streaming_stops_sending_and_next_utterance_opens_an
     assert isinstance(again[1], OpenSession) and again[1].session == 2
 
 
-def test_empty_final_is_not_reported_and_input_end_half_closes():
+def test_empty_final_is_reported_as_nothing_recognized_and_input_end_half_closes():
     replay = Replay()
     replay.audio(False, 1)
     replay.audio(True, 1)
     assert kinds(replay.core.end_of_input(replay.now)) == ["SpeechEndedEvent", "FinishSession"]
-    assert replay.core.on_final(1, "  ", 0.0, True, replay.now) == []
+    assert replay.core.on_final(1, "  ", 0.0, True, replay.now) == [Emit(FinalEvent(session=1, text="",
+                                                                                    confidence=0.0))]
+    assert replay.core.on_closed(1) == []  # answered already: nothing more
+
+
+def test_a_session_closed_without_any_final_ends_in_an_empty_final():
+    replay = Replay()
+    replay.audio(True, 1)
+    replay.core.end_of_input(replay.now)
+    assert replay.core.on_closed(1) == [Emit(FinalEvent(session=1, text="", confidence=0.0))]
+    assert replay.core.idle

@@ -19,7 +19,12 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from voiced.actions.runner import ActionRunner
 from voiced.capture import AudioSource, open_source
+from voiced.commands.grammar import to_jsgf
+from voiced.commands.handling import CommandHandler
+from voiced.commands.loading import load_configured
+from voiced.commands.matching import CommandSet, base_language
 from voiced.endpointing import Endpointer
 from voiced.events import CaptionWriter, EventSink, FinalEvent, JsonlWriter, event_dict, fan_out
 from voiced.feedback import EarconPlayer
@@ -89,6 +94,10 @@ class Listener:
         """Stop listening; sessions in flight get `within_s` to deliver their finals."""
         self._give_up_at = time.monotonic() + within_s
         self._stop_requested.set()
+
+    def time_left(self, default: float) -> float:
+        """Seconds left of the stop bound (`default` when no stop was asked for)."""
+        return max(0.0, self._give_up_at - time.monotonic()) if self._stop_requested.is_set() else default
 
     def run(self, source: AudioSource) -> None:
         threading.Thread(target=self._capture, args=(source,), name="capture", daemon=True).start()
@@ -209,12 +218,26 @@ def feedback_sink(player: EarconPlayer) -> EventSink:
     return play
 
 
+def with_commands(settings: DaemonSettings, command_set: CommandSet | None) -> DaemonSettings:
+    """The settings with the commands' grammar on the embedded server, when it applies."""
+    language = settings.recognition.language
+    if command_set is None or not settings.uses_command_grammar() \
+            or base_language(language) not in command_set.languages:
+        return settings
+    jsgf = to_jsgf(command_set, language, garbage_weight=settings.commands.local_grammar.garbage_weight)
+    return settings.with_command_grammar(jsgf)
+
+
 def run_daemon(settings: DaemonSettings, input_path: str | None, emit: EventSink, *,
                realtime: bool = False, on_listening: Callable[[Listener], None] = lambda listener: None,
                metrics: VoicedMetrics | None = None) -> None:
     """Listen until the input ends (file, stdin) or the listener is stopped (microphone).
+    Finals go to the configured commands; their actions finish (within the stop bound)
+    before this returns.
 
     `on_listening` receives the running Listener (to stop it from another thread)."""
+    command_set = load_configured(settings.commands)  # raises ConfigError (main checked it first)
+    settings = with_commands(settings, command_set)
     source = open_source(input_path, settings.audio, settings.endpointing.frame_ms, realtime, on_error=emit)
     # read --fast, a whole utterance reaches the recognizer at once: allow it to catch up
     batch = input_path not in (None, "-") and not realtime
@@ -224,13 +247,20 @@ def run_daemon(settings: DaemonSettings, input_path: str | None, emit: EventSink
     recorder = SessionRecorder(recording, source.sample_rate) if recording else None
     player = EarconPlayer(settings.feedback)
     emit = fan_out(emit, feedback_sink(player)) if settings.feedback.enabled else emit
+    runner = ActionRunner(settings.actions, emit) if command_set else None
+    on_final = CommandHandler(command_set, settings.recognition.language, runner, emit) if runner else None
+    listener = None
     try:
         with recognizer(settings.with_sample_rate(source.sample_rate), metrics) as client:
-            listener = Listener(core, client, emit, recorder=recorder, metrics=metrics,
+            listener = Listener(core, client, emit, recorder=recorder, metrics=metrics, on_final=on_final,
                                 input_filter=player.mask_input if settings.feedback.enabled else None)
             on_listening(listener)
             listener.run(source)
     finally:
+        if runner is not None:
+            bound = settings.service.stop_timeout_s
+            if not runner.shutdown(listener.time_left(bound) if listener else bound):
+                log.warning("actions still running after the stop bound were abandoned")
         player.close()
 
 
@@ -262,9 +292,16 @@ class Worker:
         self.thread.join(bound + 2)
 
 
+def load_checked(path: str | None) -> DaemonSettings:
+    """The daemon's settings with its command files validated (ConfigError lists every problem)."""
+    settings = load_settings(path)
+    load_configured(settings.commands)
+    return settings
+
+
 def main(args) -> int:
     try:
-        settings = load_settings(args.config)
+        settings = load_checked(args.config)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -292,7 +329,7 @@ def main(args) -> int:
                 with notifier.reloading():
                     try:
                         # validate everything first: a broken file leaves the running pipeline alone
-                        new_settings = load_settings(args.config)
+                        new_settings = load_checked(args.config)
                     except ConfigError as exc:
                         log.error("reload rejected, keeping the running configuration:\n%s", exc)
                         continue

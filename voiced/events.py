@@ -131,7 +131,8 @@ class CaptionWriter:
                 return  # the caption line itself shows that someone speaks
             self._caption("")
             if kind == "final":
-                self._stream.write(f"{record['text']}\n")
+                if record["text"]:  # an empty final: nothing recognized, nothing to print
+                    self._stream.write(f"{record['text']}\n")
             else:
                 details = {k: v for k, v in record.items() if k != "type"}
                 self._stream.write(f"[{kind}] {json.dumps(details, ensure_ascii=False, default=str)}\n")

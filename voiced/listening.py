@@ -74,6 +74,8 @@ class ListeningCore:
         self._streaming: int | None = None
         # open sessions -> deadline for their end (None while still streaming)
         self._open: dict[int, float | None] = {}
+        # open sessions that delivered a final: each session ends in a final or an error event
+        self._answered: set[int] = set()
 
     @property
     def streaming(self) -> int | None:
@@ -135,9 +137,10 @@ class ListeningCore:
     def on_final(self, session: int, text: str, confidence: float, end_of_utterance: bool, now: float) -> list[Decision]:
         if session not in self._open:
             return []
-        decisions: list[Decision] = []
-        if text.strip():
-            decisions.append(Emit(FinalEvent(session=session, text=text, confidence=confidence)))
+        # an empty final is reported too ("nothing recognized"): every session ends in a final
+        # or an error, so whatever waits on it (LEDs, sounds, counters) is never left hanging
+        self._answered.add(session)
+        decisions: list[Decision] = [Emit(FinalEvent(session=session, text=text.strip(), confidence=confidence))]
         if end_of_utterance and session == self._streaming:
             # the server heard the end first: stop sending now, listen afresh for the next one
             self.endpointer.reset()
@@ -152,8 +155,10 @@ class ListeningCore:
 
     def on_closed(self, session: int) -> list[Decision]:
         """The result stream ended (after the final, or the server ended the session)."""
+        unanswered = session in self._open and session not in self._answered
         self._forget(session)
-        return []
+        # the server ended the call normally without any final: it recognized nothing
+        return [Emit(FinalEvent(session=session, text="", confidence=0.0))] if unanswered else []
 
     def tick(self, now: float) -> list[Decision]:
         """Give up on sessions whose final result did not come in time."""
@@ -174,5 +179,6 @@ class ListeningCore:
 
     def _forget(self, session: int) -> None:
         self._open.pop(session, None)
+        self._answered.discard(session)
         if self._streaming == session:
             self._streaming = None

@@ -16,12 +16,14 @@ class CommandMatchedEvent(Event):
     text: str
     score: float
     is_fallback: bool
+    session: int | None = None  # the recognition session whose final this was
 
 
 @dataclass(frozen=True)
 class NoCommandEvent(Event):
     type: ClassVar[str] = "no_command"
     text: str
+    session: int | None = None
 
 
 @dataclass(frozen=True)

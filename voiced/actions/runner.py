@@ -86,10 +86,14 @@ class ActionRunner:
         self._emit(ActionFailedEvent(match.intent, index, kind, error))
 
     def shutdown(self, timeout: float) -> bool:
-        """Stop taking work, wait up to `timeout` s for running actions; True if all finished."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Take no more work; queued and running actions get `timeout` s to finish (a spoken
+        command that was heard still runs), then queued ones not yet started are dropped.
+        True if everything finished."""
         done = threading.Event()
+        self._pool.shutdown(wait=False)  # dispatch refuses from now on
         threading.Thread(target=lambda: (self._pool.shutdown(wait=True), done.set()), daemon=True).start()
         finished = done.wait(timeout)
+        if not finished:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         self._mqtt.close()
         return finished

@@ -4,35 +4,25 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from voiced.actions.config import ActionsSettings
-from voiced.commands.config import CommandsSettings
-from voiced.commands.loading import load_commands
+from voiced.commands.loading import load_commands, load_configured
 from voiced.commands.matching import CommandSet
 from voiced.yamlconfig import ConfigError
 
 
-def _sections(config: str | None) -> tuple[CommandsSettings, ActionsSettings, str]:
-    """The commands/actions sections and recognition language of the daemon YAML (or defaults).
-    Relative command paths in a config file are relative to that file's directory."""
-    if config is None:
-        return CommandsSettings(), ActionsSettings(), "en-US"
+def _load(args) -> tuple[CommandSet, ActionsSettings, str]:
+    """The commands (--commands, else those the daemon config names), the actions settings and
+    the recognition language of the daemon config (defaults without --config)."""
     from voiced.settings import load_settings  # the daemon's full model: only when asked for
 
-    settings = load_settings(config)
-    commands: CommandsSettings = getattr(settings, "commands", CommandsSettings())
-    actions: ActionsSettings = getattr(settings, "actions", ActionsSettings())
-    base = Path(config).parent
-    files = [path if path.is_absolute() else base / path for path in commands.files]
-    return commands.model_copy(update={"files": files}), actions, settings.recognition.language
-
-
-def _load(args) -> tuple[CommandSet, ActionsSettings, str]:
-    commands, actions, language = _sections(getattr(args, "config", None))
-    paths = args.commands if args.commands else commands.files
-    return load_commands(paths, commands), actions, language
+    settings = load_settings(getattr(args, "config", None))
+    if args.commands:
+        command_set = load_commands(args.commands, settings.commands)
+    else:
+        command_set = load_configured(settings.commands) or CommandSet([], settings.commands)
+    return command_set, settings.actions, settings.recognition.language
 
 
 def check_config_main(args) -> int:

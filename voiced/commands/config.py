@@ -58,12 +58,31 @@ class CommandFile(_Frozen):
     fallback: Fallback | None = None
 
 
+class LocalGrammar(_Frozen):
+    """How the commands become a grammar model of the embedded local server."""
+
+    model: str = "commands"  # the model name the daemon registers and asks for
+    # Rejection: speech whose best grammar path fits this much worse than a free phone loop
+    # (pocketsphinx log units per frame of speech) gives no result; None = off. Measured in
+    # bench/bench_commands.py: lower rejects more non-commands and more real commands.
+    rejection_margin: float | None = Field(28.0, ge=0)
+    # The other (older, weaker) rejection: a loop of filler words beside the commands, with
+    # this weight against them; None = no filler loop.
+    garbage_weight: float | None = Field(None, gt=0)
+
+
 class CommandsSettings(_Frozen):
     """The `commands:` section of the daemon YAML."""
 
-    files: list[Path] = [Path("config/commands.yaml")]  # files or directories of *.yaml
+    # Files or directories of *.yaml; relative paths are relative to the daemon's config file.
+    # Left out: config/commands.yaml if it exists (in the working directory), else no commands.
+    files: list[Path] = [Path("config/commands.yaml")]
     # Require the wake name at the start ("alice, turn on ..."); else it is optional.
     require_wake_name: bool = False
     # Fuzzy fallback: best similarity (0..1) of the normalized text to a sampled sentence.
     fuzzy_threshold: float = Field(0.85, ge=0.0, le=1.0)  # 1.0 disables fuzzy matching
     max_fuzzy_sentences: int = Field(20000, ge=0)
+    # With the embedded local server and `recognition.model` left out, recognize with a grammar
+    # of the commands (accurate, rejects other speech); `recognition.model: general` keeps the
+    # open language model (any speech is transcribed, then matched).
+    local_grammar: LocalGrammar = LocalGrammar()

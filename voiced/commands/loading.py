@@ -7,6 +7,7 @@ across files, and references to lists or rules that no file defines.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from voiced.commands.config import CommandFile, CommandsSettings
 from voiced.commands.matching import CommandSet
 from voiced.yamlconfig import ConfigError, ConfigProblem, LocatedDocument, read_yaml
 
+
+log = logging.getLogger(__name__)
 
 ACTION_TYPES = frozenset({"exec", "http", "mqtt", "sound", "say"})
 
@@ -106,3 +109,15 @@ def load_commands(
         raise ConfigError(problems)
     return command_set
 
+
+def load_configured(settings: CommandsSettings) -> CommandSet | None:
+    """The commands the daemon's `commands:` section names; None when there are none.
+
+    Files named in the config must exist; the default file is optional (a daemon without
+    commands still transcribes)."""
+    paths = command_paths(settings.files)
+    if "files" not in settings.model_fields_set and not any(path.exists() for path in paths):
+        log.info("no command file at %s: transcribing only", ", ".join(map(str, settings.files)))
+        return None
+    command_set = load_commands(paths, settings)
+    return command_set if command_set.commands else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import grpc
@@ -23,6 +24,7 @@ from voiced.speechkit.settings import RecognitionSettings
 MetadataProvider = Callable[[], list[tuple[str, str]]]
 
 _END = object()  # closes the request stream
+_POLLER_LINGER_S = 0.3
 
 
 # gRPC's reconnect backoff grows to 120 s by default: a recovered endpoint would go unnoticed
@@ -108,15 +110,29 @@ class SpeechKitClient:
         self._metadata_provider = metadata_provider
         self._channel = open_channel(settings, target)
         self._stub = stt_grpc.SttServiceStub(self._channel)
+        self._watched_at = float("-inf")
 
     def wait_connected(self, timeout_s: float) -> bool:
-        """Whether the channel is (or gets) connected within `timeout_s`; False at once when a
-        connection attempt has just failed (refused, TLS handshake), so callers fail fast."""
+        """Whether the channel is (or gets) connected within `timeout_s`, False as soon as a
+        connection attempt fails (refused, TLS handshake), so callers fail fast.
+
+        A channel whose last attempt failed waits out gRPC's reconnect backoff before trying
+        again; it is replaced by a fresh one here, so every call really tries to connect."""
+        first, last = self._attempt_connection(timeout_s)
+        if first is grpc.ChannelConnectivity.TRANSIENT_FAILURE:  # stale: from an earlier attempt
+            self.close()
+            self._channel = open_channel(self.settings, self.target)
+            self._stub = stt_grpc.SttServiceStub(self._channel)
+            first, last = self._attempt_connection(timeout_s)
+        return last is grpc.ChannelConnectivity.READY
+
+    def _attempt_connection(self, timeout_s: float) -> tuple:
+        """(first, last) connectivity seen until READY, a failure or the timeout."""
         settled = threading.Event()
-        state: list[grpc.ChannelConnectivity] = []
+        seen: list[grpc.ChannelConnectivity] = []
 
         def watch(connectivity: grpc.ChannelConnectivity) -> None:
-            state.append(connectivity)
+            seen.append(connectivity)
             if connectivity in (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE,
                                 grpc.ChannelConnectivity.SHUTDOWN):
                 settled.set()
@@ -126,7 +142,8 @@ class SpeechKitClient:
             settled.wait(timeout_s)
         finally:
             self._channel.unsubscribe(watch)
-        return bool(state) and state[-1] == grpc.ChannelConnectivity.READY
+            self._watched_at = time.monotonic()
+        return (seen[0] if seen else None), (seen[-1] if settled.is_set() else None)
 
     def session(self) -> RecognitionSession:
         """Start a call now; asked per session so a refreshed credential is used.
@@ -138,6 +155,9 @@ class SpeechKitClient:
         return RecognitionSession(self._stub, self.settings, metadata)
 
     def close(self) -> None:
+        # grpcio's connectivity poller runs up to 0.2 s past an unsubscribe and raises in its
+        # thread if the channel closes under it: let it notice first
+        time.sleep(max(0.0, self._watched_at + _POLLER_LINGER_S - time.monotonic()))
         self._channel.close()
 
     def __enter__(self) -> SpeechKitClient:

@@ -1,0 +1,41 @@
+"""What the daemon does with a final transcript: match it to a command, report, dispatch.
+
+Runs in the listener loop, so it must be quick and must not raise: matching is pure and
+fast, and the actions run on the ActionRunner's own threads.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from voiced.actions.events import CommandMatchedEvent, NoCommandEvent
+from voiced.actions.runner import ActionRunner
+from voiced.commands.matching import CommandSet
+from voiced.events import EventSink, FinalEvent
+
+log = logging.getLogger(__name__)
+
+
+class CommandHandler:
+    """FinalEvent -> `command_matched` + actions, or `no_command` (and only a log line)."""
+
+    def __init__(self, command_set: CommandSet, language: str, runner: ActionRunner, emit: EventSink):
+        self.command_set = command_set
+        self.language = language
+        self.runner = runner
+        self.emit = emit
+
+    def __call__(self, final: FinalEvent) -> None:
+        try:
+            match = self.command_set.match(final.text, self.language)
+        except Exception:  # a matcher bug must not take the listener down
+            log.exception("matching %r failed", final.text)
+            return
+        if match is None:
+            log.info("no command in %r", final.text)
+            self.emit(NoCommandEvent(final.text, session=final.session))
+            return
+        log.info("command %s %s from %r", match.intent, match.slots, final.text)
+        self.emit(CommandMatchedEvent(match.intent, match.slots, match.text, round(match.score, 3),
+                                      match.is_fallback, session=final.session))
+        self.runner.dispatch(match)
