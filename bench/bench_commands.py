@@ -169,7 +169,7 @@ def sweep(gaps: list[tuple[str, bool, float | None]], commands: int, others: int
     """Accuracy and false actions had the margin been each of these (from the recorded gaps:
     a transcript counts when it matches (rightly / at all) and its gap is within the margin)."""
     print("margin  accuracy  false actions")
-    for margin in (15, 20, 24, 26, 28, 30, 32, 35, 40, 50):
+    for margin in (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.1, 1.3):
         right = sum(1 for kind, ok, gap in gaps if kind == "command" and ok and gap is not None and gap <= margin)
         false = sum(1 for kind, hit, gap in gaps if kind == "other" and hit and gap is not None and gap <= margin)
         print(f"{margin:6g}  {right / commands:7.1%}  {false / others:7.1%}")

@@ -246,7 +246,7 @@ def bench_engine(args, workdir: Path) -> dict:
     subprocess.run([sys.executable, "-m", "voiced", "run", "--input", str(path), "--fast", "--events", "jsonl"],
                    check=True, capture_output=True)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    quantiles = statistics.quantiles(latencies, n=20) if len(latencies) >= 2 else [float("nan")] * 19
+    quantiles = statistics.quantiles(latencies, n=20, method="inclusive") if len(latencies) >= 2 else [float("nan")] * 19
     return {
         "utterances": len(truth) * args.rounds,
         "finals": len(finals),

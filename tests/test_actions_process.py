@@ -39,3 +39,10 @@ def test_hanging_process_group_is_killed_at_timeout(tmp_path):
 def test_missing_program_is_an_action_error():
     with pytest.raises(ActionError, match="cannot start"):
         run_process(["/nonexistent/voiced-test-program"], timeout_s=5)
+
+
+def test_a_program_that_exits_without_reading_its_input_is_fine():
+    # more than a pipe buffer of stdin to a program that is already gone: no BrokenPipeError
+    for _ in range(5):
+        result = run_process([sys.executable, "-c", "pass"], stdin=b"x" * 1_000_000, timeout_s=10)
+        assert result.returncode == 0

@@ -137,3 +137,14 @@ def test_a_session_closed_without_any_final_ends_in_an_empty_final():
     replay.core.end_of_input(replay.now)
     assert replay.core.on_closed(1) == [Emit(FinalEvent(session=1, text="", confidence=0.0))]
     assert replay.core.idle
+
+
+def test_awaiting_final_from_the_end_of_speech_until_the_session_is_answered():
+    replay = Replay()
+    replay.audio(True, 1)
+    assert not replay.core.awaiting_final  # still streaming
+    replay.core.end_of_input(replay.now)
+    assert replay.core.awaiting_final
+    replay.core.on_final(1, "turn on the light", 0.9, True, replay.now)
+    replay.core.on_closed(1)
+    assert not replay.core.awaiting_final and replay.core.idle

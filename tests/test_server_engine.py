@@ -60,3 +60,33 @@ def test_a_lent_recognizer_forgets_the_previous_sessions_channel(speech):
     assert all(0 <= w.start_s < w.end_s and 0 < w.confidence <= 1 for w in first.words)
     assert 0 < first.confidence <= 1
     engine.close()
+
+
+def test_a_rejecting_grammar_keeps_commands_and_refuses_other_speech(speech):
+    """Without rejection a grammar forces any speech onto its nearest sentence; with it, speech
+    that fits the grammar far worse than a free phone loop gives an empty hypothesis."""
+
+    def hear(engine, text, voice):
+        recognizer = engine.lend("en-US", "lights")
+        try:
+            pad = bytes(16000)
+            recognizer.start()
+            recognizer.process(pad + read_pcm(speech(text, voice))[0] + pad)
+            return recognizer.end().text, recognizer.last_gap
+        finally:
+            engine.give_back("en-US", "lights", recognizer)
+
+    forced = Engine(ServerSettings(models={"lights": GrammarModel(jsgf=LIGHTS_GRAMMAR)}))
+    rejecting = Engine(ServerSettings(models={"lights": GrammarModel(jsgf=LIGHTS_GRAMMAR, rejection_margin=0.9)}))
+    try:
+        assert hear(forced, "switch on the television", "flite:slt")[0]  # forced onto a sentence
+        for voice in ("flite:slt", "flite:kal16", "espeak:en-us"):
+            for command in ("turn on the kitchen lights", "open the garage door"):
+                text, gap = hear(rejecting, command, voice)
+                assert text == command and gap < 0.9, (voice, command, text, gap)
+            for other in ("switch on the television", "what is the weather like tomorrow"):
+                text, gap = hear(rejecting, other, voice)
+                assert text == "" and (gap is None or gap > 0.9), (voice, other, gap)  # None: no path at all
+    finally:
+        forced.close()
+        rejecting.close()

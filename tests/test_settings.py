@@ -58,3 +58,24 @@ def test_recognizer_is_told_the_real_sample_rate():
     assert settings.recognition.endpoint is None  # the embedded local server by default
     assert settings.with_sample_rate(48000).recognition.sample_rate == 48000
     assert settings.with_sample_rate(48000).audio == settings.audio
+
+
+def test_command_files_are_relative_to_the_config_and_the_grammar_is_asked_for(tmp_path):
+    path = tmp_path / "voiced.yaml"
+    path.write_text("commands:\n  files: [cmds, /abs/x.yaml]\n  local_grammar: {rejection_margin: 0.8}\n"
+                    "actions:\n  max_concurrent: 3\n")
+    settings = load_settings(path)
+    assert settings.commands.files == [tmp_path / "cmds", Path("/abs/x.yaml")]
+    assert settings.actions.max_concurrent == 3
+    assert settings.uses_command_grammar()  # embedded server, recognition.model left out
+    chosen = settings.with_command_grammar("#JSGF V1.0;\ngrammar g;\npublic <a> = stop;\n")
+    assert chosen.recognition.model == "commands"
+    assert chosen.server.models["commands"].rejection_margin == 0.8
+    assert chosen.server.models["commands"].language == "en-US"
+    path.write_text("recognition:\n  model: general\n")  # the open LM, kept on purpose
+    assert not load_settings(path).uses_command_grammar()
+    path.write_text("recognition:\n  endpoint: stt.api.cloud.yandex.net:443\n")
+    assert not load_settings(path).uses_command_grammar()
+    path.write_text("commands:\n  local_grammar: {rejection_margin: -1}\n")
+    with pytest.raises(ConfigError, match=r":2:37: commands.local_grammar.rejection_margin"):
+        load_settings(path)

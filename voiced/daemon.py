@@ -77,7 +77,8 @@ class Listener:
 
     def __init__(self, core: ListeningCore, client: Recognizer, emit: EventSink, *,
                  recorder: SessionRecorder | None = None, on_final: Callable[[FinalEvent], None] | None = None,
-                 input_filter: Callable[[bytes], bytes] | None = None, metrics: VoicedMetrics | None = None):
+                 input_filter: Callable[[bytes], bytes] | None = None, metrics: VoicedMetrics | None = None,
+                 one_session_at_a_time: bool = False):
         self.core = core
         self.client = client
         self.emit = emit
@@ -89,6 +90,12 @@ class Listener:
         self.sessions: dict[int, Any] = {}
         self._stop_requested = threading.Event()
         self._give_up_at = float("inf")
+        # a file read as fast as possible would otherwise open sessions faster than the
+        # recognizer answers them: hold the reader while a final is awaited (the order of
+        # events and the memory use then match live audio; only the pauses are skipped)
+        self._one_at_a_time = one_session_at_a_time
+        self._may_read = threading.Event()
+        self._may_read.set()
 
     def stop(self, within_s: float) -> None:
         """Stop listening; sessions in flight get `within_s` to deliver their finals."""
@@ -132,10 +139,18 @@ class Listener:
                 input_ended = True
                 self._carry_out(self.core.end_of_input(now))
             self._carry_out(self.core.tick(now))
+            if self._one_at_a_time:
+                if self.core.awaiting_final:
+                    self._may_read.clear()
+                else:
+                    self._may_read.set()
 
     def _capture(self, source: AudioSource) -> None:
         try:
             for frame in source.frames():
+                while not self._may_read.wait(0.1):
+                    if self._stop_requested.is_set():
+                        return
                 self.inbox.put(("frame", frame))
         except Exception:  # a source bug must still end the loop cleanly
             log.exception("audio source failed")
@@ -253,7 +268,8 @@ def run_daemon(settings: DaemonSettings, input_path: str | None, emit: EventSink
     try:
         with recognizer(settings.with_sample_rate(source.sample_rate), metrics) as client:
             listener = Listener(core, client, emit, recorder=recorder, metrics=metrics, on_final=on_final,
-                                input_filter=player.mask_input if settings.feedback.enabled else None)
+                                input_filter=player.mask_input if settings.feedback.enabled else None,
+                                one_session_at_a_time=batch)
             on_listening(listener)
             listener.run(source)
     finally:

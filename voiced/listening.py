@@ -86,6 +86,11 @@ class ListeningCore:
         """No session open: safe to stop or reload."""
         return not self._open
 
+    @property
+    def awaiting_final(self) -> bool:
+        """A session has ended its speech and waits for its final result."""
+        return any(deadline is not None for deadline in self._open.values())
+
     def next_deadline(self) -> float | None:
         deadlines = [d for d in self._open.values() if d is not None]
         return min(deadlines) if deadlines else None

@@ -58,8 +58,9 @@ class DaemonSettings(pydantic.BaseModel):
         return self.model_copy(update={"server": server, "recognition": recognition})
 
     def embedded_server(self) -> ServerSettings:
-        """Settings of the local server the daemon starts when no endpoint is configured."""
-        return self.server
+        """Settings of the local server the daemon starts when no endpoint is configured: its
+        only client is this daemon's microphone, so the engine keeps adapting to that channel."""
+        return self.server.model_copy(update={"keep_channel_adaptation": True})
 
 
 def load_settings(path: str | Path | None) -> DaemonSettings:

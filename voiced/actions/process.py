@@ -68,10 +68,9 @@ def run_process(
     try:
         try:
             proc.stdin.write(stdin)
+            proc.stdin.close()  # flushes: may find the pipe closed too
         except BrokenPipeError:
-            pass  # the program does not read its input: that is its right
-        finally:
-            proc.stdin.close()
+            pass  # the program does not read its input (and may have exited): that is its right
         proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         _kill_group(proc)

@@ -62,10 +62,10 @@ class LocalGrammar(_Frozen):
     """How the commands become a grammar model of the embedded local server."""
 
     model: str = "commands"  # the model name the daemon registers and asks for
-    # Rejection: speech whose best grammar path fits this much worse than a free phone loop
-    # (pocketsphinx log units per frame of speech) gives no result; None = off. Measured in
-    # bench/bench_commands.py: lower rejects more non-commands and more real commands.
-    rejection_margin: float | None = Field(28.0, ge=0)
+    # Rejection: speech whose best grammar path fits worse than a free phone loop by more than
+    # this (relative to the loop's own fit, per frame of speech) gives no result; None = off.
+    # Lower rejects more non-commands and more real commands (bench/bench_commands.py --sweep).
+    rejection_margin: float | None = Field(0.9, ge=0)
     # The other (older, weaker) rejection: a loop of filler words beside the commands, with
     # this weight against them; None = no filler loop.
     garbage_weight: float | None = Field(None, gt=0)

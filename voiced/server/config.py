@@ -36,8 +36,9 @@ class GrammarModel(_Frozen):
     jsgf: str | None = None  # inline JSGF text
     jsgf_file: Path | None = None
     # Speech that fits the grammar poorly (scored against a free phone loop on the same audio)
-    # gives an empty final instead of being forced onto the nearest sentence. Per frame, the
-    # grammar path may lose at most this many log-units to the phone loop; None = no rejection.
+    # gives an empty final instead of being forced onto the nearest sentence. Per frame of
+    # speech, the grammar path may lose at most this fraction of the phone loop's own per-frame
+    # score (0.9 suits command grammars, see bench/bench_commands.py); None = no rejection.
     rejection_margin: float | None = pydantic.Field(None, ge=0)
 
     @pydantic.model_validator(mode="after")
@@ -100,3 +101,7 @@ class ServerSettings(_Frozen):
                                         "блин", "черт", "хрен")
     # decoders kept loaded per model (each open-LM decoder holds ~100 MB)
     idle_decoders: int = pydantic.Field(2, ge=0)
+    # pocketsphinx adapts to the channel (cepstral mean) as it hears audio. A server for many
+    # clients resets that per session (results must not depend on who called before); the
+    # daemon's embedded server has one client, its own microphone, and keeps the adaptation
+    keep_channel_adaptation: bool = False

@@ -31,6 +31,8 @@ ENGINE_RATE = 16000  # what the acoustic models are trained on
 FRAMES_PER_SECOND = 100  # pocketsphinx's feature frame rate
 # sentence marks, silence, noise fillers, and the grammar's null transitions "(NULL)"
 NON_WORDS = re.compile(r"^(<s>|</s>|<sil>|\(NULL\)|\[.*\]|\+\+.*\+\+)$")
+# The phone loop is only a yardstick: a light phone-LM weight lets it follow the acoustics.
+PHONE_LOOP_OPTIONS = {"lw": 2.0}
 _JSGF_NON_WORDS = re.compile(r"\bpublic\b|<[^>]*>|/[^/]*/|\{[^}]*\}|//[^\n]*|/\*.*?\*/|[()\[\]|*+;=]", re.S)
 
 
@@ -95,10 +97,18 @@ def acoustic_score(decoder, segments) -> int:
     return sum(logmath.log(segment.ascore) for segment in segments)
 
 
-def rejection_gap(grammar_score: int, phone_loop_score: int, speech_frames: int) -> float:
-    """How much worse the grammar path fits than the free phone loop, per frame of speech
-    (the utterance's silence scores alike on both paths and would only dilute the gap)."""
-    return (phone_loop_score - grammar_score) / max(1, speech_frames)
+def rejection_gap(grammar_score: int, phone_loop_score: int, speech_frames: int,
+                  phone_speech_score: int, phone_speech_frames: int) -> float:
+    """How much worse the grammar path fits than the free phone loop, per frame of speech, as
+    a fraction of how (badly) the phone loop itself fits that speech per frame.
+
+    Per frame of speech: the utterance's silence scores alike on both paths and would only
+    dilute the gap. Relative: a voice or channel unlike the acoustic model's training data
+    loses on every path, the grammar's too (measured: an espeak-ng command loses as much per
+    frame as a natural voice's non-command, but only a third as much relative to the loop)."""
+    gap = (phone_loop_score - grammar_score) / max(1, speech_frames)
+    phone_per_frame = abs(phone_speech_score) / max(1, phone_speech_frames)
+    return gap / max(1.0, phone_per_frame)
 
 
 class Recognizer:
@@ -161,10 +171,12 @@ class Recognizer:
         phone_segments = list(self.phone_loop.seg()) if self.phone_loop.hyp() is not None else []
         if not phone_segments:
             return False  # nothing to compare with: keep the grammar's result
-        self.last_gap = rejection_gap(acoustic_score(self.decoder, segments),
-                                      acoustic_score(self.phone_loop, phone_segments), speech_frames)
+        phones = [s for s in phone_segments if s.word != "SIL" and not NON_WORDS.match(s.word)]
+        self.last_gap = rejection_gap(
+            acoustic_score(self.decoder, segments), acoustic_score(self.phone_loop, phone_segments), speech_frames,
+            acoustic_score(self.phone_loop, phones), sum(s.end_frame - s.start_frame + 1 for s in phones))
         rejected = self.last_gap > self.rejection_margin
-        log.debug("%s %r: fits %.1f per frame worse than the phone loop (margin %g)",
+        log.debug("%s %r: fits %.2f worse than the phone loop (margin %g)",
                   "rejected" if rejected else "accepted", text, self.last_gap, self.rejection_margin)
         return rejected
 
@@ -253,7 +265,7 @@ class Engine:
                                   jsgf=str(directory / f"{name}.jsgf"), bestpath=False, compallsen=rejecting,
                                   loglevel="FATAL")
                 phone_loop = Decoder(hmm=str(acoustic), allphone=str(phone_lm), compallsen=True,
-                                     loglevel="FATAL") if rejecting else None
+                                     loglevel="FATAL", **PHONE_LOOP_OPTIONS) if rejecting else None
             except (RuntimeError, ValueError) as exc:
                 raise ModelError(f"grammar model {name!r} does not load: {exc}") from None
             return Recognizer(decoder, phone_loop, grammar.rejection_margin)
@@ -268,7 +280,8 @@ class Engine:
 
     def lend(self, language: str, model: str) -> Recognizer:
         recognizer = self._pools[f"{language}/{model}"].acquire()
-        recognizer.reset()
+        if not self._settings.keep_channel_adaptation:
+            recognizer.reset()
         return recognizer
 
     def give_back(self, language: str, model: str, recognizer: Recognizer) -> None:

@@ -134,7 +134,7 @@ class SttService(stt_grpc.SttServiceServicer):
         try:
             stream = StreamRecognition(spec, recognizer, self._settings.endpointing,
                                        self._settings.partial_interval_s, self._settings.profanity_words)
-            yield from self._stream(reader, spec, stream, first.ByteSize())
+            yield from self._stream(reader, stream, first.ByteSize())
         finally:
             self._engine.give_back(spec.language, spec.model, recognizer)
 
@@ -145,7 +145,7 @@ class SttService(stt_grpc.SttServiceServicer):
             log.exception("cannot load the %s/%s model", spec.language, spec.model)
             raise _CallFailed(grpc.StatusCode.INTERNAL, f"recognizer failed to load: {exc}") from None
 
-    def _stream(self, reader: _RequestReader, spec: SessionSpec, stream: StreamRecognition,
+    def _stream(self, reader: _RequestReader, stream: StreamRecognition,
                 received: int) -> Iterator[stt.StreamingRecognitionResponse]:
         limits = self._settings.limits
         while (request := reader.next()) is not _CLOSED:

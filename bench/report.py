@@ -1,0 +1,193 @@
+"""Run every benchmark and write one report: bench/report/REPORT.md and PNG plots.
+
+    .venv/bin/pip install -e '.[dev,bench]' && .venv/bin/pip install --no-deps 'rhasspy-silence>=0.4,<0.5'
+    .venv/bin/python bench/report.py            # ~15 min on 2 cores
+    .venv/bin/python bench/report.py --quick    # shorter runs of each (~6 min)
+
+Each benchmark runs as its own process (so one's memory and threads do not skew another's)
+and leaves JSON in bench/report/; this script only runs them, measures start -> READY, and
+renders the tables and plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "report"
+DEMO = ROOT / "voiced" / "data" / "demo.wav"
+
+
+def run(*args: str, timeout: float = 1800) -> str:
+    print("+", " ".join(args), file=sys.stderr, flush=True)
+    return subprocess.run([sys.executable, *args], cwd=ROOT, check=True, capture_output=True, text=True,
+                          timeout=timeout).stdout
+
+
+def ready_time_s(*command: str, repeats: int = 3) -> float:
+    """Median seconds from exec to READY=1 on a real NOTIFY_SOCKET."""
+    times = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "notify"
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.bind(str(path))
+            sock.settimeout(120)
+            started = time.monotonic()
+            child = subprocess.Popen([sys.executable, "-m", "voiced", *command], cwd=ROOT,
+                                     env={**os.environ, "NOTIFY_SOCKET": str(path)},
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            while b"READY=1" not in sock.recv(4096):
+                pass
+            times.append(time.monotonic() - started)
+            child.terminate()
+            child.wait(60)
+            sock.close()
+    return statistics.median(times)
+
+
+def action_latency(quick: bool) -> dict:
+    """Speech end -> command matched / action done, from the daemon's own JSONL events, with the
+    demo played at real-time pace (as a microphone delivers it) through the embedded server."""
+    rounds = 2 if quick else 5
+    samples: dict[str, list[float]] = {"final": [], "command_matched": [], "action_done": []}
+    for _ in range(rounds):
+        out = run("-m", "voiced", "run", "--input", str(DEMO), "--events", "jsonl", timeout=300)
+        events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        ended = {e["session"]: e["ts"] for e in events if e["type"] == "speech_ended"}
+        for kind in samples:
+            seen = set()
+            for e in events:
+                if e["type"] == kind and e.get("session") in ended and e["session"] not in seen:
+                    seen.add(e["session"])
+                    samples[kind].append(e["ts"] - ended[e["session"]])
+    return {kind: values for kind, values in samples.items()}
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q) - 1]
+
+
+def plots(latency: dict, listening: dict) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = []
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    labels = [k for k, v in latency.items() if v]
+    ax.boxplot([[1000 * x for x in latency[k]] for k in labels], vert=False, labels=labels)
+    ax.set_xlabel("ms after the end of speech (endpointer silence included: 700 ms)")
+    ax.set_title("speech end -> result, voiced run on the embedded server")
+    fig.tight_layout()
+    fig.savefig(OUT / "latency.png", dpi=110)
+    names.append("latency.png")
+    detectors = {k: v for k, v in listening["detectors"].items() if isinstance(v, dict) and "cpu_per_audio_s_noise" in v}
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.barh(list(detectors), [v["cpu_per_audio_s_noise"] for v in detectors.values()])
+    ax.set_xscale("log")
+    ax.set_xlabel("CPU seconds per audio second, background noise (log scale)")
+    ax.set_title("listening cost per component")
+    fig.tight_layout()
+    fig.savefig(OUT / "cpu.png", dpi=110)
+    names.append("cpu.png")
+    plt.close("all")
+    return names
+
+
+def markdown(results: dict) -> str:
+    lat = results["latency"]
+    lines = [
+        "# voiced benchmark report", "",
+        f"Machine: {results['machine']}. Produced by `.venv/bin/python bench/report.py"
+        f"{' --quick' if results['quick'] else ''}` on {results['date']}.", "",
+        "## Speech end -> result (`voiced run`, embedded local server, demo at real-time pace)", "",
+        "| result | samples | p50 ms | p95 ms | max ms |", "|---|---|---|---|---|",
+    ]
+    for kind, values in lat.items():
+        if values:
+            lines.append(f"| {kind} | {len(values)} | {1000 * percentile(values, 50):.0f} | "
+                         f"{1000 * percentile(values, 95):.0f} | {1000 * max(values):.0f} |")
+    lines += ["", "These figures start when the endpointer *detects* the end of speech, i.e. after its "
+              "0.7 s of trailing silence.", "", "![latency](latency.png)", "",
+              "## Listening: CPU per audio second, and endpointers side by side (same audio)", "",
+              "| detector | silence | mic floor | noise | segments in silence+noise | segments in speech track | IoU with truth |",
+              "|---|---|---|---|---|---|---|"]
+    detectors = results["listening"]["detectors"]
+    for name, row in detectors.items():
+        if isinstance(row, dict) and "cpu_per_audio_s_noise" in row:
+            lines.append(f"| {name} | {row['cpu_per_audio_s_silence']} | {row['cpu_per_audio_s_mic_floor']} | "
+                         f"{row['cpu_per_audio_s_noise']} | {row.get('segments_in_silence_and_noise')} | "
+                         f"{row.get('segments_in_speech_track', '-')} | {row.get('iou_with_truth', '-')} |")
+    lines += [f"", f"Speech track: {detectors['truth_segments']} utterances in {detectors['track_s']} s.", "",
+              "![cpu](cpu.png)", ""]
+    engine = results["listening"].get("engine", {})
+    if engine:
+        lines += ["## Daemon on the speech track (embedded server)", "",
+                  f"- speech end -> final: p50 {engine['latency_s_p50']} s, p95 {engine['latency_s_p95']} s "
+                  f"({engine['finals']} finals of {engine['utterances']} utterances)",
+                  f"- peak RSS of `voiced run` with its embedded server: {engine['daemon_peak_rss_mb']} MB", ""]
+    server = results["server"]
+    lines += ["## Local server", "", "| model | RTF (server CPU s per audio s) | exact phrases |", "|---|---|---|"]
+    lines += [f"| {r['model']} | {r['rtf']} | {r['exact_phrases']} |" for r in server["rtf"]]
+    lines += ["", f"Concurrent real-time streams held (final within 1 s of the half-close): "
+              f"**{server['max_streams_held']}**", "",
+              "| streams | held | median lag s | max lag s | server cores busy |", "|---|---|---|---|---|"]
+    lines += [f"| {c['streams']} | {c['held']} | {c['median_lag_s']} | {c['max_lag_s']} | {c['server_cores_busy']} |"
+              for c in server["concurrency"]]
+    lines += ["", "## Bytes per utterance: LPCM vs Ogg Opus", "", "```", results["opus"].strip(), "```", "",
+              "## Start -> READY (sd_notify)", "",
+              f"- `voiced serve`: {results['ready']['serve']:.2f} s", f"- `voiced run` (embedded server): "
+              f"{results['ready']['run']:.2f} s", "", "## Commands on the local engine", "", "```",
+              results["commands"].strip(), "```", "", "## Soak", "", "```json", json.dumps(results["soak"], indent=1),
+              "```", ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="shorter runs (a smoke test of the report)")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    quick = args.quick
+    results: dict = {"quick": quick, "date": time.strftime("%Y-%m-%d"),
+                     "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"}
+    results["ready"] = {"serve": ready_time_s("serve", "--port", "0"),
+                        "run": ready_time_s("run", "--input", str(DEMO))}
+    results["latency"] = action_latency(quick)
+    results["listening"] = json.loads(run("bench/bench_listening.py", *(["--seconds", "30", "--rounds", "1"]
+                                                                         if quick else [])))
+    server_json = OUT / "server.json"
+    run("bench/bench_server.py", "--json", str(server_json), *(["--max-streams", "6"] if quick else []))
+    results["server"] = json.loads(server_json.read_text())
+    results["opus"] = run("bench/bench_opus.py", *(["--rates", "16000", "--bitrates", "24000"] if quick else []))
+    results["commands"] = run("bench/bench_commands.py", *(["--commands", "8"] if quick else []))
+    soak_json = OUT / "soak.json"
+    subprocess.run([sys.executable, "bench/soak.py", "--minutes", "5" if quick else "60", "--json", str(soak_json)],
+                   cwd=ROOT, check=False)
+    results["soak"] = json.loads(soak_json.read_text())
+    (OUT / "results.json").write_text(json.dumps(results, indent=1))
+    plots(results["latency"], results["listening"])
+    (OUT / "REPORT.md").write_text(markdown(results))
+    print(f"wrote {OUT / 'REPORT.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
