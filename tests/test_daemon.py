@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import wave
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -306,3 +307,97 @@ def test_short_soak_accounts_for_every_session_and_leaks_no_descriptors(tmp_path
     assert result["exit_code"] == 0, result["stderr_tail"]
     assert result["accounted"] and result["sessions"] >= result["phrases"] - 1, result
     assert result["fds_last"] - result["fds_first"] <= 8, result
+
+
+class DaemonProcess:
+    """`voiced run` reading raw PCM from a pipe (a microphone that never ends), with a real
+    NOTIFY_SOCKET and its JSONL events collected as they come."""
+
+    def __init__(self, tmp_path: Path, config: Path):
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(str(tmp_path / "notify"))
+        self.notify.settimeout(60)
+        env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify")}
+        self.child = subprocess.Popen([sys.executable, "-m", "voiced", "run", "--config", str(config), "--input", "-",
+                                       "--events", "jsonl"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+        self.events: list[dict] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.child.stdout:
+            self.events.append(json.loads(line))
+
+    def notifications(self, until: bytes) -> list[bytes]:
+        seen = []
+        while until not in b"".join(seen):
+            seen.append(self.notify.recv(4096))
+        return seen
+
+    def speak(self, pcm: bytes) -> None:
+        self.child.stdin.write(pcm)
+        self.child.stdin.flush()
+
+    def wait_for(self, predicate, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate(self.events):
+            assert time.monotonic() < deadline, self.events
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.child.kill()
+        self.child.wait()
+        self.notify.close()
+
+
+@pytest.fixture
+def daemon_config(tmp_path):
+    config = tmp_path / "voiced.yaml"
+    config.write_text("recognition:\n  model: general\nservice:\n  stop_timeout_s: 5\n")
+    return config
+
+
+def test_sighup_reloads_a_valid_config_and_keeps_the_running_one_on_an_invalid_one(tmp_path, daemon_config,
+                                                                                  speech_pcm):
+    daemon = DaemonProcess(tmp_path, daemon_config)
+    try:
+        assert b"READY=1" in b"".join(daemon.notifications(b"READY=1"))
+        daemon_config.write_text("recognition:\n  model: general\nendpointing:\n  aggressiveness: nine\n")
+        daemon.child.send_signal(signal.SIGHUP)
+        rejected = b"".join(daemon.notifications(b"READY=1"))
+        assert b"RELOADING=1" in rejected
+        daemon.speak(speech_pcm("what time is it", "flite:slt"))
+        daemon.wait_for(lambda events: any(e["type"] == "final" for e in events))
+        daemon_config.write_text("recognition:\n  model: general\n  raw_results: true\n")
+        daemon.child.send_signal(signal.SIGHUP)
+        assert b"RELOADING=1" in b"".join(daemon.notifications(b"READY=1"))
+        daemon.speak(speech_pcm("set a timer for five minutes", "flite:slt") + silence(1.0, 16000))
+        daemon.wait_for(lambda events: sum(e["type"] == "final" for e in events) >= 2)
+        assert daemon.child.poll() is None  # still running after both reloads
+        finals = [e["text"] for e in daemon.events if e["type"] == "final"]
+        assert "time" in finals[0] and "five" in finals[1]  # raw_results from the reloaded config
+        daemon.child.stdin.close()
+        assert daemon.child.wait(timeout=30) == 0
+        assert b"aggressiveness" in daemon.child.stderr.read()  # the rejected config, located
+    finally:
+        daemon.close()
+
+
+def test_sigterm_mid_utterance_delivers_its_final_and_exits_0_within_the_bound(tmp_path, daemon_config, speech_pcm):
+    daemon = DaemonProcess(tmp_path, daemon_config)
+    try:
+        daemon.notifications(b"READY=1")
+        pcm = speech_pcm("turn on the kitchen lights", "flite:slt", pad_s=0.3)
+        daemon.speak(pcm[: len(pcm) - 9600])  # no trailing silence: the utterance is in progress
+        daemon.wait_for(lambda events: any(e["type"] == "speech_started" for e in events))
+        stopped_at = time.monotonic()
+        daemon.child.send_signal(signal.SIGTERM)
+        assert daemon.child.wait(timeout=30) == 0
+        assert time.monotonic() - stopped_at < 5 + 3  # service.stop_timeout_s, plus start-up slack
+        assert b"STOPPING=1" in b"".join(daemon.notifications(b"STOPPING=1"))
+        daemon._reader.join(5)
+        finals = [e["text"] for e in daemon.events if e["type"] == "final"]
+        assert finals and "kitchen" in finals[0], daemon.events
+    finally:
+        daemon.close()

@@ -9,6 +9,8 @@ stream is reopened with exponential backoff, so a flaky USB microphone cannot ki
 from __future__ import annotations
 
 import logging
+import os
+import queue
 import sys
 import threading
 import time
@@ -106,21 +108,71 @@ def _paced(frames: Iterator[bytes], frame_s: float) -> Iterator[bytes]:
         yield frame
 
 
+class _StreamPump:
+    """The one reader of a byte stream for the life of the process.
+
+    A blocking read cannot be interrupted: a source closed by a reload would still take the
+    next chunk of stdin and drop it. So a single thread reads the stream into a queue, and
+    each source (the one before and the one after a reload) takes from that queue in turn."""
+
+    _pumps: dict[int, _StreamPump] = {}
+    _lock = threading.Lock()
+    CHUNK = 4096
+
+    def __init__(self, stream: BinaryIO):
+        self.chunks: queue.Queue[bytes] = queue.Queue(maxsize=64)  # ~8 s at 16 kHz: back-pressure
+        threading.Thread(target=self._pump, args=(stream,), name="stdin", daemon=True).start()
+
+    def _pump(self, stream: BinaryIO) -> None:
+        try:
+            while chunk := self._read(stream):
+                self.chunks.put(chunk)
+        finally:
+            self.chunks.put(b"")  # end of stream, for whichever source reads it
+
+    def _read(self, stream: BinaryIO) -> bytes:
+        """What is available, up to CHUNK bytes. A real file descriptor is read with os.read:
+        a thread blocked inside the BufferedReader of stdin holds its lock, and Python then
+        aborts at exit ("could not acquire lock ... at interpreter shutdown")."""
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):  # an in-memory stream
+            return getattr(stream, "read1", stream.read)(self.CHUNK)
+        return os.read(fd, self.CHUNK)
+
+    @classmethod
+    def of(cls, stream: BinaryIO) -> _StreamPump:
+        with cls._lock:
+            if id(stream) not in cls._pumps:
+                cls._pumps[id(stream)] = cls(stream)
+            return cls._pumps[id(stream)]
+
+
 class RawStreamSource:
     """Raw 16-bit mono PCM from a byte stream, e.g. `arecord -f S16_LE -r 16000 | voiced run --input -`."""
 
     def __init__(self, stream: BinaryIO, sample_rate: int, frame_ms: int):
-        self._stream = stream
+        self._pump = _StreamPump.of(stream)
         self.sample_rate = sample_rate
         self.frame_bytes = sample_rate * frame_ms // 1000 * BYTES_PER_SAMPLE
+        self._closed = threading.Event()
+
+    def _chunks(self) -> Iterator[bytes]:
+        while not self._closed.is_set():
+            try:
+                chunk = self._pump.chunks.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if not chunk:
+                self._pump.chunks.put(b"")  # the stream stays ended for a source opened later
+                return
+            yield chunk
 
     def frames(self) -> Iterator[bytes]:
-        # read1 returns what is available instead of blocking for a full buffer
-        read = getattr(self._stream, "read1", self._stream.read)
-        return _frames_of(iter(lambda: read(self.frame_bytes), b""), self.frame_bytes)
+        return _frames_of(self._chunks(), self.frame_bytes)
 
     def close(self) -> None:
-        pass
+        self._closed.set()
 
 
 class DeviceNotFound(LookupError):

@@ -288,22 +288,33 @@ class Worker:
         self.settings = settings
         self.failure: Exception | None = None
         self._listeners: list[Listener] = []
+        self._lock = threading.Lock()  # a stop may come while the pipeline is still starting
+        self._stopping = False
         self.thread = threading.Thread(target=self._run, args=(input_path, emit, realtime, metrics),
                                        name="listener", daemon=True)
         self.thread.start()
 
     def _run(self, input_path, emit, realtime, metrics) -> None:
         try:
-            run_daemon(self.settings, input_path, emit, realtime=realtime, on_listening=self._listeners.append,
+            run_daemon(self.settings, input_path, emit, realtime=realtime, on_listening=self._listening,
                        metrics=metrics)
         except Exception as exc:  # cannot start at all (bad input file, server cannot start)
             log.debug("listener failed", exc_info=True)
             self.failure = exc
 
+    def _listening(self, listener: Listener) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+            if self._stopping:  # stop() came before the listener ran: not to be lost
+                listener.stop(self.settings.service.stop_timeout_s)
+
     def stop(self) -> None:
         """Finish sessions in flight within the service's stop bound, then return."""
         bound = self.settings.service.stop_timeout_s
-        for listener in self._listeners:
+        with self._lock:
+            self._stopping = True
+            listeners = list(self._listeners)
+        for listener in listeners:
             listener.stop(bound)
         self.thread.join(bound + 2)
 
