@@ -44,7 +44,9 @@ VOICES = ["flite:slt", "flite:kal16", "flite:awb", "flite:rms", "espeak:en-us"]
 def grammar_settings(jsgf: str, margin: float | None):
     from voiced.server.config import GrammarModel, ServerSettings
 
-    return ServerSettings(models={"commands": GrammarModel(jsgf=jsgf, language="en-US", rejection_margin=margin)})
+    # as the daemon's embedded server: one microphone, so the engine keeps adapting to it
+    return ServerSettings(models={"commands": GrammarModel(jsgf=jsgf, language="en-US", rejection_margin=margin)},
+                          keep_channel_adaptation=True)
 
 
 class DirectEngine:

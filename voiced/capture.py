@@ -115,7 +115,8 @@ class _StreamPump:
     next chunk of stdin and drop it. So a single thread reads the stream into a queue, and
     each source (the one before and the one after a reload) takes from that queue in turn."""
 
-    _pumps: dict[int, _StreamPump] = {}
+    # id -> (stream, pump): the stream is held so its id cannot be reused by another stream
+    _pumps: dict[int, tuple[BinaryIO, _StreamPump]] = {}
     _lock = threading.Lock()
     CHUNK = 4096
 
@@ -144,8 +145,8 @@ class _StreamPump:
     def of(cls, stream: BinaryIO) -> _StreamPump:
         with cls._lock:
             if id(stream) not in cls._pumps:
-                cls._pumps[id(stream)] = cls(stream)
-            return cls._pumps[id(stream)]
+                cls._pumps[id(stream)] = (stream, cls(stream))
+            return cls._pumps[id(stream)][1]
 
 
 class RawStreamSource:
