@@ -118,6 +118,7 @@ def main() -> int:
                         help="phone-loop rejection margin (default: the daemon's)")
     parser.add_argument("--sweep", action="store_true", help="(direct engine) results for a range of margins")
     parser.add_argument("--commands", type=int, default=24, help="command sentences sampled per voice")
+    parser.add_argument("--seed", type=int, default=5, help="which command sentences are sampled (5: the tuning set)")
     parser.add_argument("--voices", default=",".join(VOICES))
     parser.add_argument("--cache", type=Path, default=Path("/tmp/voiced-bench-tts"))
     parser.add_argument("-v", "--verbose", action="store_true", help="print every error")
@@ -128,7 +129,7 @@ def main() -> int:
     margin = args.margin if args.rejection == "phone-loop" else None
     args.cache.mkdir(parents=True, exist_ok=True)
     engine = (ServerEngine if args.engine == "server" else DirectEngine)(jsgf, margin)
-    sentences = random.Random(5).sample(list(sample_intents(command_set.intents("en"), language="en")),
+    sentences = random.Random(args.seed).sample(list(sample_intents(command_set.intents("en"), language="en")),
                                         args.commands)
     print(f"engine={args.engine} rejection={args.rejection}" + (f" margin={margin:g}" if margin is not None else ""))
     gaps: list[tuple[str, bool, float | None]] = []  # (kind, right if accepted, gap)

@@ -219,7 +219,7 @@ def home(tmp_path_factory, http_server, mosquitto):
     path.write_text(yaml.safe_dump(commands))
     sections = {"commands": {"files": [str(path)]}, "actions": {"mqtt": {"port": mosquitto.port}}}
     embedded = DaemonSettings.model_validate(sections)
-    server = start_server(with_commands(embedded, load_configured(embedded.commands)).server)
+    server = start_server(with_commands(embedded, load_configured(embedded.commands)).embedded_server())
     settings = DaemonSettings.model_validate({
         **sections, "recognition": {"endpoint": server.target, "language": "en-US", "model": "commands"}})
     yield settings, log
@@ -240,7 +240,7 @@ def test_spoken_commands_run_their_actions_with_the_slot_values(home, speech, mo
     wav = spoken(speech, tmp_path, [("flite:kal16", "turn on the kitchen light"),
                                     ("flite:awb", "set a timer for twelve minutes"),
                                     ("flite:rms", "turn off the lights in the bedroom"),
-                                    ("espeak:en-us", "turn on the lamp in the living room"),
+                                    ("espeak:en-us", "turn on the living room light"),
                                     ("flite:slt", "set a timer for forty five minutes")])
     events = run_collect(settings, wav)
     matched = sorted((e["intent"], tuple(sorted(e["slots"].items()))) for e in of_type(events, "command_matched"))

@@ -65,7 +65,7 @@ class LocalGrammar(_Frozen):
     # Rejection: speech whose best grammar path fits worse than a free phone loop by more than
     # this (relative to the loop's own fit, per frame of speech) gives no result; None = off.
     # Lower rejects more non-commands and more real commands (bench/bench_commands.py --sweep).
-    rejection_margin: float | None = Field(0.9, ge=0)
+    rejection_margin: float | None = Field(0.75, ge=0)
     # The other (older, weaker) rejection: a loop of filler words beside the commands, with
     # this weight against them; None = no filler loop.
     garbage_weight: float | None = Field(None, gt=0)

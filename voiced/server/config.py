@@ -38,7 +38,7 @@ class GrammarModel(_Frozen):
     # Speech that fits the grammar poorly (scored against a free phone loop on the same audio)
     # gives an empty final instead of being forced onto the nearest sentence. Per frame of
     # speech, the grammar path may lose at most this fraction of the phone loop's own per-frame
-    # score (0.9 suits command grammars, see bench/bench_commands.py); None = no rejection.
+    # score (0.75 suits command grammars, see bench/bench_commands.py); None = no rejection.
     rejection_margin: float | None = pydantic.Field(None, ge=0)
 
     @pydantic.model_validator(mode="after")

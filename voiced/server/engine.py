@@ -130,7 +130,14 @@ class Recognizer:
 
     def reset(self) -> None:
         """Forget the previous session's channel adaptation."""
-        for decoder, cmn in zip(self._decoders, self._initial_cmn):
+        self.adopt(self._initial_cmn)
+
+    def channel(self) -> list[str]:
+        """The channel adaptation (cepstral means) this recognizer has reached."""
+        return [decoder.get_cmn() for decoder in self._decoders]
+
+    def adopt(self, channel: list[str]) -> None:
+        for decoder, cmn in zip(self._decoders, channel):
             decoder.set_cmn(cmn)
 
     def start(self) -> None:
@@ -215,6 +222,7 @@ class Engine:
         self._settings = settings
         self._dictionaries = tempfile.TemporaryDirectory(prefix="voiced-dict-")
         self._pools: dict[str, _DecoderPool] = {}
+        self._channels: dict[str, list[str]] = {}  # pool -> adaptation reached (keep_channel_adaptation)
         for code, language in settings.languages.items():
             self._pools[f"{code}/general"] = _DecoderPool(lambda language=language: self._open_lm(language),
                                                           settings.idle_decoders)
@@ -280,12 +288,18 @@ class Engine:
 
     def lend(self, language: str, model: str) -> Recognizer:
         recognizer = self._pools[f"{language}/{model}"].acquire()
+        channel = self._channels.get(f"{language}/{model}")
         if not self._settings.keep_channel_adaptation:
             recognizer.reset()
+        elif channel is not None:
+            # whichever idle decoder this is, it goes on from the channel the last session reached
+            recognizer.adopt(channel)
         return recognizer
 
     def give_back(self, language: str, model: str, recognizer: Recognizer) -> None:
         recognizer.abort()
+        if self._settings.keep_channel_adaptation:
+            self._channels[f"{language}/{model}"] = recognizer.channel()
         self._pools[f"{language}/{model}"].release(recognizer)
 
     def close(self) -> None:

@@ -137,11 +137,14 @@ class SpeechKitClient:
                                 grpc.ChannelConnectivity.SHUTDOWN):
                 settled.set()
 
-        self._channel.subscribe(watch, try_to_connect=True)
+        # the channel watched, held here: another thread may replace self._channel meanwhile,
+        # and a callback left subscribed keeps grpcio polling a channel that gets closed
+        channel = self._channel
+        channel.subscribe(watch, try_to_connect=True)
         try:
             settled.wait(timeout_s)
         finally:
-            self._channel.unsubscribe(watch)
+            channel.unsubscribe(watch)
             self._watched_at = time.monotonic()
         return (seen[0] if seen else None), (seen[-1] if settled.is_set() else None)
 
