@@ -76,7 +76,7 @@ def seed_results(stdout: str) -> list[tuple[list[str], bool]]:
 
 
 @pytest.mark.parametrize(("rate", "voice", "text", "expected"), [
-    (8000, "flite:kal16", "open the garage door", "garage door"),
+    (48000, "flite:awb", "what time is it", "time"),  # 8 kHz: see the client tests (grammar model)
     (16000, "flite:slt", "turn on the kitchen lights", "kitchen"),
 ])
 def test_seed_example_on_the_official_stubs_gets_results(voiced_serve, sdk_python, speech_pcm, tmp_path,
