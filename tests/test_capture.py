@@ -165,3 +165,39 @@ def test_voiced_devices_lists_the_virtual_microphone(tmp_path):
     child = subprocess.run([sys.executable, "-m", "voiced", "devices"], env=env, capture_output=True, text=True, timeout=60)
     assert child.returncode == 0, child.stderr[-2000:]
     assert "  wavmic  (" in child.stdout and "index or a part of the name" in child.stdout
+
+
+def test_microphone_failing_mid_stream_is_reported_reopened_and_read_again(tmp_path, phrase_pcm):
+    """A USB microphone pulled out mid-stream makes PortAudio's read raise OSError (-9999,
+    'Unanticipated host error'). No device here can be unplugged, so the real stream's read is
+    made to raise once, after 5 frames; the source must report it, reopen the real device and
+    go on reading it."""
+    infile = tmp_path / "mic.raw"
+    infile.write_bytes(phrase_pcm[:FRAME * 40])
+    env = asound_home(tmp_path, infile)
+    code = f"""
+        import json, pyaudio
+        from voiced.capture import AudioSettings, MicrophoneSource
+        real_read, reads = pyaudio.PyAudio.Stream.read, []
+        def unplugged_once(stream, *args, **kwargs):
+            reads.append(1)
+            if len(reads) == 6:
+                raise OSError(-9999, "Unanticipated host error")
+            return real_read(stream, *args, **kwargs)
+        pyaudio.PyAudio.Stream.read = unplugged_once
+        errors = []
+        source = MicrophoneSource(AudioSettings(device="wavmic", reopen_backoff_s=0.05), {FRAME_MS}, errors.append)
+        frames = []
+        for frame in source.frames():
+            frames.append(frame.hex())
+            if len(frames) == 12:
+                source.close()
+        print(json.dumps({{"frames": frames, "errors": [e.details for e in errors]}}))
+    """
+    child = run_child(code, env)
+    assert child.returncode == 0, child.stderr[-2000:]
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    assert len(result["errors"]) == 1 and "host error" in result["errors"][0]
+    frames = [bytes.fromhex(f) for f in result["frames"]]
+    # 5 frames before the failure; after the reopen the device is read from its start again
+    assert frames[:5] == frames[5:10] == [phrase_pcm[i * FRAME:(i + 1) * FRAME] for i in range(5)]

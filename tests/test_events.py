@@ -83,3 +83,22 @@ def test_fan_out_and_rejects_non_events():
     assert seen_a == seen_b == [PartialEvent(session=1, text="a")]
     with pytest.raises(TypeError):
         event_dict("not an event")
+
+
+def test_timeline_log_times_each_utterances_milestones_from_its_start(caplog):
+    import logging
+
+    from voiced.events import TimelineLog
+
+    timeline = TimelineLog(logging.getLogger("timeline"))
+    with caplog.at_level(logging.INFO, logger="timeline"):
+        for record in [{"type": "speech_started", "session": 1, "ts": 100.0},
+                       {"type": "partial", "session": 1, "ts": 100.3, "text": "turn"},
+                       {"type": "partial", "session": 1, "ts": 100.5, "text": "turn on"},
+                       {"type": "speech_ended", "session": 1, "ts": 101.6},
+                       {"type": "final", "session": 1, "ts": 101.9, "text": "turn on the light"},
+                       {"type": "command_matched", "session": 1, "ts": 101.9, "intent": "LightOn"}]:
+            timeline(record)
+    assert caplog.messages == ["session 1: speech_started +0.00 s", "session 1: partial +0.30 s 'turn'",
+                               "session 1: speech_ended +1.60 s", "session 1: final +1.90 s 'turn on the light'",
+                               "session 1: command_matched +1.90 s 'LightOn'"]

@@ -26,7 +26,7 @@ from voiced.commands.handling import CommandHandler
 from voiced.commands.loading import load_configured
 from voiced.commands.matching import CommandSet, base_language
 from voiced.endpointing import Endpointer
-from voiced.events import CaptionWriter, EventSink, FinalEvent, JsonlWriter, event_dict, fan_out
+from voiced.events import CaptionWriter, EventSink, FinalEvent, JsonlWriter, TimelineLog, event_dict, fan_out
 from voiced.feedback import EarconPlayer
 from voiced.listening import CancelSession, Emit, FinishSession, ListeningCore, OpenSession, SendAudio
 from voiced.metrics import MetricsSink, VoicedMetrics, serve_metrics
@@ -336,7 +336,7 @@ def main(args) -> int:
     emit = JsonlWriter(sys.stdout) if args.events == "jsonl" else CaptionWriter(sys.stdout)
     metrics = VoicedMetrics()
     metrics_server = serve_metrics(metrics, settings.metrics)
-    emit = fan_out(emit, MetricsSink(metrics))
+    emit = fan_out(emit, MetricsSink(metrics), TimelineLog(log))
     notifier = Notifier.from_environment()
     # a file plays at real-time pace by default, so it behaves like a microphone (and demos live)
     realtime = args.input not in (None, "-") and not args.fast

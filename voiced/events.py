@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import sys
 import threading
 import time
@@ -145,6 +146,46 @@ class CaptionWriter:
         self._stream.write("\r" + text.ljust(self._caption_width) + ("\r" if not text else ""))
         self._caption_width = len(text)
         self._stream.flush()
+
+
+class TimelineLog:
+    """Each utterance's timeline in the log: its milestones, timed from the start of speech.
+
+        session 3: speech_ended +1.62 s
+        session 3: final +1.85 s 'turn on the kitchen light'
+        session 3: command_matched +1.85 s LightOn
+
+    Partials are chatty: only the first one is a milestone."""
+
+    MILESTONES = ("speech_started", "partial", "speech_ended", "final", "session_error", "command_matched",
+                  "no_command")
+
+    def __init__(self, logger: logging.Logger):
+        self._log = logger
+        self._started: dict[int, float] = {}
+        self._partial_seen: set[int] = set()
+
+    def __call__(self, event: Any) -> None:
+        record = event_dict(event)
+        kind, session, ts = record.get("type"), record.get("session"), record.get("ts", time.time())
+        if kind not in self.MILESTONES or session is None:
+            return
+        if kind == "speech_started":
+            self._started[session] = ts
+            if len(self._started) > 32:  # sessions without a command event: keep the recent ones
+                oldest = next(iter(self._started))
+                del self._started[oldest]
+                self._partial_seen.discard(oldest)
+        elif kind == "partial":
+            if session in self._partial_seen:
+                return
+            self._partial_seen.add(session)
+        offset = ts - self._started.get(session, ts)
+        detail = record.get("text") if kind in ("final", "partial") else record.get("intent") or record.get("code")
+        self._log.info("session %d: %s +%.2f s%s", session, kind, offset, f" {detail!r}" if detail else "")
+        if kind in ("command_matched", "no_command", "session_error"):  # the session's last milestone
+            self._started.pop(session, None)
+            self._partial_seen.discard(session)
 
 
 def fan_out(*sinks: EventSink) -> EventSink:
