@@ -195,3 +195,13 @@ def test_finish_within_shares_one_bound():
     budgets.clear()
     assert not finish_within(0.1, slow, budgets.append)
     assert budgets[1] == 0.0  # the bound ran out: the last step is told to cancel at once
+
+
+def test_plan_installs_the_example_commands_beside_the_example_config():
+    example = Path(__file__).resolve().parent.parent / "config" / "voiced.yaml"
+    steps = _plan(FRESH, start=False, example_config=example)
+    installed = {step.path: step.source for step in steps if isinstance(step, InstallFile)}
+    assert installed[PurePosixPath("/etc/voiced/voiced.yaml")] == example
+    assert installed[PurePosixPath("/etc/voiced/commands.yaml")] == example.parent / "commands.yaml"
+    kept = _plan(replace(FRESH, commands_exist=True), start=False, example_config=example)
+    assert PurePosixPath("/etc/voiced/commands.yaml") not in {s.path for s in kept if isinstance(s, InstallFile)}

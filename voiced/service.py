@@ -32,6 +32,7 @@ UNITS = {"voiced": "voiced.service", "serve": "voiced-serve.service"}
 USER = "voiced"
 CONFIG_DIR = PurePosixPath("/etc/voiced")
 CONFIG_PATH = CONFIG_DIR / "voiced.yaml"
+COMMANDS_PATH = CONFIG_DIR / "commands.yaml"  # the example config names it, relative to itself
 CREDENTIALS_DIR = CONFIG_DIR / "credentials"
 EXECUTABLE_LINK = PurePosixPath("/usr/local/bin/voiced")
 UNIT_DIR = PurePosixPath("/etc/systemd/system")
@@ -163,6 +164,7 @@ class SystemState:
     link_target: Path | None  # what /usr/local/bin/voiced resolves to
     link_is_symlink: bool
     systemd_running: bool
+    commands_exist: bool = False
 
 
 class InstallError(Exception):
@@ -194,6 +196,9 @@ def plan_install(state: SystemState, *, root: Path, executable: Path, unit_sourc
         steps.append(Note(f"existing {CONFIG_PATH}"))
     else:
         steps.append(InstallFile(CONFIG_PATH, 0o640, USER, example_config, "" if example_config else MINIMAL_CONFIG))
+    example_commands = example_config.parent / "commands.yaml" if example_config else None
+    if example_commands is not None and example_commands.is_file() and not state.commands_exist:
+        steps.append(InstallFile(COMMANDS_PATH, 0o640, USER, example_commands))
     if state.link_target is None or (state.link_is_symlink and state.link_target != executable):
         steps.append(Symlink(EXECUTABLE_LINK, executable))
     elif state.link_target != executable:
@@ -249,6 +254,7 @@ def probe(root: Path, unit_name: str) -> SystemState:
         config_dir_exists=_under(root, CONFIG_DIR).is_dir(),
         credentials_dir_exists=_under(root, CREDENTIALS_DIR).is_dir(),
         config_exists=_under(root, CONFIG_PATH).exists(),
+        commands_exist=_under(root, COMMANDS_PATH).exists(),
         installed_unit=unit.read_bytes() if unit.is_file() else None,
         link_target=link.resolve() if link.exists() else None,
         link_is_symlink=link.is_symlink(),
