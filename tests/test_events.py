@@ -97,8 +97,10 @@ def test_timeline_log_times_each_utterances_milestones_from_its_start(caplog):
                        {"type": "partial", "session": 1, "ts": 100.5, "text": "turn on"},
                        {"type": "speech_ended", "session": 1, "ts": 101.6},
                        {"type": "final", "session": 1, "ts": 101.9, "text": "turn on the light"},
-                       {"type": "command_matched", "session": 1, "ts": 101.9, "intent": "LightOn"}]:
+                       {"type": "command_matched", "session": 1, "ts": 101.9, "intent": "LightOn"},
+                       {"type": "action_finished", "session": 1, "ts": 102.2, "intent": "LightOn", "action": "mqtt"}]:
             timeline(record)
     assert caplog.messages == ["session 1: speech_started +0.00 s", "session 1: partial +0.30 s 'turn'",
                                "session 1: speech_ended +1.60 s", "session 1: final +1.90 s 'turn on the light'",
-                               "session 1: command_matched +1.90 s 'LightOn'"]
+                               "session 1: command_matched +1.90 s 'LightOn'",
+                               "session 1: action_finished +2.20 s 'mqtt'"]

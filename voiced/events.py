@@ -154,11 +154,12 @@ class TimelineLog:
         session 3: speech_ended +1.62 s
         session 3: final +1.85 s 'turn on the kitchen light'
         session 3: command_matched +1.85 s LightOn
+        session 3: action_finished +2.10 s mqtt
 
     Partials are chatty: only the first one is a milestone."""
 
     MILESTONES = ("speech_started", "partial", "speech_ended", "final", "session_error", "command_matched",
-                  "no_command")
+                  "no_command", "action_finished", "action_failed")
 
     def __init__(self, logger: logging.Logger):
         self._log = logger
@@ -172,7 +173,7 @@ class TimelineLog:
             return
         if kind == "speech_started":
             self._started[session] = ts
-            if len(self._started) > 32:  # sessions without a command event: keep the recent ones
+            if len(self._started) > 32:  # a session's actions may finish late: keep the recent ones
                 oldest = next(iter(self._started))
                 del self._started[oldest]
                 self._partial_seen.discard(oldest)
@@ -181,11 +182,9 @@ class TimelineLog:
                 return
             self._partial_seen.add(session)
         offset = ts - self._started.get(session, ts)
-        detail = record.get("text") if kind in ("final", "partial") else record.get("intent") or record.get("code")
+        detail = record.get("text") if kind in ("final", "partial") else \
+            record.get("action") or record.get("intent") or record.get("code")
         self._log.info("session %d: %s +%.2f s%s", session, kind, offset, f" {detail!r}" if detail else "")
-        if kind in ("command_matched", "no_command", "session_error"):  # the session's last milestone
-            self._started.pop(session, None)
-            self._partial_seen.discard(session)
 
 
 def fan_out(*sinks: EventSink) -> EventSink:

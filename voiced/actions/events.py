@@ -32,6 +32,7 @@ class ActionStartedEvent(Event):
     intent: str
     index: int
     action: str
+    session: int | None = None  # the recognition session the command was heard in
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class ActionFinishedEvent(Event):
     action: str
     duration_s: float
     detail: str  # e.g. "exit 0", "HTTP 200", "published"
+    session: int | None = None
 
 
 @dataclass(frozen=True)
@@ -51,3 +53,4 @@ class ActionFailedEvent(Event):
     index: int
     action: str
     error: str
+    session: int | None = None

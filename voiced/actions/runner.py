@@ -38,32 +38,33 @@ class ActionRunner:
         self._mqtt = MqttPublisher(settings.mqtt)
         self._pending = threading.BoundedSemaphore(settings.max_concurrent * (1 + QUEUE_PER_WORKER))
 
-    def dispatch(self, match: Match) -> Future | None:
-        """Queue the match's actions; None if the queue is full (reported as a failure)."""
+    def dispatch(self, match: Match, session: int | None = None) -> Future | None:
+        """Queue the match's actions; None if the queue is full (reported as a failure).
+        `session`: the recognition session it was heard in, carried by the action events."""
         if not match.actions:
             return None
         if not self._pending.acquire(blocking=False):
-            self._failed(match, 0, "queue", "too many commands in flight; dropped")
+            self._failed(match, 0, "queue", "too many commands in flight; dropped", session)
             return None
         try:
-            future = self._pool.submit(self._run_all, match)
+            future = self._pool.submit(self._run_all, match, session)
         except RuntimeError:  # shut down
             self._pending.release()
             return None
         future.add_done_callback(lambda _: self._pending.release())
         return future
 
-    def _run_all(self, match: Match) -> None:
+    def _run_all(self, match: Match, session: int | None) -> None:
         for index, action in enumerate(match.actions):
-            self._emit(ActionStartedEvent(match.intent, index, action.type))
+            self._emit(ActionStartedEvent(match.intent, index, action.type, session))
             started = time.monotonic()
             try:
                 detail = self._run_one(action, match)
             except Exception as exc:  # any failure of one action is reported, then we go on
-                self._failed(match, index, action.type, str(exc) or type(exc).__name__)
+                self._failed(match, index, action.type, str(exc) or type(exc).__name__, session)
                 continue
             self._emit(ActionFinishedEvent(match.intent, index, action.type,
-                                           round(time.monotonic() - started, 3), detail))
+                                           round(time.monotonic() - started, 3), detail, session))
 
     def _run_one(self, action, match: Match) -> str:
         if isinstance(action, ExecAction):
@@ -81,9 +82,9 @@ class ActionRunner:
             return say_action(action, match, self._settings)
         raise TypeError(f"unknown action {action!r}")
 
-    def _failed(self, match: Match, index: int, kind: str, error: str) -> None:
+    def _failed(self, match: Match, index: int, kind: str, error: str, session: int | None = None) -> None:
         log.warning("action %d (%s) of %s failed: %s", index, kind, match.intent, error)
-        self._emit(ActionFailedEvent(match.intent, index, kind, error))
+        self._emit(ActionFailedEvent(match.intent, index, kind, error, session))
 
     def shutdown(self, timeout: float) -> bool:
         """Take no more work; queued and running actions get `timeout` s to finish (a spoken

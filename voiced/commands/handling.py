@@ -38,4 +38,4 @@ class CommandHandler:
         log.info("command %s %s from %r", match.intent, match.slots, final.text)
         self.emit(CommandMatchedEvent(match.intent, match.slots, match.text, round(match.score, 3),
                                       match.is_fallback, session=final.session))
-        self.runner.dispatch(match)
+        self.runner.dispatch(match, final.session)
