@@ -193,3 +193,40 @@ def local_server():
     server = start_server(ServerSettings(models={"lights": GrammarModel(jsgf=LIGHTS_GRAMMAR)}))
     yield server
     server.stop()
+
+
+def start_http_recorder(tls: tuple[Path, Path] | None = None):
+    """A real HTTP server on a free loopback port recording what it is sent (stop: .shutdown());
+    HTTPS with `tls` = (certificate, key) PEM files."""
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.server.requests.append((self.command, self.path, dict(self.headers), body))
+            self.send_response(500 if self.path.startswith("/fail") else 200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b"[]")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    server.requests = []
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def http_server():
+    server = start_http_recorder()
+    yield server
+    server.shutdown()
+    server.server_close()

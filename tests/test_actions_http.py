@@ -1,39 +1,13 @@
 import json
-import ssl
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from conftest import start_http_recorder
 
 from voiced.actions.config import HttpAction
 from voiced.actions.http import http_action
 from voiced.actions.process import ActionError
 from voiced.commands.matching import Match
-
-
-class _Recorder(BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.server.requests.append((self.command, self.path, dict(self.headers), body))
-        status = 500 if self.path.startswith("/fail") else 200
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(b"[]")
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def http_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    server.requests = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 def test_home_assistant_service_call(http_server, monkeypatch, tmp_path):
@@ -73,12 +47,7 @@ def test_tls_is_verified_by_default(tmp_path):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                     "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    server.requests = []
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = start_http_recorder(tls=(cert, key))
     try:
         url = f"https://127.0.0.1:{server.server_port}/api"
         match = Match("X", {}, "x", 1.0, "en")

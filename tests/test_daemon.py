@@ -12,12 +12,11 @@ import sys
 import threading
 import time
 import wave
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import mix, noise, read_pcm, silence, write_wav
+from conftest import mix, noise, read_pcm, silence, start_http_recorder, write_wav
 from test_capture import asound_home
 
 from voiced.daemon import run_daemon
@@ -166,22 +165,9 @@ def test_microphone_pipeline_on_a_virtual_alsa_device(local_server, speech, tmp_
 WRITE_ARGS = "import sys; open(sys.argv[1], 'a').write(' '.join(sys.argv[2:]) + '\\n')"
 
 
-class _HttpRecorder(BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.server.requests.append((self.path, json.loads(body)))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def http_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _HttpRecorder)
-    server.requests = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = start_http_recorder()
     yield server
     server.shutdown()
     server.server_close()
@@ -251,7 +237,7 @@ def test_spoken_commands_run_their_actions_with_the_slot_values(home, speech, mo
     assert sorted(log.read_text().splitlines()) == ["off bedroom", "on kitchen", "on living_room",
                                                     "timer 12", "timer 45"]
     assert not of_type(events, "action_failed") and len(of_type(events, "action_finished")) == 9
-    assert sorted(body["minutes"] for path, body in http_server.requests[-2:]) == [12, 45]
+    assert sorted(json.loads(body)["minutes"] for _, _, _, body in http_server.requests[-2:]) == [12, 45]
     subscriber.loop_stop()
     # (retained messages other tests left on the shared broker arrive flagged: not ours)
     assert sorted((topic, payload) for topic, payload, retained in subscriber.messages if not retained) == [
