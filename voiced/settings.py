@@ -59,8 +59,9 @@ class DaemonSettings(pydantic.BaseModel):
 
     def embedded_server(self) -> ServerSettings:
         """Settings of the local server the daemon starts when no endpoint is configured: its
-        only client is this daemon's microphone, so the engine keeps adapting to that channel."""
-        return self.server.model_copy(update={"keep_channel_adaptation": True})
+        only client is this daemon's microphone, so the engine keeps adapting to that channel,
+        and only the model the daemon asks for is loaded up front."""
+        return self.server.model_copy(update={"keep_channel_adaptation": True, "preload": (self.recognition.model,)})
 
 
 def load_settings(path: str | Path | None) -> DaemonSettings:

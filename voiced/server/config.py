@@ -105,3 +105,6 @@ class ServerSettings(_Frozen):
     # clients resets that per session (results must not depend on who called before); the
     # daemon's embedded server has one client, its own microphone, and keeps the adaptation
     keep_channel_adaptation: bool = False
+    # models loaded at start (None = all); the others load at their first call. The daemon's
+    # embedded server preloads only the model it asks for (the open LM alone is ~100 MB)
+    preload: tuple[str, ...] | None = None

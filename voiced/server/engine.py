@@ -281,10 +281,13 @@ class Engine:
         return factory
 
     def warm_up(self) -> None:
-        """Load one decoder of every model now: startup fails on a broken model, and the first
-        call does not wait for a load."""
-        for pool in self._pools.values():
-            pool.release(pool.acquire())
+        """Load one decoder of each model in `preload` (None: all) now: startup fails on a
+        broken model, and the first call does not wait for a load. (Grammar files and their
+        words are checked at construction either way.)"""
+        preload = self._settings.preload
+        for key, pool in self._pools.items():
+            if preload is None or key.split("/", 1)[1] in preload:
+                pool.release(pool.acquire())
 
     def lend(self, language: str, model: str) -> Recognizer:
         recognizer = self._pools[f"{language}/{model}"].acquire()

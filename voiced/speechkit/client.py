@@ -111,6 +111,10 @@ class SpeechKitClient:
         self._channel = open_channel(settings, target)
         self._stub = stt_grpc.SttServiceStub(self._channel)
         self._watched_at = float("-inf")
+        # connection watches in progress (other threads' sessions): a channel is closed only
+        # when none is left, else grpcio's poller raises in its thread on the closed channel
+        self._watching = threading.Condition()
+        self._watchers = 0
 
     def wait_connected(self, timeout_s: float) -> bool:
         """Whether the channel is (or gets) connected within `timeout_s`, False as soon as a
@@ -139,13 +143,18 @@ class SpeechKitClient:
 
         # the channel watched, held here: another thread may replace self._channel meanwhile,
         # and a callback left subscribed keeps grpcio polling a channel that gets closed
-        channel = self._channel
+        with self._watching:
+            channel = self._channel
+            self._watchers += 1
         channel.subscribe(watch, try_to_connect=True)
         try:
             settled.wait(timeout_s)
         finally:
             channel.unsubscribe(watch)
-            self._watched_at = time.monotonic()
+            with self._watching:
+                self._watched_at = time.monotonic()
+                self._watchers -= 1
+                self._watching.notify_all()
         return (seen[0] if seen else None), (seen[-1] if settled.is_set() else None)
 
     def session(self) -> RecognitionSession:
@@ -159,8 +168,11 @@ class SpeechKitClient:
 
     def close(self) -> None:
         # grpcio's connectivity poller runs up to 0.2 s past an unsubscribe and raises in its
-        # thread if the channel closes under it: let it notice first
-        time.sleep(max(0.0, self._watched_at + _POLLER_LINGER_S - time.monotonic()))
+        # thread if the channel closes under it: wait for the watches to end, then let it notice
+        with self._watching:
+            self._watching.wait_for(lambda: self._watchers == 0, timeout=self.settings.timeouts.connect_s + 1)
+            linger = self._watched_at + _POLLER_LINGER_S - time.monotonic()
+        time.sleep(max(0.0, linger))
         self._channel.close()
 
     def __enter__(self) -> SpeechKitClient:
