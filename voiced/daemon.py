@@ -290,6 +290,7 @@ class Worker:
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()  # a stop may come while the pipeline is still starting
         self._stopping = False
+        self._listening_started = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(input_path, emit, realtime, metrics),
                                        name="listener", daemon=True)
         self.thread.start()
@@ -302,7 +303,15 @@ class Worker:
             log.debug("listener failed", exc_info=True)
             self.failure = exc
 
+    def started(self) -> bool:
+        """Wait until the pipeline listens (recognizer up, source open); False if it failed."""
+        while not self._listening_started.wait(0.1):
+            if not self.thread.is_alive():
+                return False
+        return True
+
     def _listening(self, listener: Listener) -> None:
+        self._listening_started.set()
         with self._lock:
             self._listeners.append(listener)
             if self._stopping:  # stop() came before the listener ran: not to be lost
@@ -343,7 +352,8 @@ def main(args) -> int:
     with SignalRequests() as signals:
         worker = Worker(settings, args.input, emit, realtime, metrics)
         watchdog = Watchdog.for_notifier(notifier, healthy=lambda: worker.thread.is_alive())
-        notifier.ready("listening")
+        if worker.started():  # READY only once audio is really being listened to
+            notifier.ready("listening")
         if watchdog:
             watchdog.start()
         while worker.thread.is_alive():
@@ -362,6 +372,7 @@ def main(args) -> int:
                         continue
                     worker.stop()
                     worker = Worker(new_settings, args.input, emit, realtime, metrics)
+                    worker.started()  # the RELOADING state lasts until the new pipeline listens
                     log.info("configuration reloaded from %s", args.config)
         if watchdog:
             watchdog.stop()
