@@ -74,6 +74,10 @@ def demo_speech_ends_s() -> list[float]:
     return ends
 
 
+def ready_times() -> dict:
+    return {"serve": ready_time_s("serve", "--port", "0"), "run": ready_time_s("run", "--input", str(DEMO))}
+
+
 def action_latency(quick: bool) -> dict:
     """From the end of speech (the last word's audio reaching the daemon) to the final, the
     match and the actions finished, from the daemon's own JSONL events, the demo played at
@@ -202,22 +206,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="shorter runs (a smoke test of the report)")
     parser.add_argument("--render-only", action="store_true", help="redo REPORT.md and plots from results.json")
-    parser.add_argument("--latency-only", action="store_true", help="measure the latency again, keep the rest")
+    parser.add_argument("--redo", metavar="PARTS", help="measure only these again (comma list of: ready, latency), "
+                                                       "keep the rest of results.json")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    if args.render_only or args.latency_only:
+    if args.render_only or args.redo:
         results = json.loads((OUT / "results.json").read_text())
-        if args.latency_only:
+        parts = set((args.redo or "").split(",")) - {""}
+        if "ready" in parts:
+            results["ready"] = ready_times()
+        if "latency" in parts:
             results["latency"] = action_latency(args.quick)
-            (OUT / "results.json").write_text(json.dumps(results, indent=1))
+        (OUT / "results.json").write_text(json.dumps(results, indent=1))
         plots(results["latency"], results["listening"])
         (OUT / "REPORT.md").write_text(markdown(results))
         return 0
     quick = args.quick
     results: dict = {"quick": quick, "date": time.strftime("%Y-%m-%d"),
                      "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"}
-    results["ready"] = {"serve": ready_time_s("serve", "--port", "0"),
-                        "run": ready_time_s("run", "--input", str(DEMO))}
+    results["ready"] = ready_times()
     results["latency"] = action_latency(quick)
     results["listening"] = json.loads(run("bench/bench_listening.py", *(["--seconds", "30", "--rounds", "1"]
                                                                          if quick else [])))
