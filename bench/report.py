@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import socket
 import statistics
 import subprocess
@@ -177,7 +176,7 @@ def markdown(results: dict) -> str:
             lines.append(f"| {name} | {row['cpu_per_audio_s_silence']} | {row['cpu_per_audio_s_mic_floor']} | "
                          f"{row['cpu_per_audio_s_noise']} | {row.get('segments_in_silence_and_noise')} | "
                          f"{row.get('segments_in_speech_track', '-')} | {row.get('iou_with_truth', '-')} |")
-    lines += [f"", f"Speech track: {detectors['truth_segments']} utterances in {detectors['track_s']} s.", "",
+    lines += ["", f"Speech track: {detectors['truth_segments']} utterances in {detectors['track_s']} s.", "",
               "![cpu](cpu.png)", ""]
     engine = results["listening"].get("engine", {})
     if engine:

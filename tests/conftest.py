@@ -90,6 +90,15 @@ def speech_pcm(speech):
     return make
 
 
+def free_port() -> int:
+    """A loopback TCP port nobody listens on (for servers to bind, or to be refused)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def noise(seconds: float, rate: int, kind: str = "pinknoise", volume: float = 0.05) -> bytes:
     """Background noise as raw 16-bit mono PCM (sox synth: whitenoise, pinknoise, brownnoise)."""
     return subprocess.run(
@@ -112,11 +121,7 @@ class Mosquitto:
     """A real mosquitto broker on a free loopback port, for MQTT action tests."""
 
     def __init__(self, directory: Path, users: dict[str, str] | None = None):
-        import socket
-
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         directory.mkdir(parents=True, exist_ok=True)
         import getpass
 

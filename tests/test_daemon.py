@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import mix, noise, read_pcm, silence, start_http_recorder, write_wav
+from conftest import free_port, mix, noise, read_pcm, silence, start_http_recorder, write_wav
 from test_capture import asound_home
 
 from voiced.daemon import run_daemon
@@ -119,9 +119,7 @@ def test_monologue_is_cut_at_the_maximum_length(local_server, speech, tmp_path):
 
 
 def test_unreachable_server_gives_session_errors_and_the_daemon_goes_on(tmp_path):
-    with socket.socket() as probe:  # a port with nobody listening
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nobody listening
     settings = DaemonSettings.model_validate({"recognition": {"endpoint": f"127.0.0.1:{port}", "language": "en-US"}})
     events = run_collect(settings, DEMO)
     errors = of_type(events, "session_error")

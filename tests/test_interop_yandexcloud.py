@@ -9,13 +9,13 @@ they need different protobuf majors), so its side runs as scripts under tests/in
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import grpc
 import pytest
+from conftest import free_port
 from google.protobuf import descriptor_pb2
 
 from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2 as stt
@@ -39,9 +39,7 @@ def voiced_serve(tmp_path_factory):
     """`voiced serve` as a user would run it, requiring a bearer token."""
     config = tmp_path_factory.mktemp("serve") / "server.yaml"
     config.write_text(f"server:\n  auth:\n    bearer_tokens: [{TOKEN}]\n")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "voiced", "serve", "--config", str(config), "--port", str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     target = f"127.0.0.1:{port}"

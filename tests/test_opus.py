@@ -21,7 +21,7 @@ from voiced.opus import (OPUS_RATE, OggOpusDecoder, OggOpusEncoder, OggOpusError
 from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2 as stt
 from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2_grpc as stt_grpc
 from voiced.speechkit.client import SpeechKitClient
-from voiced.speechkit.events import Final, SessionError
+from voiced.speechkit.events import Final
 from voiced.speechkit.settings import RecognitionSettings
 
 TEXT = "turn on the kitchen lights"

@@ -27,10 +27,10 @@ from pathlib import Path
 import grpc
 import pytest
 import yaml
-from conftest import silence, write_wav
+from conftest import free_port, silence, write_wav
 from tcp_proxy import TcpProxy
 from test_capture import asound_home
-from test_speechkit_recognizer import free_port, serve
+from test_speechkit_recognizer import serve
 
 from voiced.daemon import Worker, run_daemon
 from voiced.metrics import VoicedMetrics

@@ -11,19 +11,13 @@ import sys
 import grpc
 import pytest
 from cloud_fixtures import self_signed_certificate
-from conftest import silence
+from conftest import free_port, silence
 from test_server_service import audio_requests, config_request, finals
 
 from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2_grpc as stt_grpc
 from voiced.server.app import start_server
 from voiced.server.config import AuthSettings, GrammarModel, ServerSettings, TlsSettings
 from voiced.server.engine import ModelError
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_tls_with_auth_serves_a_client_that_trusts_the_certificate(tmp_path, speech_pcm):

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 
 import pytest
-from conftest import silence
+from conftest import free_port, silence
 
 from voiced.speechkit.client import SpeechKitClient
 from voiced.speechkit.events import Final, Partial, SessionError
@@ -74,9 +73,7 @@ def test_server_rejection_ends_the_session_with_its_code_and_details(local_serve
 
 
 def test_unreachable_server_is_an_unavailable_event_not_an_exception():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        target = f"127.0.0.1:{probe.getsockname()[1]}"
+    target = f"127.0.0.1:{free_port()}"
     with SpeechKitClient(RecognitionSettings(), target) as client:
         events = run_session(client, b"\x00\x00" * 1600)
     assert len(events) == 1 and events[0].code == "UNAVAILABLE"

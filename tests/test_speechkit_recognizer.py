@@ -14,7 +14,7 @@ import time
 
 import pytest
 from cloud_fixtures import FakeIam, ServiceAccountKeyPair, iam_tokens, self_signed_certificate, start_iam
-from conftest import LIGHTS_GRAMMAR, silence
+from conftest import LIGHTS_GRAMMAR, free_port, silence
 
 from voiced.metrics import VoicedMetrics
 from voiced.server.app import start_server
@@ -29,12 +29,6 @@ API_KEY = "AQVN" + secrets.token_hex(16)
 USER_TOKEN = "t1.user-" + secrets.token_hex(16)
 IAM_TOKENS = iam_tokens(3)
 FAST_RETRY = {"attempts": 3, "initial_s": 0.1, "max_s": 0.3, "jitter_s": 0.05, "fallback_after": 2}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def recognize(recognizer, pcm: bytes, chunk_bytes: int = 3200) -> list:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import wave
 from pathlib import Path
 
 import pytest
-from conftest import read_pcm, silence
+from conftest import free_port, read_pcm, silence
 
 from voiced.transcribe import InputError, Recording, chunks, read_recording
 
@@ -72,12 +71,6 @@ def test_chunks_are_100_ms_and_cover_everything():
     pieces = list(chunks(recording))
     assert [len(p) for p in pieces[:-1]] == [3200] * 10 and len(pieces[-1]) == 33280 - 32000
     assert b"".join(pieces) == recording.pcm
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_no_server_gives_one_clear_unavailable_line(speech):

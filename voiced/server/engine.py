@@ -16,7 +16,6 @@ normalized scores share one reference and can be compared.
 from __future__ import annotations
 
 import logging
-import math
 import re
 import tempfile
 import threading
