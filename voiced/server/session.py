@@ -52,6 +52,7 @@ class StreamRecognition:
         self._pcm_rate = opus.OPUS_RATE if self._opus is not None else spec.sample_rate
         self._resampler = (soxr.ResampleStream(self._pcm_rate, ENGINE_RATE, 1, dtype="int16")
                            if self._pcm_rate != ENGINE_RATE else None)
+        self._odd_byte = b""  # half a sample: messages may split a sample between them
         self.audio_s = 0.0  # of audio received (decoded), for the session's audio limit
         self._endpointer = Endpointer(endpointing, ENGINE_RATE)
         self._frames = FrameSplitter(endpointing.frame_bytes(ENGINE_RATE))
@@ -64,8 +65,11 @@ class StreamRecognition:
 
     def _to_engine_rate(self, pcm: bytes, last: bool = False) -> bytes:
         if self._resampler is None:
-            return pcm
-        samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype=np.int16)
+            return pcm  # the frame splitter reassembles split samples itself
+        pcm = self._odd_byte + pcm
+        whole = len(pcm) // 2 * 2
+        self._odd_byte = pcm[whole:]
+        samples = np.frombuffer(pcm[:whole], dtype=np.int16)
         return self._resampler.resample_chunk(samples, last=last).tobytes()
 
     def _to_pcm(self, audio: bytes) -> bytes:
