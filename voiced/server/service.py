@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 
 import grpc
+from google.protobuf.duration_pb2 import Duration
 
 from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2 as stt
 from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2_grpc as stt_grpc
@@ -36,9 +37,7 @@ class _CallFailed(Exception):
         self.details = details
 
 
-def _duration(seconds: float):
-    from google.protobuf.duration_pb2 import Duration
-
+def _duration(seconds: float) -> Duration:
     duration = Duration()
     duration.FromNanoseconds(round(seconds * 1e9))
     return duration
