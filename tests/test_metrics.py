@@ -37,8 +37,9 @@ def _scripted_session(metrics: VoicedMetrics) -> None:
     clock.now += 0.4
     sink(FinalEvent(session=1, text="turn on the light", confidence=0.9))
     sink(FinalEvent(session=1, text="turn on the light", confidence=0.9))  # a repeat is not a latency
-    metrics.utterance("matched")
-    metrics.observe_final_to_action_done(0.25)
+    sink({"type": "command_matched", "session": 1, "intent": "LightOn"})
+    clock.now += 0.25
+    sink({"type": "actions_done", "session": 1, "intent": "LightOn", "failed": 0})
     sink({"type": "speech_started", "session": 2, "audio_s": 3.0, "pre_roll_s": 0.5})
     metrics.bytes_sent(6400)
     sink(SessionErrorEvent(session=2, code="UNAVAILABLE", details="connection refused"))
@@ -107,3 +108,23 @@ def test_server_stops_and_frees_its_port():
     server.stop()
     with pytest.raises(httpx.ConnectError):
         httpx.get(url, timeout=5, trust_env=False)
+
+
+def test_outcomes_and_a_final_from_the_server_before_the_end_of_speech():
+    metrics = VoicedMetrics()
+    sink = MetricsSink(metrics, ManualClock())
+    sink(SpeechStartedEvent(session=1, audio_s=0.0, pre_roll_s=0.5))
+    # the server heard the end first: its final, then our speech_ended (reason "server")
+    sink(FinalEvent(session=1, text="what time is it", confidence=0.8))
+    sink(SpeechEndedEvent(session=1, audio_s=1.5, duration_s=1.0, reason="server"))
+    sink({"type": "no_command", "session": 1, "text": "what time is it"})
+    sink(SpeechStartedEvent(session=2, audio_s=3.0, pre_roll_s=0.5))
+    sink(SpeechEndedEvent(session=2, audio_s=4.0, duration_s=1.0, reason="silence"))
+    sink(FinalEvent(session=2, text="", confidence=0.0))
+    sink({"type": "no_command", "session": 2, "text": ""})
+    samples = _samples(metrics.exposition().decode())
+    assert samples[("voiced_active_sessions", ())] == 0
+    assert samples[("voiced_utterances_total", (("outcome", "unmatched"),))] == 1
+    assert samples[("voiced_utterances_total", (("outcome", "empty"),))] == 1
+    assert samples[("voiced_speech_end_to_final_seconds_count", ())] == 1  # only session 2's
+    assert not sink._speech_ended_at and not sink._final_at  # nothing kept for finished sessions

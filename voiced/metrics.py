@@ -87,17 +87,31 @@ class MetricsSink:
     """An EventSink that updates `metrics` from the pipeline events.
 
     speech_started opens a session, speech_ended ends it and starts the latency clock,
-    final observes end-of-speech -> final (only the first final after the end of speech),
-    session_error and audio_error count errors. Utterance outcomes (matched or not) are
-    known only to command matching, which calls `metrics.utterance()` itself.
+    final observes end-of-speech -> final (only the first final after the end of speech) and
+    starts the action clock, actions_done observes final -> actions done, command_matched /
+    no_command count the utterance's outcome (matched, unmatched, empty), session_error and
+    audio_error count errors.
     """
+
+    KEEP = 64  # sessions whose clocks are kept (a final may have no command, a command no actions)
 
     def __init__(self, metrics: VoicedMetrics, clock: Callable[[], float] = time.monotonic):
         self.metrics = metrics
         self._clock = clock
         self._speech_ended_at: dict[int, float] = {}
+        self._final_at: dict[int, float] = {}
         self._open_sessions: set[int] = set()
         self._lock = threading.Lock()
+
+    def _close(self, session: Any) -> None:
+        if session in self._open_sessions:
+            self._open_sessions.discard(session)
+            self.metrics.session_ended()
+
+    def _remember(self, clocks: dict[int, float], session: int) -> None:
+        clocks[session] = self._clock()
+        if len(clocks) > self.KEEP:
+            del clocks[next(iter(clocks))]
 
     def __call__(self, event: Any) -> None:
         record = event_dict(event)
@@ -107,20 +121,28 @@ class MetricsSink:
                 self._open_sessions.add(session)
                 self.metrics.session_started()
             elif kind == "speech_ended":
-                if session in self._open_sessions:
-                    self._open_sessions.discard(session)
-                    self.metrics.session_ended()
-                self._speech_ended_at[session] = self._clock()
+                if session in self._open_sessions:  # not when the server's final came first
+                    self._close(session)
+                    self._remember(self._speech_ended_at, session)
             elif kind == "final":
+                self._close(session)  # the server may end the utterance before our endpointer does
                 ended_at = self._speech_ended_at.pop(session, None)
                 if ended_at is not None:
                     self.metrics.observe_speech_end_to_final(self._clock() - ended_at)
+                    self._remember(self._final_at, session)
+            elif kind == "command_matched":
+                self.metrics.utterance("matched")
+            elif kind == "no_command":
+                self.metrics.utterance("unmatched" if record.get("text") else "empty")
+                self._final_at.pop(session, None)
+            elif kind == "actions_done":
+                final_at = self._final_at.pop(session, None)
+                if final_at is not None:
+                    self.metrics.observe_final_to_action_done(self._clock() - final_at)
             elif kind == "session_error":
                 self.metrics.error(record["code"])
                 self._speech_ended_at.pop(session, None)
-                if session in self._open_sessions:
-                    self._open_sessions.discard(session)
-                    self.metrics.session_ended()
+                self._close(session)
             elif kind == "audio_error":
                 self.metrics.error("audio")
 

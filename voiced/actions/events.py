@@ -54,3 +54,13 @@ class ActionFailedEvent(Event):
     action: str
     error: str
     session: int | None = None
+
+
+@dataclass(frozen=True)
+class ActionsDoneEvent(Event):
+    """All actions of one command have run (`failed` of them failed)."""
+
+    type: ClassVar[str] = "actions_done"
+    intent: str
+    failed: int
+    session: int | None = None

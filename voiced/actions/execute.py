@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from voiced.actions.config import ActionsSettings, ExecAction, SayAction, SoundAction
 from voiced.actions.process import ActionError, run_process
-from voiced.actions.templating import render
+from voiced.actions.templating import render, template_values
 
 if TYPE_CHECKING:
     from voiced.commands.matching import Match
@@ -20,7 +20,7 @@ def _slot_env_name(name: str) -> str:
 
 def exec_action(action: ExecAction, match: Match) -> tuple[str, str | None]:
     """Run the program; returns (detail, text to speak or None)."""
-    values = {**match.slots, "intent": match.intent, "text": match.original_text or match.text}
+    values = template_values(match)
     argv = [render(arg, values) for arg in action.argv]
     env = {**os.environ, **action.env, "VOICED_INTENT": match.intent,
            "VOICED_TEXT": match.original_text or match.text}
@@ -48,7 +48,7 @@ def say_text(text: str, settings: ActionsSettings, timeout_s: float) -> str:
 
 
 def say_action(action: SayAction, match: Match, settings: ActionsSettings) -> str:
-    values = {**match.slots, "intent": match.intent, "text": match.original_text or match.text}
+    values = template_values(match)
     return say_text(render(action.text, values), settings, action.timeout_s)
 
 

@@ -11,7 +11,7 @@ import httpx
 
 from voiced.actions.config import HttpAction
 from voiced.actions.process import ActionError
-from voiced.actions.templating import render, render_data, url_component
+from voiced.actions.templating import render, render_data, template_values, url_component
 
 if TYPE_CHECKING:
     from voiced.commands.matching import Match
@@ -33,7 +33,7 @@ def _secret_headers(action: HttpAction) -> dict[str, str]:
 
 
 def http_action(action: HttpAction, match: Match) -> str:
-    values = {**match.slots, "intent": match.intent, "text": match.original_text or match.text}
+    values = template_values(match)
     url = render(action.url, values, escape=url_component)
     headers = {**action.headers, **_secret_headers(action)}
     verify: bool | ssl.SSLContext = action.verify_tls

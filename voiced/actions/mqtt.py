@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from voiced.actions.config import MqttAction, MqttBroker
 from voiced.actions.process import ActionError
-from voiced.actions.templating import render, render_data, topic_level
+from voiced.actions.templating import render, render_data, template_values, topic_level
 
 if TYPE_CHECKING:
     from voiced.commands.matching import Match
@@ -74,7 +74,7 @@ class MqttPublisher:
 
 
 def mqtt_action(action: MqttAction, match: Match, publisher: MqttPublisher) -> str:
-    values = {**match.slots, "intent": match.intent, "text": match.original_text or match.text}
+    values = template_values(match)
     topic = render(action.topic, values, escape=topic_level)
     if isinstance(action.payload, str):
         payload = render(action.payload, values).encode()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from voiced.actions.config import (ActionsSettings, ExecAction, HttpAction, MqttAction,
                                    SayAction, SoundAction)
-from voiced.actions.events import ActionFailedEvent, ActionFinishedEvent, ActionStartedEvent
+from voiced.actions.events import ActionFailedEvent, ActionFinishedEvent, ActionsDoneEvent, ActionStartedEvent
 from voiced.actions.execute import exec_action, say_action, say_text, sound_action
 from voiced.actions.http import http_action
 from voiced.actions.mqtt import MqttPublisher, mqtt_action
@@ -55,6 +55,7 @@ class ActionRunner:
         return future
 
     def _run_all(self, match: Match, session: int | None) -> None:
+        failed = 0
         for index, action in enumerate(match.actions):
             self._emit(ActionStartedEvent(match.intent, index, action.type, session))
             started = time.monotonic()
@@ -62,9 +63,11 @@ class ActionRunner:
                 detail = self._run_one(action, match)
             except Exception as exc:  # any failure of one action is reported, then we go on
                 self._failed(match, index, action.type, str(exc) or type(exc).__name__, session)
+                failed += 1
                 continue
             self._emit(ActionFinishedEvent(match.intent, index, action.type,
                                            round(time.monotonic() - started, 3), detail, session))
+        self._emit(ActionsDoneEvent(match.intent, failed, session))
 
     def _run_one(self, action, match: Match) -> str:
         if isinstance(action, ExecAction):

@@ -13,8 +13,9 @@ from typing import Any
 from urllib.parse import quote
 
 
-def match_values(intent: str, text: str, slots: Mapping[str, Any]) -> dict[str, Any]:
-    return {**slots, "intent": intent, "text": text}
+def template_values(match) -> dict[str, Any]:
+    """What `$name` can refer to in an action: the slots, `$intent`, and `$text` as heard."""
+    return {**match.slots, "intent": match.intent, "text": match.original_text or match.text}
 
 
 def render(template: str, values: Mapping[str, Any], escape: Callable[[str], str] = str) -> str:
