@@ -9,11 +9,13 @@ command. Goals: accuracy >= 97 %, false actions <= 2 %.
     .venv/bin/python bench/bench_commands.py                          # through the local server
     .venv/bin/python bench/bench_commands.py --engine direct --sweep  # in-process; every margin
     .venv/bin/python bench/bench_commands.py --rejection garbage      # the filler-word loop instead
+    .venv/bin/python bench/bench_commands.py --numbers                # every {minutes} value, 1-60
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import random
 import sys
 from pathlib import Path
@@ -119,6 +121,8 @@ def main() -> int:
     parser.add_argument("--sweep", action="store_true", help="(direct engine) results for a range of margins")
     parser.add_argument("--commands", type=int, default=24, help="command sentences sampled per voice")
     parser.add_argument("--seed", type=int, default=5, help="which command sentences are sampled (5: the tuning set)")
+    parser.add_argument("--numbers", action="store_true",
+                        help="instead of sampled commands: 'set a timer for N minutes' for every N of 1-60")
     parser.add_argument("--voices", default=",".join(VOICES))
     parser.add_argument("--cache", type=Path, default=Path("/tmp/voiced-bench-tts"))
     parser.add_argument("-v", "--verbose", action="store_true", help="print every error")
@@ -129,40 +133,49 @@ def main() -> int:
     margin = args.margin if args.rejection == "phone-loop" else None
     args.cache.mkdir(parents=True, exist_ok=True)
     engine = (ServerEngine if args.engine == "server" else DirectEngine)(jsgf, margin)
-    sentences = random.Random(args.seed).sample(list(sample_intents(command_set.intents("en"), language="en")),
-                                        args.commands)
+    if args.numbers:
+        sentences = [f"set a timer for {minutes} minutes" for minutes in range(1, 61)]
+    else:
+        sentences = [text for _, text in random.Random(args.seed).sample(
+            list(sample_intents(command_set.intents("en"), language="en")), args.commands)]
     print(f"engine={args.engine} rejection={args.rejection}" + (f" margin={margin:g}" if margin is not None else ""))
     gaps: list[tuple[str, bool, float | None]] = []  # (kind, right if accepted, gap)
     total_right = total_cmd = total_false = total_non = 0
+    per_intent: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])  # intent -> [right, said]
     for voice in args.voices.split(","):
         right = false = 0
-        for _, text in sentences:
+        for text in sentences:
             expected = command_set.match(text, "en")
             heard = engine.transcribe(*read_pcm(synthesize(text, voice, 16000, args.cache)))
             got = command_set.match(heard, "en")
             ok = got is not None and (got.intent, got.slots) == (expected.intent, expected.slots)
             right += ok
+            per_intent[expected.intent][0] += ok
+            per_intent[expected.intent][1] += 1
             raw = command_set.match(engine.last_raw, "en")
             raw_ok = raw is not None and (raw.intent, raw.slots) == (expected.intent, expected.slots)
             gaps.append(("command", raw_ok, engine.last_gap))
             if not ok and args.verbose:
                 print(f"  miss  {voice}: {text!r} -> {heard!r} (gap {engine.last_gap})")
-        for text in NON_COMMANDS:
+        for text in [] if args.numbers else NON_COMMANDS:
             heard = engine.transcribe(*read_pcm(synthesize(text, voice, 16000, args.cache)))
             got = command_set.match(heard, "en")
             false += got is not None
             gaps.append(("other", command_set.match(engine.last_raw, "en") is not None, engine.last_gap))
             if got is not None and args.verbose:
                 print(f"  false {voice}: {text!r} -> {heard!r} ({got.intent}, gap {engine.last_gap})")
+        others = 0 if args.numbers else len(NON_COMMANDS)
         print(f"{voice:14s} command accuracy {right}/{len(sentences)} = {right / len(sentences):6.1%}   "
-              f"false actions {false}/{len(NON_COMMANDS)} = {false / len(NON_COMMANDS):5.1%}", flush=True)
+              f"false actions {false}/{others} = {false / max(1, others):5.1%}", flush=True)
         total_right += right
         total_cmd += len(sentences)
         total_false += false
-        total_non += len(NON_COMMANDS)
+        total_non += others
     print(f"{'all':14s} command accuracy {total_right}/{total_cmd} = {total_right / total_cmd:6.1%}   "
-          f"false actions {total_false}/{total_non} = {total_false / total_non:5.1%}   "
+          f"false actions {total_false}/{total_non} = {total_false / max(1, total_non):5.1%}   "
           f"(goals >= 97 %, <= 2 %)")
+    for intent, (right, said) in sorted(per_intent.items()):
+        print(f"  {intent:12s} {right}/{said} = {right / said:6.1%}")
     if args.sweep and args.engine == "direct":
         sweep(gaps, total_cmd, total_non)
     return 0
@@ -175,7 +188,7 @@ def sweep(gaps: list[tuple[str, bool, float | None]], commands: int, others: int
     for margin in (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.1, 1.3):
         right = sum(1 for kind, ok, gap in gaps if kind == "command" and ok and gap is not None and gap <= margin)
         false = sum(1 for kind, hit, gap in gaps if kind == "other" and hit and gap is not None and gap <= margin)
-        print(f"{margin:6g}  {right / commands:7.1%}  {false / others:7.1%}")
+        print(f"{margin:6g}  {right / commands:7.1%}  {false / max(1, others):7.1%}")
 
 
 if __name__ == "__main__":

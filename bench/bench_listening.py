@@ -222,6 +222,7 @@ def write_wav(path: Path, pcm: bytes) -> Path:
 def bench_engine(args, workdir: Path) -> dict:
     """Speech end -> final latency through the daemon and the embedded local server, with the
     track played at real-time pace as a microphone would deliver it."""
+    from voiced.commands.loading import load_configured
     from voiced.daemon import run_daemon
     from voiced.settings import DaemonSettings
 
@@ -235,7 +236,7 @@ def bench_engine(args, workdir: Path) -> dict:
         with lock:
             arrivals.append((time.monotonic(), event.to_dict()))
 
-    run_daemon(settings, str(path), collect, realtime=True)
+    run_daemon(settings, load_configured(settings.commands), str(path), collect, realtime=True)
     ended = {e["session"]: t for t, e in arrivals if e["type"] == "speech_ended"}
     latencies = []
     for t, e in arrivals:

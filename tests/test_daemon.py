@@ -19,6 +19,7 @@ import yaml
 from conftest import free_port, mix, noise, read_pcm, silence, start_http_recorder, write_wav
 from test_capture import asound_home
 
+from voiced.commands.loading import load_configured
 from voiced.daemon import run_daemon
 from voiced.settings import DaemonSettings
 
@@ -40,7 +41,7 @@ def run_collect(settings: DaemonSettings, wav: Path) -> list[dict]:
         with lock:
             events.append(event.to_dict() if hasattr(event, "to_dict") else dict(event))
 
-    run_daemon(settings, str(wav), collect)
+    run_daemon(settings, load_configured(settings.commands), str(wav), collect)
     return events
 
 

@@ -32,6 +32,7 @@ from tcp_proxy import TcpProxy
 from test_capture import asound_home
 from test_speechkit_recognizer import serve
 
+from voiced.commands.loading import load_configured
 from voiced.daemon import Worker, run_daemon
 from voiced.metrics import VoicedMetrics
 from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2_grpc as stt_grpc
@@ -85,7 +86,7 @@ class PipedDaemon:
 
     def _run(self, settings: DaemonSettings) -> None:
         try:
-            run_daemon(settings, "-", self.events)
+            run_daemon(settings, load_configured(settings.commands), "-", self.events)
         except BaseException as exc:  # reported by finish(): a crash fails the test there
             self.failure = exc
 
@@ -362,7 +363,7 @@ def test_a_stop_while_the_pipeline_starts_still_stops_it(local_server, speech_pc
     wav = write_wav(tmp_path / "long.wav", speech_pcm(KITCHEN) + silence(20.0, RATE), RATE)
     settings = settings_for(local_server.target, service={"stop_timeout_s": 1.0})
     events = Events()
-    worker = Worker(settings, str(wav), events, True, VoicedMetrics())  # realtime: 20+ s of input
+    worker = Worker(settings, None, str(wav), events, True, VoicedMetrics())  # realtime: 20+ s of input
     worker.stop()  # at once: the listener is not running yet
     assert not worker.thread.is_alive(), "the stop was lost: the pipeline goes on listening"
     assert worker.failure is None

@@ -243,15 +243,14 @@ def with_commands(settings: DaemonSettings, command_set: CommandSet | None) -> D
     return settings.with_command_grammar(jsgf)
 
 
-def run_daemon(settings: DaemonSettings, input_path: str | None, emit: EventSink, *,
-               realtime: bool = False, on_listening: Callable[[Listener], None] = lambda listener: None,
+def run_daemon(settings: DaemonSettings, command_set: CommandSet | None, input_path: str | None,
+               emit: EventSink, *, realtime: bool = False, on_listening: Callable[[Listener], None] = lambda listener: None,
                metrics: VoicedMetrics | None = None) -> None:
     """Listen until the input ends (file, stdin) or the listener is stopped (microphone).
     Finals go to the configured commands; their actions finish (within the stop bound)
     before this returns.
 
     `on_listening` receives the running Listener (to stop it from another thread)."""
-    command_set = load_configured(settings.commands)  # raises ConfigError (main checked it first)
     settings = with_commands(settings, command_set)
     source = open_source(input_path, settings.audio, settings.endpointing.frame_ms, realtime, on_error=emit)
     # read --fast, a whole utterance reaches the recognizer at once: allow it to catch up
@@ -283,9 +282,10 @@ def run_daemon(settings: DaemonSettings, input_path: str | None, emit: EventSink
 class Worker:
     """One configured pipeline listening in its own thread (the main thread waits for signals)."""
 
-    def __init__(self, settings: DaemonSettings, input_path: str | None, emit: EventSink, realtime: bool,
-                 metrics: VoicedMetrics):
+    def __init__(self, settings: DaemonSettings, command_set: CommandSet | None, input_path: str | None,
+                 emit: EventSink, realtime: bool, metrics: VoicedMetrics):
         self.settings = settings
+        self.command_set = command_set
         self.failure: Exception | None = None
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()  # a stop may come while the pipeline is still starting
@@ -297,7 +297,7 @@ class Worker:
 
     def _run(self, input_path, emit, realtime, metrics) -> None:
         try:
-            run_daemon(self.settings, input_path, emit, realtime=realtime, on_listening=self._listening,
+            run_daemon(self.settings, self.command_set, input_path, emit, realtime=realtime, on_listening=self._listening,
                        metrics=metrics)
         except Exception as exc:  # cannot start at all (bad input file, server cannot start)
             log.debug("listener failed", exc_info=True)
@@ -328,16 +328,16 @@ class Worker:
         self.thread.join(bound + 2)
 
 
-def load_checked(path: str | None) -> DaemonSettings:
-    """The daemon's settings with its command files validated (ConfigError lists every problem)."""
+def load_checked(path: str | None) -> tuple[DaemonSettings, CommandSet | None]:
+    """The daemon's settings and the commands they name, all validated (ConfigError lists every
+    problem). Loaded once: the commands that were checked are the ones that run."""
     settings = load_settings(path)
-    load_configured(settings.commands)
-    return settings
+    return settings, load_configured(settings.commands)
 
 
 def main(args) -> int:
     try:
-        settings = load_checked(args.config)
+        settings, command_set = load_checked(args.config)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -350,7 +350,7 @@ def main(args) -> int:
     # a file plays at real-time pace by default, so it behaves like a microphone (and demos live)
     realtime = args.input not in (None, "-") and not args.fast
     with SignalRequests() as signals:
-        worker = Worker(settings, args.input, emit, realtime, metrics)
+        worker = Worker(settings, command_set, args.input, emit, realtime, metrics)
         watchdog = Watchdog.for_notifier(notifier, healthy=lambda: worker.thread.is_alive())
         if worker.started():  # READY only once audio is really being listened to
             notifier.ready("listening")
@@ -366,12 +366,12 @@ def main(args) -> int:
                 with notifier.reloading():
                     try:
                         # validate everything first: a broken file leaves the running pipeline alone
-                        new_settings = load_checked(args.config)
+                        new_settings, new_commands = load_checked(args.config)
                     except ConfigError as exc:
                         log.error("reload rejected, keeping the running configuration:\n%s", exc)
                         continue
                     worker.stop()
-                    worker = Worker(new_settings, args.input, emit, realtime, metrics)
+                    worker = Worker(new_settings, new_commands, args.input, emit, realtime, metrics)
                     worker.started()  # the RELOADING state lasts until the new pipeline listens
                     log.info("configuration reloaded from %s", args.config)
         if watchdog:
