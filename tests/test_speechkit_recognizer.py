@@ -133,8 +133,9 @@ def small_limits_server():
     server.stop(0)
 
 
+@pytest.mark.parametrize("encoding", ["LINEAR16_PCM", "OGG_OPUS"])
 def test_long_input_rolls_across_sessions_with_the_single_session_result(small_limits_server, local_server,
-                                                                         speech_pcm):
+                                                                         speech_pcm, encoding):
     phrases = ["turn on the kitchen lights", "open the garage door", "turn off the bedroom lights",
                "turn on the garage lights", "turn off the kitchen lights"]
     pcm = b"".join(speech_pcm(p, pad_s=0) + silence(1.0, 16000) for p in phrases)  # ~13 s
@@ -144,7 +145,7 @@ def test_long_input_rolls_across_sessions_with_the_single_session_result(small_l
         session.finish()
         expected = texts(session.events())
     # the roll margin must exceed the longest utterance: 1.5 s of 3 s here (30 s of 300 by default)
-    settings = RecognitionSettings(partial_results=False, model="lights",
+    settings = RecognitionSettings(partial_results=False, model="lights", encoding=encoding,
                                    limits={"max_audio_s": 3.0, "max_gap_s": 2.0, "roll_margin": 0.5})
     with Recognizer(settings, small_limits_server.target) as recognizer:
         session = recognizer.session()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import silence
 
 from voiced.speechkit.events import EndpointSwitched, Final, Retrying, SessionError
@@ -33,11 +34,13 @@ def test_audio_goes_to_one_call_in_order_and_results_come_back_in_order():
     assert c.ended(opened.call, 0.4) == [Close()]
 
 
-def test_past_the_soft_limit_the_call_rolls_at_the_next_pause_without_losing_audio(speech_pcm):
+# the core sees PCM either way (a call encodes its own Ogg Opus stream): both roll alike
+@pytest.mark.parametrize("encoding", ["LINEAR16_PCM", "OGG_OPUS"])
+def test_past_the_soft_limit_the_call_rolls_at_the_next_pause_without_losing_audio(speech_pcm, encoding):
     first_words = speech_pcm("turn on the kitchen lights", pad_s=0)
     gap = silence(0.8, RATE)
     stream_pcm = first_words + gap + speech_pcm("open the garage door", pad_s=0)
-    c = core(limits={"max_audio_s": 2.0, "roll_margin": 0.5, "pause_s": 0.4})
+    c = core(encoding=encoding, limits={"max_audio_s": 2.0, "roll_margin": 0.5, "pause_s": 0.4})
     decisions = []
     for i, start in enumerate(range(0, len(stream_pcm), 960)):  # 30 ms pieces
         decisions += c.audio(stream_pcm[start:start + 960], i * 0.03)
@@ -51,8 +54,9 @@ def test_past_the_soft_limit_the_call_rolls_at_the_next_pause_without_losing_aud
     assert len(first_words) < len(first_audio) < len(first_words) + len(gap)
 
 
-def test_without_a_pause_the_call_rolls_just_before_the_hard_limit():
-    c = core(limits={"max_audio_s": 1.0, "pause_s": 10.0})
+@pytest.mark.parametrize("encoding", ["LINEAR16_PCM", "OGG_OPUS"])
+def test_without_a_pause_the_call_rolls_just_before_the_hard_limit(encoding):
+    c = core(encoding=encoding, limits={"max_audio_s": 1.0, "pause_s": 10.0})
     decisions = []
     for i in range(25):
         decisions += c.audio(TONE, i * 0.1)

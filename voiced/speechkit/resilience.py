@@ -5,7 +5,8 @@ A caller's session (one stream of audio) is carried by one or more gRPC calls:
   before the service's 5 s gap), and the next audio opens a new call. Once `1 - roll_margin`
   of a call's audio or byte budget is used, the call is half-closed after the next pause
   (`pause_s` of silence, webrtcvad) and the audio goes on in a new call; with no pause it
-  rolls just before the limit. Every byte goes to exactly one call, in order.
+  rolls just before the limit. Every byte goes to exactly one call, in order. Budgets are
+  counted on the PCM before encoding, so with Ogg Opus the byte count is an upper bound.
 - **Errors.** A call's audio is kept until the call ends. UNAVAILABLE, INTERNAL,
   RESOURCE_EXHAUSTED and DEADLINE_EXCEEDED: the audio is sent again in a new call after an
   exponential backoff with jitter (tenacity), at most `attempts` calls. UNAUTHENTICATED: the
@@ -110,7 +111,7 @@ class EndpointHealth:
 
 
 class SilenceTracker:
-    """How long the audio has been silent at its end (LINEAR16 only)."""
+    """How long the audio has been silent at its end (the caller's PCM, whatever the encoding)."""
 
     def __init__(self, sample_rate: int):
         settings = EndpointerSettings()
@@ -151,14 +152,15 @@ class SessionCore:
         self.health = health
         self.backoff = backoff
         limits = settings.limits
-        pcm = settings.encoding == "LINEAR16_PCM"
+        # the core sees the PCM before any encoding: its length is the audio's duration, and
+        # as a byte count it bounds what is sent (Ogg Opus is about a tenth of it)
         bytes_per_s = settings.sample_rate * 2
-        self._hard_audio = int(limits.max_audio_s * bytes_per_s * 0.99) if pcm else None
+        self._hard_audio = int(limits.max_audio_s * bytes_per_s * 0.99)
         self._hard_data = int(limits.max_bytes * 0.99) - CONFIG_ALLOWANCE
         keep = 1.0 - limits.roll_margin
-        self._soft_audio = int(limits.max_audio_s * bytes_per_s * keep) if pcm else None
+        self._soft_audio = int(limits.max_audio_s * bytes_per_s * keep)
         self._soft_data = int(limits.max_bytes * keep)
-        self._silence = SilenceTracker(settings.sample_rate) if pcm and settings.sample_rate in VAD_RATES else None
+        self._silence = SilenceTracker(settings.sample_rate) if settings.sample_rate in VAD_RATES else None
         # half-close an idle call well before the service's gap limit
         self.idle_close_s = max(limits.max_gap_s * 0.5, limits.max_gap_s - 1.5)
         self._calls: list[_Call] = []  # in audio order; the head is the oldest not yet ended
@@ -257,8 +259,8 @@ class SessionCore:
         return decisions
 
     @staticmethod
-    def _past(call: _Call, extra: int, audio_limit: int | None, data_limit: int) -> bool:
-        over_audio = audio_limit is not None and call.audio_bytes + extra > audio_limit
+    def _past(call: _Call, extra: int, audio_limit: int, data_limit: int) -> bool:
+        over_audio = call.audio_bytes + extra > audio_limit
         return over_audio or call.data_bytes + extra + MESSAGE_OVERHEAD > data_limit
 
     def _new_call(self, now: float) -> list[Decision]:
