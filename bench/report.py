@@ -201,12 +201,23 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def commands(quick: bool) -> str:
+    return run("bench/bench_commands.py", *(["--commands", "8"] if quick else []))
+
+
+def soak(quick: bool) -> dict:
+    soak_json = OUT / "soak.json"
+    subprocess.run([sys.executable, "bench/soak.py", "--minutes", "5" if quick else "60", "--json", str(soak_json)],
+                   cwd=ROOT, check=False)
+    return json.loads(soak_json.read_text())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="shorter runs (a smoke test of the report)")
     parser.add_argument("--render-only", action="store_true", help="redo REPORT.md and plots from results.json")
-    parser.add_argument("--redo", metavar="PARTS", help="measure only these again (comma list of: ready, latency), "
-                                                       "keep the rest of results.json")
+    parser.add_argument("--redo", metavar="PARTS", help="measure only these again (comma list of: ready, latency, "
+                                                       "commands, soak), keep the rest of results.json")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.render_only or args.redo:
@@ -216,6 +227,10 @@ def main() -> int:
             results["ready"] = ready_times()
         if "latency" in parts:
             results["latency"] = action_latency(args.quick)
+        if "commands" in parts:
+            results["commands"] = commands(args.quick)
+        if "soak" in parts:
+            results["soak"] = soak(args.quick)
         (OUT / "results.json").write_text(json.dumps(results, indent=1))
         plots(results["latency"], results["listening"])
         (OUT / "REPORT.md").write_text(markdown(results))
@@ -231,11 +246,8 @@ def main() -> int:
     run("bench/bench_server.py", "--json", str(server_json), *(["--max-streams", "6"] if quick else []))
     results["server"] = json.loads(server_json.read_text())
     results["opus"] = run("bench/bench_opus.py", *(["--rates", "16000", "--bitrates", "24000"] if quick else []))
-    results["commands"] = run("bench/bench_commands.py", *(["--commands", "8"] if quick else []))
-    soak_json = OUT / "soak.json"
-    subprocess.run([sys.executable, "bench/soak.py", "--minutes", "5" if quick else "60", "--json", str(soak_json)],
-                   cwd=ROOT, check=False)
-    results["soak"] = json.loads(soak_json.read_text())
+    results["commands"] = commands(quick)
+    results["soak"] = soak(quick)
     (OUT / "results.json").write_text(json.dumps(results, indent=1))
     plots(results["latency"], results["listening"])
     (OUT / "REPORT.md").write_text(markdown(results))

@@ -60,9 +60,11 @@ def test_demo_on_the_embedded_server_gives_partials_and_finals_as_jsonl(tmp_path
     assert child.returncode == 0, child.stderr[-3000:]
     events = [json.loads(line) for line in child.stdout.splitlines()]
     assert [e["type"] for e in events if e["type"].startswith("speech")] == ["speech_started", "speech_ended"] * 2
-    # read --fast, both sessions run at once: their finals may come in either order
     finals = {e["session"]: e["text"] for e in of_type(events, "final")}
     assert "lights in the kitchen" in finals[1] and "timer for 5 minutes" in finals[2], finals
+    # read --fast, the file is held while a final is awaited: one session at a time, as live
+    order = [(e["type"], e["session"]) for e in events if e["type"] in ("speech_started", "final")]
+    assert order == [("speech_started", 1), ("final", 1), ("speech_started", 2), ("final", 2)], order
     first_final = next(i for i, e in enumerate(events) if e["type"] == "final" and e["session"] == 1)
     assert any(e["type"] == "partial" and e["session"] == 1 for e in events[:first_final])
     assert all(isinstance(e["ts"], float) for e in events)
@@ -72,8 +74,8 @@ def test_text_output_to_a_pipe_has_finals_and_no_carriage_returns(tmp_path):
     child = voiced_cli("run", "--input", str(DEMO), "--fast", cwd=tmp_path)
     assert child.returncode == 0, child.stderr[-3000:]
     assert "\r" not in child.stdout
-    lines = sorted(child.stdout.splitlines())
-    assert len(lines) == 2 and "timer for 5 minutes" in lines[0] and "lights in the kitchen" in lines[1]
+    lines = child.stdout.splitlines()
+    assert len(lines) == 2 and "lights in the kitchen" in lines[0] and "timer for 5 minutes" in lines[1]
 
 
 @pytest.fixture(scope="module")

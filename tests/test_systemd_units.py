@@ -9,17 +9,23 @@ image with every unit the dependencies name).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pytest
+from conftest import read_pcm, silence
+from test_capture import asound_home
 
 from voiced.cli import build_parser
 from voiced.service import CONFIG_PATH, CREDENTIALS_DIR, EXECUTABLE_LINK, UNITS, ServiceSettings
@@ -167,3 +173,54 @@ def test_type_notify_command_reports_ready(unit, notify_socket, speech, tmp_path
     assert any("READY=1" in m.split("\n") for m in messages), (
         f"{unit}: `{shlex.join(argv)}` sent no READY=1 (got {messages}); wire voiced.notify.Notifier "
         f"into it. stderr: {stderr[-2000:]}")
+
+
+# The kernel's own form of MemoryDenyWriteExecute (Linux >= 6.3; systemd uses it where it can,
+# a seccomp filter with the same effect elsewhere): no memory both writable and executable.
+MDWE_EXEC = textwrap.dedent("""
+    import ctypes, os, sys
+    if ctypes.CDLL(None, use_errno=True).prctl(65, 1, 0, 0, 0) != 0:  # PR_SET_MDWE, REFUSE_EXEC_GAIN
+        sys.exit(77)
+    os.execv(sys.argv[1], sys.argv[1:])
+""")
+W_X_MAPPING = "import mmap; mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)"
+
+
+def under_mdwe(argv: list[str]) -> list[str]:
+    return [sys.executable, "-c", MDWE_EXEC, *argv]
+
+
+def test_the_daemon_works_under_memory_deny_write_execute(speech, tmp_path):
+    """Both units set MemoryDenyWriteExecute=yes: a dependency that needs writable code (a
+    JIT, some cffi callbacks) would crash the service at start. Run the whole data path that
+    way: PortAudio capture from the virtual ALSA microphone, webrtcvad, Ogg Opus (PyAV) to the
+    embedded gRPC server, its soxr and pocketsphinx, and the command matcher."""
+    probe = subprocess.run(under_mdwe([sys.executable, "-c", W_X_MAPPING]), capture_output=True, text=True,
+                           timeout=60, check=False)
+    if probe.returncode == 77:
+        pytest.skip("this kernel has no PR_SET_MDWE (Linux < 6.3)")
+    assert "PermissionError" in probe.stderr, "the policy is not in force: this test would prove nothing"
+
+    rate = 16000
+    pcm = silence(1.0, rate) + read_pcm(speech("turn on the lights in the kitchen"))[0] + silence(3.0, rate)
+    infile = tmp_path / "mic.raw"
+    infile.write_bytes(pcm)
+    env = asound_home(tmp_path, infile)
+    config = tmp_path / "voiced.yaml"
+    config.write_text("audio:\n  device: wavmic\nrecognition:\n  language: en-US\n  encoding: OGG_OPUS\n"
+                      "commands:\n  files: []\n")
+    daemon = subprocess.Popen(under_mdwe([str(VOICED), "run", "--config", str(config), "--events", "jsonl"]),
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    hang_guard = threading.Timer(120, daemon.kill)
+    hang_guard.start()
+    try:
+        finals = (json.loads(line)["text"] for line in daemon.stdout if json.loads(line)["type"] == "final")
+        final = next(finals, None)
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = daemon.communicate(timeout=60)
+    finally:
+        hang_guard.cancel()
+        if daemon.poll() is None:
+            daemon.kill()
+    assert final is not None and "lights in the kitchen" in final, stderr[-2000:]
+    assert daemon.returncode == 0, stderr[-2000:]

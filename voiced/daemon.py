@@ -10,6 +10,7 @@ only waits for signals: SIGHUP reloads the configuration, SIGTERM/SIGINT stop wi
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import queue
@@ -96,6 +97,9 @@ class Listener:
         self._one_at_a_time = one_session_at_a_time
         self._may_read = threading.Event()
         self._may_read.set()
+        # input already queued when a final came to be awaited (up to INBOX_SIZE frames):
+        # it waits here, in order, instead of opening the next sessions meanwhile
+        self._held: collections.deque[tuple[Any, ...]] = collections.deque()
 
     def stop(self, within_s: float) -> None:
         """Stop listening; sessions in flight get `within_s` to deliver their finals."""
@@ -119,10 +123,7 @@ class Listener:
                     for session in list(self.sessions):
                         self._close(session, cancel=True)
                     return
-            try:
-                item = self.inbox.get(timeout=0.05)
-            except queue.Empty:
-                item = ("tick",)
+            item = self._next_item()
             now = time.monotonic()
             kind = item[0]
             if kind == "frame" and not input_ended:
@@ -144,6 +145,18 @@ class Listener:
                     self._may_read.clear()
                 else:
                     self._may_read.set()
+
+    def _next_item(self) -> tuple[Any, ...]:
+        if self._held and not self.core.awaiting_final:
+            return self._held.popleft()
+        try:
+            item = self.inbox.get(timeout=0.05)
+        except queue.Empty:
+            return ("tick",)
+        if self._one_at_a_time and item[0] in ("frame", "end") and (self.core.awaiting_final or self._held):
+            self._held.append(item)
+            return ("tick",)
+        return item
 
     def _capture(self, source: AudioSource) -> None:
         try:
