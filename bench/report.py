@@ -201,6 +201,10 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def listening(quick: bool) -> dict:
+    return json.loads(run("bench/bench_listening.py", *(["--seconds", "30", "--rounds", "1"] if quick else [])))
+
+
 def commands(quick: bool) -> str:
     return run("bench/bench_commands.py", *(["--commands", "8"] if quick else []))
 
@@ -217,7 +221,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="shorter runs (a smoke test of the report)")
     parser.add_argument("--render-only", action="store_true", help="redo REPORT.md and plots from results.json")
     parser.add_argument("--redo", metavar="PARTS", help="measure only these again (comma list of: ready, latency, "
-                                                       "commands, soak), keep the rest of results.json")
+                                                       "listening, commands, soak), keep the rest of results.json")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.render_only or args.redo:
@@ -227,6 +231,8 @@ def main() -> int:
             results["ready"] = ready_times()
         if "latency" in parts:
             results["latency"] = action_latency(args.quick)
+        if "listening" in parts:
+            results["listening"] = listening(args.quick)
         if "commands" in parts:
             results["commands"] = commands(args.quick)
         if "soak" in parts:
@@ -240,8 +246,7 @@ def main() -> int:
                      "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"}
     results["ready"] = ready_times()
     results["latency"] = action_latency(quick)
-    results["listening"] = json.loads(run("bench/bench_listening.py", *(["--seconds", "30", "--rounds", "1"]
-                                                                         if quick else [])))
+    results["listening"] = listening(quick)
     server_json = OUT / "server.json"
     run("bench/bench_server.py", "--json", str(server_json), *(["--max-streams", "6"] if quick else []))
     results["server"] = json.loads(server_json.read_text())

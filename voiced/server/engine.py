@@ -128,7 +128,10 @@ class Recognizer:
         self._initial_cmn = [d.get_cmn() for d in self._decoders]
 
     def reset(self) -> None:
-        """Forget the previous session's channel adaptation."""
+        """Forget the previous session's channel adaptation: the cepstral mean, and the noise
+        estimate of the front end (kept apart from the CMN; reinit_feat costs ~0.1 ms)."""
+        for decoder in self._decoders:
+            decoder.reinit_feat()
         self.adopt(self._initial_cmn)
 
     def channel(self) -> list[str]:
