@@ -257,7 +257,8 @@ def with_commands(settings: DaemonSettings, command_set: CommandSet | None) -> D
 
 
 def run_daemon(settings: DaemonSettings, command_set: CommandSet | None, input_path: str | None,
-               emit: EventSink, *, realtime: bool = False, on_listening: Callable[[Listener], None] = lambda listener: None,
+               emit: EventSink, *, realtime: bool = False,
+               on_listening: Callable[[Listener], None] = lambda listener: None,
                metrics: VoicedMetrics | None = None) -> None:
     """Listen until the input ends (file, stdin) or the listener is stopped (microphone).
     Finals go to the configured commands; their actions finish (within the stop bound)
@@ -310,8 +311,8 @@ class Worker:
 
     def _run(self, input_path, emit, realtime, metrics) -> None:
         try:
-            run_daemon(self.settings, self.command_set, input_path, emit, realtime=realtime, on_listening=self._listening,
-                       metrics=metrics)
+            run_daemon(self.settings, self.command_set, input_path, emit, realtime=realtime,
+                       on_listening=self._listening, metrics=metrics)
         except Exception as exc:  # cannot start at all (bad input file, server cannot start)
             log.debug("listener failed", exc_info=True)
             self.failure = exc
