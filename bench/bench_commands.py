@@ -133,6 +133,7 @@ def main() -> int:
     margin = args.margin if args.rejection == "phone-loop" else None
     args.cache.mkdir(parents=True, exist_ok=True)
     engine = (ServerEngine if args.engine == "server" else DirectEngine)(jsgf, margin)
+    non_commands = [] if args.numbers else NON_COMMANDS
     if args.numbers:
         sentences = [f"set a timer for {minutes} minutes" for minutes in range(1, 61)]
     else:
@@ -157,20 +158,19 @@ def main() -> int:
             gaps.append(("command", raw_ok, engine.last_gap))
             if not ok and args.verbose:
                 print(f"  miss  {voice}: {text!r} -> {heard!r} (gap {engine.last_gap})")
-        for text in [] if args.numbers else NON_COMMANDS:
+        for text in non_commands:
             heard = engine.transcribe(*read_pcm(synthesize(text, voice, 16000, args.cache)))
             got = command_set.match(heard, "en")
             false += got is not None
             gaps.append(("other", command_set.match(engine.last_raw, "en") is not None, engine.last_gap))
             if got is not None and args.verbose:
                 print(f"  false {voice}: {text!r} -> {heard!r} ({got.intent}, gap {engine.last_gap})")
-        others = 0 if args.numbers else len(NON_COMMANDS)
         print(f"{voice:14s} command accuracy {right}/{len(sentences)} = {right / len(sentences):6.1%}   "
-              f"false actions {false}/{others} = {false / max(1, others):5.1%}", flush=True)
+              f"false actions {false}/{len(non_commands)} = {false / max(1, len(non_commands)):5.1%}", flush=True)
         total_right += right
         total_cmd += len(sentences)
         total_false += false
-        total_non += others
+        total_non += len(non_commands)
     print(f"{'all':14s} command accuracy {total_right}/{total_cmd} = {total_right / total_cmd:6.1%}   "
           f"false actions {total_false}/{total_non} = {total_false / max(1, total_non):5.1%}   "
           f"(goals >= 97 %, <= 2 %)")
