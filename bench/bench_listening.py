@@ -21,14 +21,18 @@ import sys
 import tempfile
 import threading
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
 
-from voiced.capture import WavFileSource
-from voiced.endpointing import Endpointer, EndpointerSettings, SpeechEnded, SpeechStarted, SpeechTimedOut
-from voiced.listening import ListeningCore
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from conftest import noise, read_pcm, synthesize, write_wav  # noqa: E402
+
+from voiced.capture import WavFileSource  # noqa: E402
+from voiced.endpointing import Endpointer, EndpointerSettings, SpeechEnded, SpeechStarted, SpeechTimedOut  # noqa: E402
+from voiced.listening import ListeningCore  # noqa: E402
 
 RATE = 16000
 PHRASES = [
@@ -39,17 +43,11 @@ PHRASES = [
 
 
 def synth(text: str, voice: str, workdir: Path) -> np.ndarray:
-    raw = workdir / "tts.wav"
-    subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(raw)], check=True)
-    out = subprocess.run(["sox", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw", "-"],
-                         check=True, capture_output=True).stdout
-    return np.frombuffer(out, np.int16)
+    return np.frombuffer(read_pcm(synthesize(text, f"flite:{voice}", RATE, workdir))[0], np.int16)
 
 
-def noise(seconds: float, kind: str, volume: float) -> np.ndarray:
-    out = subprocess.run(["sox", "-n", "-r", str(RATE), "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw", "-",
-                          "synth", str(seconds), kind, "vol", str(volume)], check=True, capture_output=True).stdout
-    return np.frombuffer(out, np.int16)
+def noise_samples(seconds: float, kind: str, volume: float) -> np.ndarray:
+    return np.frombuffer(noise(seconds, RATE, kind, volume), np.int16)
 
 
 def speech_span(samples: np.ndarray) -> tuple[float, float]:
@@ -71,7 +69,7 @@ def speech_track(workdir: Path) -> tuple[bytes, list[tuple[float, float]]]:
         pieces += [samples, gap]
         position += (len(samples) + len(gap)) / RATE
     track = np.concatenate(pieces).astype(np.int32)
-    track += np.resize(noise(len(track) / RATE + 1, "brownnoise", 0.01), track.shape)
+    track += np.resize(noise_samples(len(track) / RATE + 1, "brownnoise", 0.01), track.shape)
     return np.clip(track, -32768, 32767).astype(np.int16).tobytes(), truth
 
 
@@ -102,7 +100,7 @@ def voiced_listening_loop(pcm: bytes) -> None:
     from voiced.daemon import Listener
 
     with tempfile.NamedTemporaryFile(suffix=".wav") as file:
-        write_wav(Path(file.name), pcm)
+        write_wav(Path(file.name), pcm, RATE)
         settings = EndpointerSettings()
         source = WavFileSource(file.name, settings.frame_ms)
         core = ListeningCore(Endpointer(settings, RATE))
@@ -184,8 +182,8 @@ def overlap_iou(a: list[tuple[float, float]], b: list[tuple[float, float]], tota
 
 def bench_detectors(args, workdir: Path) -> dict:
     quiet = np.zeros(RATE * args.seconds, np.int16).tobytes()
-    quiet_floor = noise(args.seconds, "brownnoise", 0.005).tobytes()  # a real microphone's self-noise
-    noisy = noise(args.seconds, "pinknoise", 0.05).tobytes()
+    quiet_floor = noise_samples(args.seconds, "brownnoise", 0.005).tobytes()  # a real microphone's self-noise
+    noisy = noise_samples(args.seconds, "pinknoise", 0.05).tobytes()
     track, truth = speech_track(workdir)
     total_s = len(track) / 2 / RATE
     results = {"truth_segments": len(truth), "track_s": round(total_s, 1)}
@@ -210,15 +208,6 @@ def bench_detectors(args, workdir: Path) -> dict:
 # --- the recognizer side: latency and memory of the real daemon ---------------------------
 
 
-def write_wav(path: Path, pcm: bytes) -> Path:
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(RATE)
-        wav.writeframes(pcm)
-    return path
-
-
 def bench_engine(args, workdir: Path) -> dict:
     """Speech end -> final latency through the daemon and the embedded local server, with the
     track played at real-time pace as a microphone would deliver it."""
@@ -227,7 +216,7 @@ def bench_engine(args, workdir: Path) -> dict:
     from voiced.settings import DaemonSettings
 
     track, truth = speech_track(workdir)
-    path = write_wav(workdir / "track.wav", track * args.rounds)
+    path = write_wav(workdir / "track.wav", track * args.rounds, RATE)
     settings = DaemonSettings.model_validate({"recognition": {"language": "en-US", "model": "general"}})
     arrivals: list[tuple[float, dict]] = []
     lock = threading.Lock()
