@@ -100,9 +100,11 @@ def free_port() -> int:
 
 
 def noise(seconds: float, rate: int, kind: str = "pinknoise", volume: float = 0.05) -> bytes:
-    """Background noise as raw 16-bit mono PCM (sox synth: whitenoise, pinknoise, brownnoise)."""
+    """Background noise as raw 16-bit mono PCM (sox synth: whitenoise, pinknoise, brownnoise).
+    The same every run (`-R`): without it sox seeds from the clock, and a recognition test on
+    noisy speech passes or fails with the noise it happened to draw."""
     return subprocess.run(
-        ["sox", "-n", "-r", str(rate), "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw", "-",
+        ["sox", "-R", "-n", "-r", str(rate), "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw", "-",
          "synth", str(seconds), kind, "vol", str(volume)],
         check=True, capture_output=True,
     ).stdout
