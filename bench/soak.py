@@ -21,8 +21,11 @@ import sys
 import tempfile
 import threading
 import time
-import wave
 from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent / "tests")]
+
+from conftest import noise, read_pcm, synthesize, write_wav  # noqa: E402
 
 RATE = 16000
 PHRASES = [("slt", "turn on the kitchen light"), ("kal16", "what time is it"), ("awb", "set a timer for five minutes"),
@@ -30,40 +33,22 @@ PHRASES = [("slt", "turn on the kitchen light"), ("kal16", "what time is it"), (
            ("awb", "open the garage door")]
 
 
-def _sox(*args: str) -> bytes:
-    return subprocess.run(["sox", *args], check=True, capture_output=True).stdout
-
-
-def _raw(*effects: str) -> tuple[str, ...]:
-    return ("-r", str(RATE), "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw", "-", *effects)
-
-
 def mixed_audio(minutes: float, workdir: Path, seed: int = 7) -> tuple[Path, int]:
-    """A WAV of phrases separated by silence and bursts of noise; and how many phrases it holds."""
+    """A WAV of phrases separated by a quiet floor and bursts of noise (the same every run), and
+    how many phrases it holds."""
     rng = random.Random(seed)
-    phrases = []
-    for voice, text in PHRASES:
-        tts = workdir / f"{voice}-{len(phrases)}.wav"
-        subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(tts)], check=True)
-        phrases.append(_sox(str(tts), *_raw()))
-    floor = _sox("-n", *_raw("synth", "4", "brownnoise", "vol", "0.005"))
-    noise = _sox("-n", *_raw("synth", "2", "pinknoise", "vol", "0.03"))
+    phrases = [read_pcm(synthesize(text, f"flite:{voice}", RATE, workdir))[0] for voice, text in PHRASES]
+    floor = noise(4, RATE, "brownnoise", 0.005)
+    burst = noise(2, RATE, "pinknoise", 0.03)
     target = int(minutes * 60 * RATE * 2)
     parts, total, count = [], 0, 0
     while total < target:
         gap = floor[: 2 * int(RATE * rng.uniform(1.0, 3.0))]
-        speech = rng.choice(phrases)
-        piece = [gap, speech, gap] + ([noise] if rng.random() < 0.3 else [])
+        piece = [gap, rng.choice(phrases), gap] + ([burst] if rng.random() < 0.3 else [])
         parts += piece
         total += sum(map(len, piece))
         count += 1
-    path = workdir / "soak.wav"
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(RATE)
-        wav.writeframes(b"".join(parts))
-    return path, count
+    return write_wav(workdir / "soak.wav", b"".join(parts), RATE), count
 
 
 def _sample(pid: int) -> tuple[float, int] | None:
