@@ -10,6 +10,7 @@ command. Goals: accuracy >= 97 %, false actions <= 2 %.
     .venv/bin/python bench/bench_commands.py --engine direct --sweep  # in-process; every margin
     .venv/bin/python bench/bench_commands.py --rejection garbage      # the filler-word loop instead
     .venv/bin/python bench/bench_commands.py --numbers                # every {minutes} value, 1-60
+    .venv/bin/python bench/bench_commands.py --engine daemon          # the whole `voiced run` pipeline
     .venv/bin/python bench/bench_commands.py --engine whisper         # for comparison (see WhisperEngine)
 """
 
@@ -17,14 +18,18 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import random
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from conftest import read_pcm, synthesize  # noqa: E402
+import yaml  # noqa: E402
+from conftest import mix, noise, read_pcm, silence, synthesize, write_wav  # noqa: E402
 from hassil.sample import sample_intents  # noqa: E402
 
 from voiced.commands import load_commands  # noqa: E402
@@ -112,6 +117,64 @@ class ServerEngine:
         return " ".join(texts)
 
 
+class DaemonEngine:
+    """The whole daemon as a device runs it: `voiced run` with the example commands (their
+    actions replaced by `true`) on one recording per voice, the utterances two seconds apart
+    over a quiet noise floor; its endpointer, pre-roll, sessions and embedded server decide.
+    A session's transcript counts for the utterance its speech was detected in."""
+
+    GAP_S = 2.0
+
+    def __init__(self, jsgf: str, margin: float | None):
+        self.workdir = Path(tempfile.mkdtemp(prefix="voiced-bench-daemon-"))
+        commands = yaml.safe_load((ROOT / "config" / "commands.yaml").read_text(encoding="utf-8"))
+        for command in commands["commands"].values():
+            command["actions"] = [{"type": "exec", "argv": ["true"]}]
+        (self.workdir / "commands.yaml").write_text(yaml.safe_dump(commands, allow_unicode=True), encoding="utf-8")
+        local_grammar = {"model": "commands"} | ({} if margin is None else {"rejection_margin": margin})
+        (self.workdir / "voiced.yaml").write_text(yaml.safe_dump(
+            {"commands": {"files": ["commands.yaml"], "local_grammar": local_grammar}}), encoding="utf-8")
+        self.heard: collections.deque[tuple[bytes, str]] = collections.deque()
+        self.sessions_per_utterance: collections.Counter[int] = collections.Counter()  # count -> utterances
+        self.last_gap = None
+        self.last_raw = ""
+
+    def prepare(self, pcms: list[bytes], rate: int) -> None:
+        gap = silence(self.GAP_S, rate)
+        parts, starts = [gap], []
+        for pcm in pcms:
+            starts.append(sum(map(len, parts)) / 2 / rate)
+            parts += [pcm, gap]
+        audio = b"".join(parts)
+        # the floor under everything, as a microphone hears it: spliced in only between the
+        # utterances, after the TTS's digital silence, webrtcvad (mode 2) takes it for speech
+        audio = mix(audio, noise(len(audio) / 2 / rate + 0.1, rate, "brownnoise", 0.005))
+        recording = write_wav(self.workdir / "voice.wav", audio, rate)
+        run = subprocess.run([sys.executable, "-m", "voiced", "run", "--config", str(self.workdir / "voiced.yaml"),
+                              "--input", str(recording), "--fast", "--events", "jsonl"],
+                             capture_output=True, text=True, cwd=ROOT, timeout=1800)
+        if run.returncode != 0:
+            raise RuntimeError(f"voiced run failed: {run.stderr[-2000:]}")
+        utterance_of: dict[int, int] = {}
+        texts: list[list[str]] = [[] for _ in pcms]
+        for event in map(json.loads, run.stdout.splitlines()):
+            if event["type"] == "speech_started":
+                # where speech was detected (its audio begins a pre-roll earlier); a session
+                # that starts in the gap after an utterance still belongs to it
+                detected_s = event["audio_s"] + event["pre_roll_s"]
+                utterance_of[event["session"]] = max(0, sum(start <= detected_s for start in starts) - 1)
+            elif event["type"] == "final" and event["text"]:
+                texts[utterance_of[event["session"]]].append(event["text"])
+        self.heard = collections.deque(zip(pcms, (" ".join(words) for words in texts)))
+        sessions = collections.Counter(utterance_of.values())
+        self.sessions_per_utterance.update(sessions[index] for index in range(len(pcms)))
+
+    def transcribe(self, pcm: bytes, rate: int) -> str:
+        prepared, self.last_raw = self.heard.popleft()  # asked in the order prepared
+        assert prepared == pcm
+        return self.last_raw
+
+
 class WhisperEngine:
     """For comparison only, not a voiced engine: Whisper tiny.en (faster-whisper), the only other
     offline English model found installable from PyPI, open vocabulary, on the whole utterance. Its
@@ -144,7 +207,7 @@ class WhisperEngine:
         return self.last_raw
 
 
-ENGINES = {"server": ServerEngine, "direct": DirectEngine, "whisper": WhisperEngine}
+ENGINES = {"server": ServerEngine, "direct": DirectEngine, "daemon": DaemonEngine, "whisper": WhisperEngine}
 
 
 def main() -> int:
@@ -182,6 +245,9 @@ def main() -> int:
     per_intent: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])  # intent -> [right, said]
     for voice in args.voices.split(","):
         right = false = 0
+        if hasattr(engine, "prepare"):  # it hears the voice's whole list at once
+            engine.prepare([read_pcm(synthesize(text, voice, 16000, args.cache))[0]
+                            for text in sentences + non_commands], 16000)
         for text in sentences:
             expected = command_set.match(text, "en")
             heard = engine.transcribe(*read_pcm(synthesize(text, voice, 16000, args.cache)))
@@ -213,6 +279,9 @@ def main() -> int:
           f"(goals >= 97 %, <= 2 %)")
     for intent, (right, said) in sorted(per_intent.items()):
         print(f"  {intent:12s} {right}/{said} = {right / said:6.1%}")
+    if args.engine == "daemon":  # the endpointing: one session per utterance, or not
+        print("sessions per utterance: " + ", ".join(
+            f"{count}: {utterances}" for count, utterances in sorted(engine.sessions_per_utterance.items())))
     if args.engine == "whisper":
         print(f"whisper CPU s per audio s: {engine.cpu_s / engine.audio_s:.3f}")
     if args.sweep and args.engine == "direct":
