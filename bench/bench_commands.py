@@ -126,7 +126,8 @@ class DaemonEngine:
     GAP_S = 2.0
 
     def __init__(self, jsgf: str, margin: float | None):
-        self.workdir = Path(tempfile.mkdtemp(prefix="voiced-bench-daemon-"))
+        self._workdir = tempfile.TemporaryDirectory(prefix="voiced-bench-daemon-")  # removed with the engine
+        self.workdir = Path(self._workdir.name)
         commands = yaml.safe_load((ROOT / "config" / "commands.yaml").read_text(encoding="utf-8"))
         for command in commands["commands"].values():
             command["actions"] = [{"type": "exec", "argv": ["true"]}]
