@@ -132,7 +132,9 @@ class DaemonEngine:
         for command in commands["commands"].values():
             command["actions"] = [{"type": "exec", "argv": ["true"]}]
         (self.workdir / "commands.yaml").write_text(yaml.safe_dump(commands, allow_unicode=True), encoding="utf-8")
-        local_grammar = {"model": "commands"} | ({} if margin is None else {"rejection_margin": margin})
+        # the same rejection as the other engines: the margin, or the filler-word loop (or none)
+        local_grammar = {"model": "commands", "rejection_margin": margin,
+                         "garbage_weight": 1.0 if "<garbage>" in jsgf else None}
         (self.workdir / "voiced.yaml").write_text(yaml.safe_dump(
             {"commands": {"files": ["commands.yaml"], "local_grammar": local_grammar}}), encoding="utf-8")
         self.heard: collections.deque[tuple[bytes, str]] = collections.deque()
