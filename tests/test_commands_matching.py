@@ -35,14 +35,56 @@ def test_exact_matches_with_typed_slots(commands, text, language, intent, slots)
     assert match.actions  # the command's actions come with the match
 
 
-def test_fuzzy_fallback_is_bounded_by_its_threshold(commands):
-    near = commands.match("turn on the kitchen lite", "en")
+def test_fuzzy_match_forgives_fillers_and_word_forms_within_its_threshold(commands):
+    near = commands.match("um turned on the the kitchen lights okay", "en")  # "turned": a form of "turn"
     assert near.intent == "LightOn" and near.slots["room"] == "kitchen" and 0.85 <= near.score < 1.0
+    assert commands.match("uh so turn on kitchen light", "en").slots["room"] == "kitchen"
     assert commands.match("turn on the garden sprinkler", "en") is None
     assert commands.match("what is the weather like tomorrow", "en") is None
     assert commands.match("", "en") is None
     strict = load_commands([EXAMPLE], CommandsSettings(fuzzy_threshold=1.0))
-    assert strict.match("turn on the kitchen lite", "en") is None
+    assert strict.match("um turned on the the kitchen lights okay", "en") is None
+
+
+@pytest.mark.parametrize("text", [
+    "set a timer for ninety minutes",  # out of range: never 9 or 19
+    "set a timer for 90 minutes",
+    "set a timer for zero minutes",  # below the range
+    "set a timer for a hundred minutes",
+    "set the volume to fifty five",  # off the range's step: never 50
+    "set the volume to 5",
+    "turn on the lights in the attic",  # no such room: never another one
+    "turn on the garage light",
+    "turn on the kitchen light in the attic",  # words added that are not fillers
+    "turn on the kitchen fan",
+    "turn of the kitchen light",  # "of" is no form of "on" or "off"
+    "unlock the kitchen light",
+])
+def test_fuzzy_match_never_changes_what_a_slot_heard(commands, text):
+    assert commands.match(text, "en") is None
+
+
+def test_apostrophes_match_either_way(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("languages:\n  en:\n    lists:\n      room: {values: [\"kid's room\", study]}\n"
+                    "commands:\n  Weather:\n    sentences: {en: [\"what's the weather [like]\"]}\n"
+                    "  Light:\n    sentences: {en: [\"light the {room}\"]}\n")
+    commands = load_commands([path])
+    for text in ("What's the weather?", "whats the weather like", "What’s the weather"):
+        assert commands.match(text, "en").intent == "Weather", text
+    assert commands.match("light the kids room", "en").slots == {"room": "kid's room"}
+    assert commands.match("Light the kid's room.", "en").slots == {"room": "kid's room"}
+    assert commands.lint("en") == []
+
+
+def test_lint_finds_templates_that_never_run_their_command(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("commands:\n  A:\n    sentences: {en: ['turn on the light']}\n"
+                    "  B:\n    sentences: {en: ['turn on the light', 'switch on the light', '?!']}\n")
+    findings = {(f.intent, f.template): f.message for f in load_commands([path]).lint("en")}
+    assert set(findings) == {("B", 0), ("B", 2)}
+    assert findings[("B", 0)].startswith("is shadowed by A")
+    assert findings[("B", 2)].startswith("can never match")
 
 
 def test_required_wake_name_and_unknown_language():

@@ -6,6 +6,8 @@ from voiced.textnorm import digits_to_words, normalize, number_words, words_to_d
 def test_normalize_case_punctuation_yo():
     assert normalize("  Включи СВЕТ, в ёлке!  ", "ru") == "включи свет в елке"
     assert normalize("Turn on the kitchen-light.", "en") == "turn on the kitchen light"
+    assert normalize("What's the volume? It’s 40%.", "en-US") == "whats the volume its 40 percent"
+    assert normalize("громкость 40%", "ru") == "громкость 40 процентов"
 
 
 @pytest.mark.parametrize(

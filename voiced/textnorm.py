@@ -17,25 +17,49 @@ from unicode_rbnf import RbnfEngine
 # Numbers spoken in commands (timers, volumes, temperatures) stay well below this.
 MAX_SPOKEN_NUMBER = 1000
 
+# apostrophes join their word ("what's" -> "whats"): recognizers write "what's", "whats" or
+# "what s", and templates are written with them; every other mark separates words
+_APOSTROPHES = re.compile(r"['\u2019\u02bc`]")
 _NON_WORD = re.compile(r"[^\w\s]|_")
+_SPOKEN_NON_WORD = re.compile(r"[^\w\s']|_")
 _SPACES = re.compile(r"\s+")
 _DIGITS = re.compile(r"\d+")
 
 
+def fold(text: str) -> str:
+    """Lower case, `ё`->`е`, apostrophes dropped: what the words of templates and transcripts
+    share before punctuation is removed (templates keep their syntax characters)."""
+    return _APOSTROPHES.sub("", text.lower().replace("ё", "е"))
+
+
+# signs recognizers write for words ("40%"): said as these words
+_SIGN_WORDS = {"en": {"%": " percent "}, "ru": {"%": " процентов "}}
+
+
 def normalize(text: str, language: str) -> str:
-    """Lower case, `ё`->`е`, punctuation and hyphens to spaces, single spaces."""
-    text = text.lower().replace("ё", "е")
-    text = _NON_WORD.sub(" ", text)
-    return _SPACES.sub(" ", text).strip()
+    """`fold`, signs that stand for words spelled out ("40%" -> "40 percent"), then punctuation
+    and hyphens to spaces, single spaces. Templates and transcripts go through this function."""
+    text = fold(text)
+    for sign, words in _SIGN_WORDS.get(base_language(language), {}).items():
+        text = text.replace(sign, words)
+    return _SPACES.sub(" ", _NON_WORD.sub(" ", text)).strip()
 
 
-def _base_language(language: str) -> str:
-    return language.split("-")[0].split("_")[0].lower()
+def spoken_words(text: str) -> list[str]:
+    """The words as a pronunciation dictionary spells them: like `normalize`, but apostrophes
+    stay ("what's" is a dictionary word, "whats" is not)."""
+    kept = _APOSTROPHES.sub("'", text.lower().replace("ё", "е"))
+    return [word.strip("'") for word in _SPACES.split(_SPOKEN_NON_WORD.sub(" ", kept)) if word.strip("'")]
+
+
+def base_language(language: str) -> str:
+    """"en-US", "en_us", "EN" -> "en"."""
+    return language.replace("_", "-").split("-")[0].lower()
 
 
 @lru_cache(maxsize=8)
 def _engine(language: str) -> RbnfEngine:
-    return RbnfEngine.for_language(_base_language(language))
+    return RbnfEngine.for_language(base_language(language))
 
 
 @lru_cache(maxsize=8)
@@ -49,7 +73,7 @@ def _word_table(language: str) -> tuple[dict[tuple[str, ...], int], int]:
                 continue
             tokens = tuple(normalize(form, language).split())
             table.setdefault(tokens, value)
-            if _base_language(language) == "en" and "hundred" in tokens[:-1]:
+            if base_language(language) == "en" and "hundred" in tokens[:-1]:
                 # "one hundred and five" is how many English speakers say it
                 at = tokens.index("hundred") + 1
                 table.setdefault((*tokens[:at], "and", *tokens[at:]), value)
@@ -84,9 +108,11 @@ def number_words(value: int, language: str) -> list[str]:
     return sorted({normalize(form, language) for form in forms})
 
 
+def spell_number(value: int, language: str) -> str:
+    """How `value` is written in words, as a writer would ("twenty-five")."""
+    return _engine(language).format_number(value).text
+
+
 def digits_to_words(text: str, language: str) -> str:
     """Replace digit runs by their default spoken form: "25 minutes" -> "twenty five minutes"."""
-    engine = _engine(language)
-    return _DIGITS.sub(
-        lambda m: normalize(engine.format_number(int(m.group())).text, language), text
-    )
+    return _DIGITS.sub(lambda m: normalize(spell_number(int(m.group()), language), language), text)

@@ -32,8 +32,11 @@ def check_config_main(args) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
+    for warning in command_set.warnings:
+        print(warning, file=sys.stderr)
     languages = ", ".join(command_set.languages)
-    print(f"OK: {len(command_set.commands)} commands ({languages})")
+    warned = f", {len(command_set.warnings)} warnings" if command_set.warnings else ""
+    print(f"OK: {len(command_set.commands)} commands ({languages}){warned}")
     return 0
 
 

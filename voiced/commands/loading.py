@@ -15,7 +15,8 @@ import pydantic
 from hassil.parse_expression import parse_sentence
 
 from voiced.commands.config import CommandFile, CommandsSettings
-from voiced.commands.matching import CommandSet
+from voiced.commands.expansion import TooManySentences
+from voiced.commands.matching import CommandSet, base_language
 from voiced.yamlconfig import ConfigError, ConfigProblem, LocatedDocument, read_yaml
 
 
@@ -102,12 +103,39 @@ def load_commands(
             # hassil resolves lists and rules lazily; sampling one sentence per intent finds
             # undefined references now instead of at the first spoken command
             command_set.check(language)
+            command_set.sentences(language)  # the closed set: bounded by commands.max_sentences
+        except TooManySentences:
+            problems.append(ConfigProblem(loaded[0][0].file, 1, 1, (
+                f"language {language}: the templates spell out more than {settings.max_sentences} sentences; "
+                "use fewer alternatives or narrower ranges, or raise commands.max_sentences")))
         except Exception as exc:
             problems.append(ConfigProblem(loaded[0][0].file if loaded else "<none>", 1, 1,
                                           f"language {language}: {exc}"))
     if problems:
         raise ConfigError(problems)
+    command_set.warnings = _template_warnings(loaded, command_set)
     return command_set
+
+
+def _template_warnings(loaded: list[tuple[LocatedDocument, CommandFile]], command_set: CommandSet) -> list[ConfigProblem]:
+    """check-config's warnings: templates that never run their own command, located."""
+    where: dict[tuple[str, str, int], ConfigProblem] = {}  # (intent, language, template) -> its place
+    for doc, command_file in loaded:
+        for name, command in command_file.commands.items():
+            counts: dict[str, int] = {}
+            for language, templates in command.sentences.items():
+                base = base_language(language)
+                for index in range(len(templates)):
+                    path = ("commands", name, "sentences", language, index)
+                    where[(name, base, counts.get(base, 0) + index)] = doc.problem(path, "")
+                counts[base] = counts.get(base, 0) + len(templates)
+    warnings = []
+    for language in command_set.languages:
+        for finding in command_set.lint(language):
+            place = where[(finding.intent, finding.language, finding.template)]
+            warnings.append(ConfigProblem(place.file, place.line, place.column,
+                                          f"warning: commands.{finding.intent} ({language}) {finding.message}"))
+    return warnings
 
 
 def load_configured(settings: CommandsSettings) -> CommandSet | None:

@@ -1,15 +1,18 @@
 """Match a transcript to a command: normalize, strip the wake name, exact hassil match, then
-a bounded fuzzy fallback. Pure: no I/O, no clocks.
+a fuzzy fallback that forgives filler words but never changes what a slot heard. Pure: no
+I/O, no clocks.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import rapidfuzz
 from hassil import Intents, recognize
 from hassil.expression import INLINE_RANGE_PATTERN
 from hassil.intents import RangeSlotList
@@ -17,7 +20,8 @@ from hassil.sample import sample_intents
 
 from voiced.actions.config import Action
 from voiced.commands.config import Command, CommandFile, CommandsSettings, LanguageSection
-from voiced.textnorm import normalize
+from voiced.commands.expansion import Expansion, OpenTemplate, TooManySentences, expand, expand_template
+from voiced.textnorm import base_language, fold, normalize, words_to_digits
 
 FALLBACK_INTENT = "fallback"
 
@@ -39,10 +43,6 @@ class Match:
                 "is_fallback": self.is_fallback}
 
 
-def base_language(language: str) -> str:
-    return language.replace("_", "-").split("-")[0].lower()
-
-
 def _typed(value: Any) -> Any:
     # hassil returns range values as floats; a spoken "five" is the integer 5
     if isinstance(value, float) and value.is_integer():
@@ -52,9 +52,20 @@ def _typed(value: Any) -> Any:
 
 @dataclass
 class _Language:
-    intents: Intents
+    intents: Intents  # templates folded as transcripts are: what is matched
+    spoken: Intents  # templates with words as spoken: grammars and the closed set of sentences
     wake_names: tuple[str, ...]
-    samples: list[tuple[str, str]] | None = field(default=None)
+    skip_words: tuple[str, ...]
+    sentences: list[Expansion] | None = field(default=None)  # spelled out on first use
+    sentence_texts: list[str] | None = field(default=None)
+
+
+# Words a speaker adds or drops without changing what is asked (besides the commands' own
+# skip words): a fuzzy match may forgive them, and nothing else.
+FILLER_WORDS = {
+    "en": ("a", "an", "the", "um", "uh", "er", "erm", "ah", "oh", "hmm", "okay", "ok", "so", "well", "just"),
+    "ru": ("ну", "э", "ээ", "мм", "а", "вот", "же", "ка"),
+}
 
 
 class CommandSet:
@@ -73,6 +84,7 @@ class CommandSet:
                 self.fallback_actions = tuple(command_file.fallback.actions)
         languages = {base_language(lang) for c in self.commands.values() for lang in c.sentences}
         self._languages = {lang: self._compile(lang, sections.get(lang, [])) for lang in sorted(languages)}
+        self.warnings: list[Any] = []  # located template warnings, set by the loader (ConfigProblem)
 
     @property
     def languages(self) -> list[str]:
@@ -88,22 +100,40 @@ class CommandSet:
             rules.update(section.expansion_rules)
             skip_words.extend(normalize(w, language) for w in section.skip_words)
             wake_names.extend(normalize(w, language) for w in section.wake_names)
-        intents = {
-            name: {"data": [{"sentences": [normalize_template(t) for t in templates], "slots": command.slots}]}
-            for name, command in self.commands.items()
-            for lang, templates in command.sentences.items()
-            if base_language(lang) == language
-        }
-        compiled = Intents.from_dict({
-            "language": language, "intents": intents, "lists": lists,
-            "expansion_rules": rules, "skip_words": skip_words,
-        })
-        _add_inline_ranges(compiled)
+
+        def intents(fold_template: Callable[[str], str]) -> Intents:
+            compiled = Intents.from_dict({
+                "language": language,
+                "intents": {name: {"data": [{"sentences": [fold_template(t) for t in templates],
+                                             "slots": command.slots}]}
+                            for name, command in self.commands.items()
+                            for lang, templates in command.sentences.items() if base_language(lang) == language},
+                "lists": {name: _fold_list(slot_list, fold_template) for name, slot_list in lists.items()},
+                "expansion_rules": {name: fold_template(rule) for name, rule in rules.items()},
+                "skip_words": skip_words,
+            })
+            _add_inline_ranges(compiled)
+            return compiled
+
         # longest first, so "alice please" is stripped before "alice"
-        return _Language(compiled, tuple(sorted(set(wake_names), key=len, reverse=True)))
+        return _Language(intents(normalize_template), intents(spoken_template),
+                         tuple(sorted(set(wake_names), key=len, reverse=True)), tuple(dict.fromkeys(skip_words)))
 
     def intents(self, language: str) -> Intents:
+        """What transcripts are matched against (templates folded as transcripts are)."""
         return self._languages[base_language(language)].intents
+
+    def spoken_intents(self, language: str) -> Intents:
+        """The same templates with words spelled as spoken ("what's"): for grammars and
+        the closed set of sentences."""
+        return self._languages[base_language(language)].spoken
+
+    def sentences(self, language: str) -> list[Expansion]:
+        """Every sentence of the language's closed templates (raises TooManySentences)."""
+        compiled = self._languages[base_language(language)]
+        if compiled.sentences is None:
+            compiled.sentences = list(expand(compiled.spoken, self.settings.max_sentences))
+        return compiled.sentences
 
     def check(self, language: str) -> None:
         """Expand one sentence per intent: raises on undefined lists or rules."""
@@ -113,13 +143,17 @@ class CommandSet:
     def wake_names(self, language: str) -> tuple[str, ...]:
         return self._languages[base_language(language)].wake_names
 
+    def skip_words(self, language: str) -> tuple[str, ...]:
+        return self._languages[base_language(language)].skip_words
+
     def strip_wake_name(self, text: str, language: str) -> tuple[str, bool]:
         for name in self.wake_names(language):
             if text == name or text.startswith(name + " "):
                 return text[len(name):].strip(), True
         return text, False
 
-    def match(self, text: str, language: str) -> Match | None:
+    def match(self, text: str, language: str, fuzzy: bool = True) -> Match | None:
+        """The command `text` says, or the fallback, or None. `fuzzy=False`: templates only."""
         language = base_language(language)
         if language not in self._languages:
             return None
@@ -127,7 +161,7 @@ class CommandSet:
         if self.settings.require_wake_name and not had_wake_name:
             return None
         found = self._exact(normalized, language, text)
-        if found is None and normalized:
+        if found is None and normalized and fuzzy:
             found = self._fuzzy(normalized, language, text)
         if found is None and self.fallback_actions is not None and normalized:
             found = Match(FALLBACK_INTENT, {}, normalized, 0.0, language, self.fallback_actions,
@@ -143,39 +177,109 @@ class CommandSet:
         return Match(result.intent.name, slots, normalized, score, language,
                      tuple(command.actions), original)
 
-    def _samples(self, language: str) -> list[tuple[str, str]]:
-        compiled = self._languages[language]
-        if compiled.samples is None:
-            limit = self.settings.max_fuzzy_sentences
-            per_intent = max(1, limit // max(1, len(compiled.intents.intents)))
-            compiled.samples = [
-                (intent, normalize(sentence, language))
-                for intent, sentence in sample_intents(
-                    compiled.intents, max_sentences_per_intent=per_intent, language=language)
-            ][:limit]
-        return compiled.samples
-
     def _fuzzy(self, normalized: str, language: str, original: str) -> Match | None:
+        """The nearest sentence that differs from `normalized` only where nothing is at stake:
+        filler words (articles, skip words, hesitations) added or left out, and a word of the
+        template heard in another form of itself ("lights" for "light"). A slot's words and every
+        number must be heard exactly: "ninety minutes" is never "nine minutes", "the attic" never
+        "the kitchen"."""
         threshold = self.settings.fuzzy_threshold
         if threshold >= 1.0:
             return None
-        best_score, best_sentence = 0.0, None
-        matcher = difflib.SequenceMatcher(autojunk=False)
-        matcher.set_seq2(normalized)
-        for _, sentence in self._samples(language):
-            # a ratio can be at most 2*min/(sum) of the lengths: skip hopeless candidates cheaply
-            if 2 * min(len(sentence), len(normalized)) / (len(sentence) + len(normalized)) < threshold:
-                continue
-            matcher.set_seq1(sentence)
-            if matcher.real_quick_ratio() < threshold or matcher.quick_ratio() < threshold:
-                continue
-            score = matcher.ratio()
-            if score > best_score:
-                best_score, best_sentence = score, sentence
-        if best_sentence is None or best_score < threshold:
+        try:
+            sentences = self.sentences(language)
+        except TooManySentences:
             return None
-        found = self._exact(best_sentence, language, original, best_score)
-        return found
+        heard = words_to_digits(normalized, language).split()
+        fillers = self._fillers(language)
+        # compared without fillers: how many a speaker adds says nothing about what was asked
+        texts = self._sentence_texts(language)
+        key = " ".join(word for word in heard if word not in fillers)
+        for _, score, index in rapidfuzz.process.extract(key, texts, scorer=rapidfuzz.fuzz.ratio,
+                                                           limit=8, score_cutoff=threshold * 100):
+            sentence = sentences[index]
+            if only_harmless_differences(sentence, heard, fillers):
+                return self._exact(sentence.text, language, original, score / 100)
+        return None
+
+    def _fillers(self, language: str) -> frozenset[str]:
+        return frozenset(FILLER_WORDS.get(language, ())) | frozenset(self.skip_words(language))
+
+    def _sentence_texts(self, language: str) -> list[str]:
+        """The sentences as the fuzzy matcher compares them: filler words left out."""
+        compiled = self._languages[base_language(language)]
+        if compiled.sentence_texts is None:
+            fillers = self._fillers(language)
+            compiled.sentence_texts = [" ".join(w for w in sentence.words if w not in fillers)
+                                       for sentence in self.sentences(language)]
+        return compiled.sentence_texts
+
+    def lint(self, language: str, per_template: int = 500) -> list[TemplateFinding]:
+        """Templates that can never match (each of its sentences matches nothing, or another
+        command first). Checks up to `per_template` sentences of each template."""
+        language = base_language(language)
+        spoken = self.spoken_intents(language)
+        findings = []
+        for name, intent in spoken.intents.items():
+            count = sum(len(data.sentences) for data in intent.data)
+            for template in range(count):
+                try:
+                    sentences = expand_template(spoken, name, template)[:per_template]
+                except (TooManySentences, OpenTemplate):
+                    continue
+                if not sentences:
+                    findings.append(TemplateFinding(name, language, template, "can never match: it has no words"))
+                    continue
+                example = sentences[0].text
+                matched = [self.match(s.text, language, fuzzy=False) for s in sentences]
+                intents = {m.intent for m in matched if m is not None and not m.is_fallback}
+                if not intents:
+                    findings.append(TemplateFinding(name, language, template, "can never match: none of its "
+                                                    f"sentences matches a command (e.g. {example!r})"))
+                elif name not in intents:
+                    findings.append(TemplateFinding(name, language, template, f"is shadowed by {', '.join(sorted(intents))}: "
+                                                    f"each of its sentences runs that command (e.g. {example!r})"))
+        return findings
+
+
+@dataclass(frozen=True)
+class TemplateFinding:
+    """A template that never runs its own command (a warning of `check-config`)."""
+
+    intent: str
+    language: str
+    template: int
+    message: str
+
+
+def only_harmless_differences(sentence: Expansion, heard: list[str], fillers: frozenset[str]) -> bool:
+    """Whether `heard` says `sentence`, up to filler words and other forms of template words."""
+    slot_words = sentence.slot_word_indices()
+    words = sentence.words
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=words, b=heard, autojunk=False).get_opcodes():
+        if tag == "equal":
+            continue
+        # in each differing stretch: fillers may come and go (never a slot's words); what is
+        # left must pair up word for word, each pair the same word or forms of a template word
+        said = [i for i in range(i1, i2) if i in slot_words or words[i] not in fillers]
+        got = [word for word in heard[j1:j2] if word not in fillers]
+        if len(said) != len(got):
+            return False
+        for i, word in zip(said, got):
+            if words[i] != word and (i in slot_words or not same_word(words[i], word)):
+                return False
+    return True
+
+
+def same_word(template_word: str, heard_word: str) -> bool:
+    """Two forms of one word ("light" / "lights", "minute" / "minutes"): a long common start and
+    a short different end. Never numbers, and never a word with another start ("lock" /
+    "unlock", "on" / "off")."""
+    if template_word.isdigit() or heard_word.isdigit():
+        return False
+    shorter = min(len(template_word), len(heard_word))
+    common = len(os.path.commonprefix([template_word, heard_word]))
+    return common >= max(3, shorter - 1) and abs(len(template_word) - len(heard_word)) <= 2
 
 
 _REFERENCE = re.compile(r"(\{[^}]*\}|<[^>]*>)")
@@ -195,8 +299,24 @@ def _add_inline_ranges(intents: Intents) -> None:
                             name=name, start=int(start), stop=int(stop), step=int(step or 1))
 
 
+def _fold_list(slot_list: Any, fold_template: Callable[[str], str]) -> Any:
+    """A hassil list with its spoken forms (`in`) folded like templates; values out stay."""
+    if not isinstance(slot_list, dict) or not isinstance(slot_list.get("values"), list):
+        return slot_list
+    values = [{"in": fold_template(value), "out": value} if isinstance(value, str) else
+              {**value, "in": fold_template(value["in"])} if isinstance(value, dict) and isinstance(value.get("in"), str)
+              else value for value in slot_list["values"]]
+    return {**slot_list, "values": values}
+
+
 def normalize_template(template: str) -> str:
-    """Lower-case template words (`ё`->`е`) so they meet normalized transcripts; list and rule
-    names in {} and <> stay as written."""
+    """Fold template words as transcripts are (case, `ё`, apostrophes: "what's" -> "whats"), so
+    they meet normalized transcripts; list and rule names in {} and <> stay as written."""
+    parts = _REFERENCE.split(template)
+    return "".join(p if i % 2 else fold(p) for i, p in enumerate(parts))
+
+
+def spoken_template(template: str) -> str:
+    """Template words in lower case, as spoken and as a pronunciation dictionary spells them."""
     parts = _REFERENCE.split(template)
     return "".join(p if i % 2 else p.lower().replace("ё", "е") for i, p in enumerate(parts))
