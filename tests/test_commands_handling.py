@@ -32,7 +32,7 @@ def test_a_transcript_reaches_exec_only_as_data_and_other_speech_runs_nothing(tm
     handler(FinalEvent(session=2, text="what a lovely day", confidence=0.9))
     assert runner.shutdown(30)
     kinds = [(e.type, getattr(e, "session", None)) for e in events]
-    assert ("command_matched", 1) in kinds and ("no_command", 2) in kinds
+    assert ("command_matched", 1) in kinds and ("rejected", 2) in kinds
     assert [e.type for e in events].count("action_finished") == 1
     assert out.read_text() == f"note {HOSTILE}"  # $text: the transcript as heard, one argument
     assert not (tmp_path / "PWNED").exists() and not (tmp_path / "PWNED2").exists()

@@ -117,11 +117,11 @@ def test_outcomes_and_a_final_from_the_server_before_the_end_of_speech():
     # the server heard the end first: its final, then our speech_ended (reason "server")
     sink(FinalEvent(session=1, text="what time is it", confidence=0.8))
     sink(SpeechEndedEvent(session=1, audio_s=1.5, duration_s=1.0, reason="server"))
-    sink({"type": "no_command", "session": 1, "text": "what time is it"})
+    sink({"type": "rejected", "session": 1, "text": "what time is it"})
     sink(SpeechStartedEvent(session=2, audio_s=3.0, pre_roll_s=0.5))
     sink(SpeechEndedEvent(session=2, audio_s=4.0, duration_s=1.0, reason="silence"))
     sink(FinalEvent(session=2, text="", confidence=0.0))
-    sink({"type": "no_command", "session": 2, "text": ""})
+    sink({"type": "rejected", "session": 2, "text": ""})
     samples = _samples(metrics.exposition().decode())
     assert samples[("voiced_active_sessions", ())] == 0
     assert samples[("voiced_utterances_total", (("outcome", "unmatched"),))] == 1

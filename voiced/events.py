@@ -159,7 +159,7 @@ class TimelineLog:
     Partials are chatty: only the first one is a milestone."""
 
     MILESTONES = ("speech_started", "partial", "speech_ended", "final", "session_error", "command_matched",
-                  "no_command", "action_finished", "action_failed")
+                  "rejected", "action_finished", "action_failed")
 
     def __init__(self, logger: logging.Logger):
         self._log = logger
@@ -183,7 +183,7 @@ class TimelineLog:
             self._partial_seen.add(session)
         offset = ts - self._started.get(session, ts)
         detail = record.get("text") if kind in ("final", "partial") else \
-            record.get("action") or record.get("intent") or record.get("code")
+            record.get("action") or record.get("intent") or record.get("code") or record.get("reason")
         self._log.info("session %d: %s +%.2f s%s", session, kind, offset, f" {detail!r}" if detail else "")
 
 

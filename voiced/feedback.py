@@ -12,6 +12,7 @@ The shipped earcons (voiced/data/*.wav, 16 kHz mono 16-bit) were made once with 
   listening: tone 0.08 sine 660 0.02 + tone 0.10 sine 880 0.04
   done:      tone 0.07 sine 784 0.01 + tone 0.16 sine 1047 0.08
   error:     tone 0.12 triangle 392 0.02 + tone 0.22 triangle 262 0.1   (joined with `sox a.wav b.wav out.wav`)
+  rejected:  tone 0.09 sine 523 0.02 + tone 0.12 sine 440 0.05
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import pydantic
 
 log = logging.getLogger(__name__)
 
-Earcon = Literal["listening", "done", "error"]
+Earcon = Literal["listening", "done", "error", "rejected"]
 DATA_DIR = Path(str(resources.files("voiced") / "data"))
 
 
@@ -46,6 +47,8 @@ class FeedbackSettings(pydantic.BaseModel):
     listening: pydantic.FilePath | None = DATA_DIR / "listening.wav"
     done: pydantic.FilePath | None = DATA_DIR / "done.wav"
     error: pydantic.FilePath | None = DATA_DIR / "error.wav"
+    # heard, but not a command (rejected): off by default; e.g. voiced/data/rejected.wav
+    rejected: pydantic.FilePath | None = None
     # run without a shell, with the earcon's path appended; a string is split like a shell would
     player: tuple[str, ...] = ("aplay", "-q")
     mute_input: bool = True

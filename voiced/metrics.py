@@ -89,7 +89,7 @@ class MetricsSink:
     speech_started opens a session, speech_ended ends it and starts the latency clock,
     final observes end-of-speech -> final (only the first final after the end of speech) and
     starts the action clock, actions_done observes final -> actions done, command_matched /
-    no_command count the utterance's outcome (matched, unmatched, empty), session_error and
+    rejected count the utterance's outcome (matched, unmatched, empty), session_error and
     audio_error count errors.
     """
 
@@ -132,7 +132,7 @@ class MetricsSink:
                     self._remember(self._final_at, session)
             elif kind == "command_matched":
                 self.metrics.utterance("matched")
-            elif kind == "no_command":
+            elif kind == "rejected":
                 self.metrics.utterance("unmatched" if record.get("text") else "empty")
                 self._final_at.pop(session, None)
             elif kind == "actions_done":

@@ -20,9 +20,13 @@ class CommandMatchedEvent(Event):
 
 
 @dataclass(frozen=True)
-class NoCommandEvent(Event):
-    type: ClassVar[str] = "no_command"
+class RejectedEvent(Event):
+    """A final that runs no command (the fallback's actions may still run): what was heard and
+    why it is not a command."""
+
+    type: ClassVar[str] = "rejected"
     text: str
+    reason: str
     session: int | None = None
 
 

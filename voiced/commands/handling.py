@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from voiced.actions.events import CommandMatchedEvent, NoCommandEvent
+from voiced.actions.events import CommandMatchedEvent, RejectedEvent
 from voiced.actions.runner import ActionRunner
 from voiced.commands.matching import CommandSet
 from voiced.events import EventSink, FinalEvent
@@ -17,7 +17,9 @@ log = logging.getLogger(__name__)
 
 
 class CommandHandler:
-    """FinalEvent -> `command_matched` + actions, or `no_command` (and only a log line)."""
+    """FinalEvent -> `command_matched` + actions, or `rejected` with the reason (then the
+    fallback's actions, if the command files have a fallback). A rejection is logged at the
+    default level: a command the speaker meant but that ran nothing must be visible."""
 
     def __init__(self, command_set: CommandSet, language: str, runner: ActionRunner, emit: EventSink):
         self.command_set = command_set
@@ -31,9 +33,11 @@ class CommandHandler:
         except Exception:  # a matcher bug must not take the listener down
             log.exception("matching %r failed", final.text)
             return
+        if match is None or match.is_fallback:
+            reason = f"no command matches {final.text!r}" if final.text else "nothing recognized as a command"
+            log.warning("session %d rejected: %s", final.session, reason)
+            self.emit(RejectedEvent(final.text, reason, session=final.session))
         if match is None:
-            log.info("no command in %r", final.text)
-            self.emit(NoCommandEvent(final.text, session=final.session))
             return
         log.info("command %s %s from %r", match.intent, match.slots, final.text)
         self.emit(CommandMatchedEvent(match.intent, match.slots, match.text, round(match.score, 3),
