@@ -206,7 +206,8 @@ def home(tmp_path_factory, http_server, mosquitto):
     path.write_text(yaml.safe_dump(commands))
     sections = {"commands": {"files": [str(path)]}, "actions": {"mqtt": {"port": mosquitto.port}}}
     embedded = DaemonSettings.model_validate(sections)
-    server = start_server(with_commands(embedded, load_configured(embedded.commands)).embedded_server())
+    command_set = load_configured(embedded.commands)
+    server = start_server(with_commands(embedded, command_set).embedded_server(), command_sets={"commands": command_set})
     settings = DaemonSettings.model_validate({
         **sections, "recognition": {"endpoint": server.target, "language": "en-US", "model": "commands"}})
     yield settings, log

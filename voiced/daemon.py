@@ -49,9 +49,11 @@ BATCH_FINAL_TIMEOUT_S = 30.0
 
 
 @contextlib.contextmanager
-def recognizer(settings: DaemonSettings, metrics: VoicedMetrics | None = None) -> Iterator[Recognizer]:
+def recognizer(settings: DaemonSettings, metrics: VoicedMetrics | None = None,
+               command_set: CommandSet | None = None) -> Iterator[Recognizer]:
     """A recognizer for the configured endpoint (with its credentials and fallback), or for an
-    embedded local server started here (also when the fallback is "embedded")."""
+    embedded local server started here (also when the fallback is "embedded"), which gets
+    `command_set` for its commands model."""
     recognition = settings.recognition
     credentials = credentials_for(recognition)  # a broken service-account key fails here
     fallback = recognition.fallback if recognition.endpoint else None
@@ -59,7 +61,8 @@ def recognizer(settings: DaemonSettings, metrics: VoicedMetrics | None = None) -
     if not recognition.endpoint or (fallback is not None and fallback.endpoint == EMBEDDED):
         from voiced.server.app import start_server  # the `local` extra: only needed when embedded
 
-        server = start_server(settings.embedded_server(), host="127.0.0.1", port=0)
+        commands = {settings.commands.local_grammar.model: command_set} if command_set is not None else {}
+        server = start_server(settings.embedded_server(), host="127.0.0.1", port=0, command_sets=commands)
         log.info("embedded recognition server on %s", server.target)
     fallback_target = None if fallback is None else server.target if fallback.endpoint == EMBEDDED \
         else fallback.endpoint
@@ -71,6 +74,10 @@ def recognizer(settings: DaemonSettings, metrics: VoicedMetrics | None = None) -
         client.close()
         if server is not None:
             server.stop(grace=1.0)
+            times = server.engine.stage_times
+            if times.utterances:
+                log.info("recognition CPU partials %.2f s final %.2f s over %d utterances",
+                         times.partials_s, times.final_s, times.utterances)
 
 
 class Listener:
@@ -236,8 +243,10 @@ class Listener:
 
 
 def feedback_sink(player: EarconPlayer) -> EventSink:
-    """Earcons for what happened: listening at speech start, done on a result, error on failure."""
-    sounds = {"speech_started": "listening", "final": "done", "session_error": "error", "action_failed": "error"}
+    """Earcons for what happened: listening at speech start, done on a result, error on failure,
+    rejected when what was heard is not a command (it cuts the `done` before it)."""
+    sounds = {"speech_started": "listening", "final": "done", "session_error": "error", "action_failed": "error",
+              "rejected": "rejected"}
 
     def play(event: Any) -> None:
         if (earcon := sounds.get(event_dict(event).get("type"))) is not None:
@@ -252,8 +261,10 @@ def with_commands(settings: DaemonSettings, command_set: CommandSet | None) -> D
     if command_set is None or not settings.uses_command_grammar() \
             or base_language(language) not in command_set.languages:
         return settings
-    jsgf = to_jsgf(command_set, language, garbage_weight=settings.commands.local_grammar.garbage_weight)
-    return settings.with_command_grammar(jsgf)
+    grammar = settings.commands.local_grammar
+    # the Whisper engine's grammar only gives partials: no rejection branch
+    garbage = grammar.garbage_weight if grammar.chosen_engine() == "pocketsphinx" else None
+    return settings.with_command_grammar(to_jsgf(command_set, language, garbage_weight=garbage))
 
 
 def run_daemon(settings: DaemonSettings, command_set: CommandSet | None, input_path: str | None,
@@ -279,7 +290,7 @@ def run_daemon(settings: DaemonSettings, command_set: CommandSet | None, input_p
     on_final = CommandHandler(command_set, settings.recognition.language, runner, emit) if runner else None
     listener = None
     try:
-        with recognizer(settings.with_sample_rate(source.sample_rate), metrics) as client:
+        with recognizer(settings.with_sample_rate(source.sample_rate), metrics, command_set) as client:
             listener = Listener(core, client, emit, recorder=recorder, metrics=metrics, on_final=on_final,
                                 input_filter=player.mask_input if settings.feedback.enabled else None,
                                 one_session_at_a_time=batch)

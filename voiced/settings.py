@@ -50,9 +50,12 @@ class DaemonSettings(pydantic.BaseModel):
             "model" not in recognition.model_fields_set or recognition.model == self.commands.local_grammar.model)
 
     def with_command_grammar(self, jsgf: str) -> DaemonSettings:
-        """Register `jsgf` (the commands' grammar) on the embedded server and ask for it."""
+        """Register `jsgf` (the commands' grammar) on the embedded server and ask for it; with
+        the Whisper engine the server also needs the commands themselves (start_server's
+        `command_sets`)."""
         grammar = self.commands.local_grammar
-        model = GrammarModel(language=self.recognition.language, jsgf=jsgf, rejection_margin=grammar.rejection_margin)
+        model = GrammarModel(language=self.recognition.language, jsgf=jsgf, engine=grammar.chosen_engine(),
+                             rejection_margin=grammar.rejection_margin, whisper=grammar.whisper)
         server = self.server.model_copy(update={"models": {**self.server.models, grammar.model: model}})
         recognition = self.recognition.model_copy(update={"model": grammar.model})
         return self.model_copy(update={"server": server, "recognition": recognition})

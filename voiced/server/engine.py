@@ -19,10 +19,16 @@ import logging
 import re
 import tempfile
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from voiced.server.config import GrammarModel, LanguageModel, ServerSettings
+from voiced.yamlconfig import ConfigError
+
+if TYPE_CHECKING:
+    from voiced.commands.matching import CommandSet
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +114,24 @@ def rejection_gap(grammar_score: int, phone_loop_score: int, speech_frames: int,
     gap = (phone_loop_score - grammar_score) / max(1, speech_frames)
     phone_per_frame = abs(phone_speech_score) / max(1, phone_speech_frames)
     return gap / max(1.0, phone_per_frame)
+
+
+@dataclass
+class StageTimes:
+    """CPU seconds this engine spent per stage, for benchmarks (thread time of its callers)."""
+
+    partials_s: float = 0.0
+    final_s: float = 0.0
+    utterances: int = 0
+
+    def __post_init__(self):
+        self._lock = threading.Lock()
+
+    def add(self, partials_s: float = 0.0, final_s: float = 0.0, utterances: int = 0) -> None:
+        with self._lock:
+            self.partials_s += partials_s
+            self.final_s += final_s
+            self.utterances += utterances
 
 
 class Recognizer:
@@ -218,10 +242,16 @@ class _DecoderPool:
 
 
 class Engine:
-    """All models of one server configuration; thread-safe."""
+    """All models of one server configuration; thread-safe.
 
-    def __init__(self, settings: ServerSettings):
+    `command_sets`: commands already loaded for grammar models (by model name), instead of
+    their `commands_files` (the daemon passes the commands it checked and runs)."""
+
+    def __init__(self, settings: ServerSettings, command_sets: Mapping[str, CommandSet] | None = None):
         self._settings = settings
+        self._command_sets = dict(command_sets or {})
+        self._whisper_models: dict[tuple, object] = {}  # one loaded model per (directory, language)
+        self.stage_times = StageTimes()
         self._dictionaries = tempfile.TemporaryDirectory(prefix="voiced-dict-")
         self._pools: dict[str, _DecoderPool] = {}
         self._channels: dict[str, list[str]] = {}  # pool -> adaptation reached (keep_channel_adaptation)
@@ -253,16 +283,14 @@ class Engine:
         if grammar.language not in self._settings.languages:
             raise ModelError(f"grammar model {name!r}: language {grammar.language} is not in server.languages")
         acoustic, dictionary, _ = model_paths(self._settings.languages[grammar.language])
-        try:
-            jsgf = grammar.text()
-        except OSError as exc:
-            raise ModelError(f"grammar model {name!r}: cannot read {grammar.jsgf_file}: {exc.strerror}") from None
+        command_set = self._commands_of(name, grammar)
+        jsgf = self._jsgf_of(name, grammar, command_set)
         directory = Path(self._dictionaries.name)
         (directory / f"{name}.jsgf").write_text(jsgf, encoding="utf-8")
         cut = cut_dictionary(dictionary, grammar_words(jsgf))
         (directory / f"{name}.dict").write_text(cut, encoding="utf-8")
 
-        rejecting = grammar.rejection_margin is not None
+        rejecting = grammar.rejection_margin is not None and grammar.engine == "pocketsphinx"
         language = self._settings.languages[grammar.language]
         phone_lm = language.phone_language_model or _wheel_model() / "en-us-phone.lm.bin"
         if rejecting and language.acoustic_model is not None and language.phone_language_model is None:
@@ -280,7 +308,48 @@ class Engine:
                 raise ModelError(f"grammar model {name!r} does not load: {exc}") from None
             return Recognizer(decoder, phone_loop, grammar.rejection_margin)
 
+        if grammar.engine == "whisper":
+            return self._whisper_factory(name, grammar, command_set, factory)
         return factory
+
+    def _commands_of(self, name: str, grammar: GrammarModel) -> CommandSet | None:
+        if name in self._command_sets or not grammar.commands_files:
+            return self._command_sets.get(name)
+        from voiced.commands.loading import load_commands
+
+        try:
+            return load_commands(grammar.commands_files)
+        except ConfigError as exc:
+            raise ModelError(f"grammar model {name!r}: its commands do not load:\n{exc}") from None
+
+    def _jsgf_of(self, name: str, grammar: GrammarModel, command_set: CommandSet | None) -> str:
+        if grammar.jsgf is not None:
+            return grammar.jsgf
+        if grammar.jsgf_file is not None:
+            try:
+                return grammar.jsgf_file.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ModelError(f"grammar model {name!r}: cannot read {grammar.jsgf_file}: {exc.strerror}") from None
+        from voiced.commands.grammar import to_jsgf
+
+        assert command_set is not None  # commands_files were given: they loaded
+        return to_jsgf(command_set, grammar.language, garbage_weight=None)
+
+    def _whisper_factory(self, name: str, grammar: GrammarModel, command_set: CommandSet | None, partials):
+        """Recognizers of a Whisper commands model: the grammar decoder gives partials."""
+        from voiced.commands.closedset import ClosedSet
+        from voiced.server.whisper import WhisperCommandsRecognizer, WhisperModel
+
+        if command_set is None:
+            raise ModelError(f"grammar model {name!r}: engine whisper chooses among the commands' sentences: "
+                             "give commands_files")
+        whisper = grammar.whisper
+        key = (whisper.model, grammar.language.split("-")[0], whisper.threads)
+        if key not in self._whisper_models:
+            self._whisper_models[key] = WhisperModel(whisper.model, key[1], whisper.threads)
+        closed_set = ClosedSet(command_set, grammar.language)
+        model = self._whisper_models[key]
+        return lambda: WhisperCommandsRecognizer(partials(), model, closed_set, whisper, self.stage_times)
 
     def warm_up(self) -> None:
         """Load one decoder of each model in `preload` (None: all) now: startup fails on a

@@ -21,7 +21,7 @@ from voiced.endpointing import (Endpointer, EndpointerSettings, FrameSplitter, S
                                 SpeechStarted, SpeechTimedOut)
 from voiced.server.engine import ENGINE_RATE, Hypothesis, Recognizer, RecognizedWord
 from voiced.server.spec import SessionSpec
-from voiced.textnorm import words_to_digits
+from voiced.textnorm import digits_to_words, words_to_digits
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,8 @@ class StreamRecognition:
         """Numbers as digits unless raw_results; listed words masked under profanity_filter."""
         if not self.spec.raw_results:
             text = words_to_digits(text, self.spec.language)
+        elif any(char.isdigit() for char in text):  # an engine that writes digits (Whisper)
+            text = digits_to_words(text, self.spec.language)
         if self.spec.profanity_filter:
             text = mask_profanity(text, self._profanity)
         return text

@@ -1,0 +1,227 @@
+"""Closed-set recognition of commands: pick the command sentence the audio says, or none.
+
+An open-vocabulary recognizer (Whisper) writes what it heard freely. Commands are a finite
+set of sentences (voiced.commands.expansion), so its transcript is checked against them:
+
+1. The transcript is a command as it stands (the matcher says so): take it as heard.
+2. Otherwise the few sentences nearest to it in spelling are candidates (and the sentence a
+   second recognizer heard, if it is as near); none near: no command.
+3. Each candidate, written as the recognizer writes ("Set a timer for 15 minutes."), and the
+   free transcript are scored by the recognizer on the same audio: the log-probability of the
+   whole text, its end included. The best candidate is taken when it scores within `margin`
+   of the free transcript: the audio says it about as well as what was heard. Further away,
+   it was something else ("ninety minutes" is not "nineteen"): no command.
+   A candidate with a number the transcript does not have must be within `number_margin`:
+   Whisper heard "200" or "ninety" clearly, and a command with another number is not it.
+4. Numbers are checked twice, as a wrong number is a wrong action that goes unseen (a missed
+   command can be said again):
+   - a number that sounds like another ("seventeen" / "seventy") must win by `number_lead`:
+     the chosen text is scored against the same text with the other number, whether the
+     other is a command or not. Measured (bench set `numbers`): Whisper tiny.en writes a "-ty"
+     said as its "-teen" in 7 of 35, with a small lead; a "-teen" said leads by 2.8 or more;
+   - a second recognizer (the pocketsphinx grammar that gives the partials) must not have
+     heard other numbers. Its own known slip, a "-teen" heard as its "-ty" (8 of 20 on the
+     same set), is left to the lead.
+
+Pure: the scores come from the edge (voiced.server.whisper), which asks `is_command`,
+`candidates` and their `written_forms`, lets `choose` decide, then scores the `contrasts` of
+the choice and lets `confirm` decide.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, replace
+
+import rapidfuzz
+
+from voiced.commands.expansion import Expansion
+from voiced.commands.matching import CommandSet, base_language
+from voiced.textnorm import normalize, spell_number, words_to_digits
+
+# candidate sentences scored per utterance, and how near (0..1, in spelling) they must be
+CANDIDATES = 4
+MIN_SIMILARITY = 0.6
+# numbers heard alike, the first needing the lead: "-teen" and "-ty"
+CONFUSABLE_NUMBERS = {"en": {teen: (teen - 10) * 10 for teen in range(13, 20)}}
+
+
+@dataclass(frozen=True)
+class Score:
+    """How well the audio says a text: the log-probability of its tokens and its end."""
+
+    log_probability: float
+    tokens: int
+
+    @property
+    def per_token(self) -> float:
+        return math.exp(self.log_probability / max(1, self.tokens))
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What the recognizer reports: a command sentence, or what was heard and why it is none."""
+
+    text: str  # the chosen sentence (spoken words), or the free transcript when rejected
+    accepted: bool
+    reason: str  # for logs: how it was decided
+    confidence: float = 0.0  # per-token probability of the text reported (geometric mean)
+    form: str = ""  # the chosen text as the recognizer writes it
+    # the best candidate and how far below the free transcript it scored (None: not scored),
+    # so a benchmark can replay the decision for any margin
+    candidate: str = ""
+    gap: float | None = None
+    heard: str = ""  # the free transcript, normalized
+    changes_number: bool = False  # the candidate has a number the transcript does not
+    lead: float | None = None  # over the same text with a number that sounds alike (None: none)
+    second_opinion: str = ""  # what the second recognizer heard, for the number check
+
+
+def _numbers(text: str, language: str) -> set[str]:
+    return set(re.findall(r"\d+", words_to_digits(normalize(text, language), language)))
+
+
+def first_sentence(text: str) -> str:
+    """Whisper repeats itself in short windows ("Stop. Stop. Stop.", "Tell me a joke Tell me a
+    joke Tell me"): a transcript that is one phrase over and over counts as the phrase once.
+    Anything else is kept whole ("Stop. Talking to me." is not "Stop.")."""
+    words = text.split()
+    folded = [normalize(word, "") for word in words]
+    for period in range(1, len(words) // 2 + 1):
+        if all(word == folded[i % period] for i, word in enumerate(folded)):
+            return " ".join(words[:period]).rstrip(",;")
+    return text.strip()
+
+
+class ClosedSet:
+    def __init__(self, command_set: CommandSet, language: str):
+        self.command_set = command_set
+        self.language = base_language(language)
+        self.sentences = command_set.sentences(self.language)
+        self._texts = [words_to_digits(sentence.text, self.language) for sentence in self.sentences]
+        self._index = {text: index for index, text in reversed(list(enumerate(self._texts)))}
+        self._affixes = frozenset(command_set.wake_names(self.language)) | frozenset(
+            command_set.skip_words(self.language))
+        self._confusable = CONFUSABLE_NUMBERS.get(self.language, {})
+
+    def is_command(self, heard: str) -> bool:
+        """Whether the free transcript already is a command as it stands."""
+        match = self.command_set.match(heard, self.language)
+        return match is not None and not match.is_fallback
+
+    def as_heard(self, heard: str, confidence: float) -> Choice:
+        return Choice(normalize(heard, self.language), True, "heard as a command", confidence, heard,
+                      heard=normalize(heard, self.language))
+
+    def candidates(self, heard: str, second_opinion: str = "") -> list[Expansion]:
+        """The sentences nearest to what was heard (wake names and skip words aside), and the
+        sentence a second recognizer heard (e.g. a grammar decoder's final), if it is one and
+        is as near to what was heard."""
+        key = self._key(heard)
+        found = [index for _, _, index in rapidfuzz.process.extract(
+            key, self._texts, scorer=rapidfuzz.fuzz.ratio, limit=CANDIDATES, score_cutoff=MIN_SIMILARITY * 100)]
+        other = self._index.get(self._key(second_opinion)) if second_opinion else None
+        if other is not None and rapidfuzz.fuzz.ratio(key, self._texts[other]) >= MIN_SIMILARITY * 100:
+            found.append(other)
+        return [self.sentences[index] for index in dict.fromkeys(found)]
+
+    def _key(self, text: str) -> str:
+        return words_to_digits(" ".join(self._core_words(text)[1]), self.language)
+
+    def _core_words(self, heard: str) -> tuple[list[str], list[str], list[str]]:
+        """(leading wake names / skip words, the rest, trailing skip words) of the transcript."""
+        words = normalize(heard, self.language).split()
+        start, end = 0, len(words)
+        while start < end and words[start] in self._affixes:
+            start += 1
+        while end > start and words[end - 1] in self._affixes:
+            end -= 1
+        return words[:start], words[start:end], words[end:]
+
+    def written_forms(self, sentence: Expansion, heard: str) -> list[tuple[str, str]]:
+        """(sentence as it would be reported, as the recognizer would write it): with the wake
+        name and skip words heard around it, and numbers in digits or in words as the
+        transcript writes them (both when it has none). When the transcript starts with a word
+        the sentence does not, it may be a wake name heard wrong ("Ellis" for "Alice"): each
+        wake name is tried there too."""
+        before, core, after = self._core_words(heard)
+        digits = any(char.isdigit() for char in heard)
+        in_words = words_to_digits(normalize(heard, self.language), self.language) != normalize(heard, self.language)
+        spellings = [False] if digits and not in_words else [True] if in_words and not digits else [False, True]
+        prefixes = [before]
+        if not before and core and core[0] != sentence.words[0]:
+            prefixes += [[name] for name in self.command_set.wake_names(self.language)]
+        forms = []
+        for prefix in prefixes:
+            for spell in spellings:
+                text = " ".join(spell_number(int(w), self.language) if spell and w.isdigit() else w
+                                for w in sentence.spoken)
+                if not spell:
+                    text = re.sub(r"(\d+) percent\b", r"\1%", text)
+                if prefix:
+                    text = " ".join(prefix) + ", " + text
+                if after:
+                    text = text + ", " + " ".join(after)
+                forms.append((" ".join([*prefix, *sentence.spoken, *after]), text[:1].upper() + text[1:] + "."))
+        return list(dict.fromkeys(forms))
+
+    def choose(self, heard: str, heard_score: Score, scored: list[tuple[str, str, Score]],
+               margin: float, number_margin: float) -> Choice:
+        """The best scored candidate within `margin` (log-probability) of the free transcript,
+        or `number_margin` when it has a number the transcript does not; else the free
+        transcript as not a command. `scored`: (sentence as reported, written form, score) for
+        each written form of each candidate."""
+        as_heard = normalize(heard, self.language)
+        if not scored:
+            return Choice(as_heard, False, "no command sentence is near what was heard", heard_score.per_token,
+                          heard=as_heard)
+        candidate, form, score = max(scored, key=lambda item: item[2].log_probability)
+        gap = heard_score.log_probability - score.log_probability
+        changes_number = bool(_numbers(candidate, self.language) - _numbers(heard, self.language))
+        bound = number_margin if changes_number else margin
+        what = "with a number not heard, margin" if changes_number else "margin"
+        if gap <= bound:
+            return Choice(candidate, True, f"{form!r} fits {gap:.2f} below what was heard ({what} {bound:g})",
+                          score.per_token, form, candidate, gap, as_heard, changes_number)
+        return Choice(as_heard, False,
+                      f"the nearest command {form!r} fits {gap:.2f} below what was heard ({what} {bound:g})",
+                      heard_score.per_token, "", candidate, gap, as_heard, changes_number)
+
+    def contrasts(self, choice: Choice) -> list[str]:
+        """The chosen text with each confusable number in it swapped for the one it sounds like
+        ("...for 17 minutes." -> "...for 70 minutes."), written the same way."""
+        if not choice.accepted:
+            return []
+        contrasts = []
+        for number, other in self._confusable.items():
+            for said, instead in ((str(number), str(other)), (spell_number(number, self.language),
+                                                              spell_number(other, self.language))):
+                swapped = re.sub(rf"(?<![\w-]){re.escape(said)}(?![\w-])", instead, choice.form, flags=re.I)
+                if swapped != choice.form:
+                    contrasts.append(swapped)
+        return contrasts
+
+    def confirm(self, choice: Choice, chosen: Score | None, contrasts: list[tuple[str, Score]], lead: float,
+                second_opinion: str = "") -> Choice:
+        """The choice, unless a contrast scores within `lead` of it, or the second recognizer
+        heard other numbers: then nothing runs (and no text is reported: the transcript may be a
+        command, not to be taken for one). The second recognizer's known slip, a "-teen" heard
+        as its "-ty", is no veto: the lead decides it."""
+        if not choice.accepted:
+            return choice
+        choice = replace(choice, second_opinion=second_opinion)
+        if contrasts:
+            text, score = max(contrasts, key=lambda contrast: contrast[1].log_probability)
+            lead_seen = chosen.log_probability - score.log_probability
+            choice = replace(choice, lead=lead_seen)
+            if lead_seen < lead:
+                return replace(choice, text="", accepted=False, reason=(
+                    f"{choice.form!r} leads {text!r} by {lead_seen:.2f} only (at least {lead:g} needed for a "
+                    "number that sounds alike)"))
+        mine, theirs = _numbers(choice.text, self.language), _numbers(second_opinion, self.language)
+        slips = {str(self._confusable[int(n)]) for n in mine if n.isdigit() and int(n) in self._confusable}
+        if theirs and mine and theirs != mine and not (theirs - mine) <= slips:
+            return replace(choice, text="", accepted=False, reason=(
+                f"{choice.form!r}: the grammar decoder heard other numbers ({second_opinion!r})"))
+        return choice
