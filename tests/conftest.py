@@ -20,9 +20,15 @@ ESPEAK_VOICES = ("en-us", "en-us+f3", "en-gb")
 
 
 def synthesize(text: str, voice: str, rate: int, out_dir: Path) -> Path:
-    """Speak `text` with `voice` into a 16-bit mono WAV at `rate` Hz (cached by content)."""
-    engine, _, name = voice.partition(":")
-    key = hashlib.sha1(f"{engine}|{name}|{rate}|{text}".encode()).hexdigest()[:16]
+    """Speak `text` with `voice` into a 16-bit mono WAV at `rate` Hz (cached by content).
+
+    A voice is "engine:name" with optional settings after commas: espeak-ng's speed `s` (words
+    per minute) and pitch `p` (0-99), and sox's `tempo` (factor) and `pitch` (cents) for any
+    engine, e.g. "espeak:en-us+m3,s=140,p=30" or "flite:kal,tempo=1.1"."""
+    spec, *options = voice.split(",")
+    engine, _, name = spec.partition(":")
+    settings = dict(option.split("=", 1) for option in options)
+    key = hashlib.sha1(f"{voice}|{rate}|{text}".encode()).hexdigest()[:16]
     out = out_dir / f"{engine}-{name.replace('+', '_')}-{rate}-{key}.wav"
     if out.exists():
         return out
@@ -30,11 +36,14 @@ def synthesize(text: str, voice: str, rate: int, out_dir: Path) -> Path:
     if engine == "flite":
         subprocess.run(["flite", "-voice", name, "-t", text, "-o", str(raw)], check=True)
     elif engine == "espeak":
-        subprocess.run(["espeak-ng", "-v", name, "-w", str(raw), text], check=True)
+        tuning = [arg for flag in ("s", "p") if flag in settings for arg in (f"-{flag}", settings[flag])]
+        subprocess.run(["espeak-ng", "-v", name, *tuning, "-w", str(raw), text], check=True)
     else:
         raise ValueError(f"unknown TTS engine in voice {voice!r}")
+    effects = [*(["tempo", settings["tempo"]] if "tempo" in settings else []),
+               *(["pitch", settings["pitch"]] if "pitch" in settings else [])]
     subprocess.run(
-        ["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", "-e", "signed-integer", str(out)],
+        ["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", "-e", "signed-integer", str(out), *effects],
         check=True,
     )
     raw.unlink()

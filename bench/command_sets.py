@@ -1,0 +1,105 @@
+"""The speech that bench/bench_commands.py measures command recognition on.
+
+Tuning data (set A, NEAR_MISSES_TUNING, NON_COMMANDS_TUNING, the TUNING_VOICES) is what any
+threshold of voiced was chosen on. Everything else is held out: other sentences (B), other
+voices (C), another command file written for this bench and never tuned on (U). Keep it that
+way: report held-out figures apart, and never pick a setting by looking at them.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hassil.sample import sample_intents
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_COMMANDS = ROOT / "config" / "commands.yaml"
+HOME_COMMANDS = ROOT / "bench" / "data" / "home_commands.yaml"
+
+TUNING_VOICES = ("flite:slt", "flite:kal16", "flite:awb", "flite:rms", "espeak:en-us")
+# never used to tune: flite's 8 kHz diphone voice, espeak-ng accents, variants and speeds
+HELD_OUT_VOICES = ("flite:kal", "espeak:en-us+f3", "espeak:en-gb", "espeak:en-gb-scotland,s=150",
+                   "espeak:en-029+m3", "espeak:en-us-nyc+f4,s=185,p=60")
+
+# everyday requests and chatter, some close to commands: no action may run
+NON_COMMANDS_TUNING = (
+    "what is the weather like tomorrow", "I think we should go to the store",
+    "turn on the garden sprinkler", "call my mother please", "the cat is sleeping on the sofa",
+    "how far is the moon", "play some jazz music", "open the garage door", "set an alarm for seven",
+    "did you see the game last night", "remind me to buy milk", "switch on the television",
+    "what time does the train leave", "my favourite colour is blue", "tell me a joke",
+    "close the window in the kitchen", "turn up the heating", "read me the news",
+    "where are my keys", "good morning everyone", "the meeting is at three",
+    "I am going for a walk", "order a pizza", "lock the front door",
+)
+NON_COMMANDS_HELD_OUT = (
+    "can you hear me", "the kitchen is a mess again", "we need more light in here",
+    "I set the table for dinner", "what a lovely evening", "how many minutes until the bus comes",
+    "the volume of this book is huge", "put the kettle on", "is it going to rain", "who won the match",
+    "my timer app is broken", "dim the lights a little", "thank you very much", "let's watch a film",
+    "the bedroom needs painting", "turn the page", "stop talking to me", "what's for lunch",
+    "I'll be back in ten minutes", "open a window please", "the lamp in the hall is old",
+    "switch the channel", "time flies", "bathroom cleaning on saturday",
+)
+
+# command-like speech outside the example's vocabulary: numbers out of range or off the step,
+# rooms and devices it does not have, half commands. No action may run.
+NEAR_MISSES_TUNING = (
+    "set a timer for ninety minutes", "set a timer for zero minutes", "set a timer for seventy minutes",
+    "turn on the lights in the attic", "turn on the garage light", "switch off the hallway lamp",
+    "set the volume to fifty five", "set the volume to one hundred and ten", "set the volume to seven",
+    "turn on the", "set a timer", "set the volume", "turn off the kitchen fan",
+    "turn on the kitchen heater", "what time is the game", "set a timer for sixty one minutes",
+)
+NEAR_MISSES_HELD_OUT = (
+    "set a timer for eighty minutes", "set a timer for a hundred minutes", "set a timer for sixty five minutes",
+    "turn on the lights in the garden", "turn on the basement light", "switch off the lights in the hall",
+    "set the volume to forty five", "set the volume to two hundred", "set the volume to three",
+    "turn off the", "set a", "switch on the kitchen radio", "turn on the bedroom fan",
+    "what time is the meeting", "set an alarm for five minutes", "set a reminder for ten minutes",
+)
+NEAR_MISSES_HOME = (
+    "set the temperature to thirty degrees", "set the thermostat to ten", "open the garage window",
+    "play some music in the garden", "set the fan to seven", "unlock the front door",
+    "close the blinds in the attic", "what's the weather like tomorrow", "pause the video",
+    "open the front door", "lock the garage door", "set the fan speed to zero",
+)
+
+
+@dataclass(frozen=True)
+class CommandSetSpec:
+    name: str
+    description: str
+    commands_file: Path
+    voices: tuple[str, ...]
+    seed: int = 0  # sampling of the command sentences
+    per_voice: int = 0
+    fixed: tuple[str, ...] = ()  # command sentences said as they are (instead of sampled ones)
+    others: tuple[str, ...] = field(default=())  # non-commands and near misses: nothing may run
+    tuning: bool = False
+
+    def commands(self, command_set) -> list[str]:
+        if self.fixed:
+            return list(self.fixed)
+        every = [text for _, text in sample_intents(command_set.intents("en"), language="en")]
+        return random.Random(self.seed).sample(every, self.per_voice)
+
+
+SETS = {
+    "A": CommandSetSpec("A", "tuning: example sentences (seed 5), tuning voices", EXAMPLE_COMMANDS, TUNING_VOICES,
+                        seed=5, per_voice=24, others=NON_COMMANDS_TUNING + NEAR_MISSES_TUNING, tuning=True),
+    "numbers": CommandSetSpec("numbers", "tuning: every timer value 1-60, tuning voices", EXAMPLE_COMMANDS,
+                              TUNING_VOICES, fixed=tuple(f"set a timer for {n} minutes" for n in range(1, 61)),
+                              tuning=True),
+    "B": CommandSetSpec("B", "held out: other example sentences (seed 11), tuning voices", EXAMPLE_COMMANDS,
+                        TUNING_VOICES, seed=11, per_voice=40, others=NON_COMMANDS_HELD_OUT + NEAR_MISSES_HELD_OUT),
+    "C": CommandSetSpec("C", "held out: set B's sentences, voices never used in development", EXAMPLE_COMMANDS,
+                        HELD_OUT_VOICES, seed=11, per_voice=40, others=NON_COMMANDS_HELD_OUT + NEAR_MISSES_HELD_OUT),
+    "U": CommandSetSpec("U", "held out: another command file, voices never used in development", HOME_COMMANDS,
+                        HELD_OUT_VOICES, seed=3, per_voice=30, others=NON_COMMANDS_HELD_OUT + NEAR_MISSES_HOME),
+    "numbers-C": CommandSetSpec("numbers-C", "held out: every timer value 1-60, voices never used in development",
+                                EXAMPLE_COMMANDS, HELD_OUT_VOICES,
+                                fixed=tuple(f"set a timer for {n} minutes" for n in range(1, 61))),
+}
