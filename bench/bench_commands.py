@@ -179,7 +179,7 @@ class DaemonEngine:
             raise RuntimeError(f"voiced run failed: {run.stderr[-2000:]}")
         self.cpu_s += after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
         self.peak_rss_mb = max(self.peak_rss_mb, after.ru_maxrss / 1024)
-        for stage, seconds in re.findall(r"recognition CPU (\w+) ([\d.]+) s", run.stderr):
+        for stage, seconds in re.findall(r"(partials|final) ([\d.]+) s", run.stderr):
             self._stages[stage] += float(seconds)
         utterance_of: dict[int, int] = {}
         texts: list[list[str]] = [[] for _ in pcms]

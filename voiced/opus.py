@@ -11,16 +11,17 @@ the stream; `OggOpusDecoder.decode(piece)` returns the PCM that piece completes.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import struct
 from dataclasses import dataclass
 
 import numpy as np
 
-try:
-    import av
-except ImportError:  # the optional extra is not installed: available() says so
-    av = None
+# PyAV (with its FFmpeg, ~15 MB) is imported at the first Ogg Opus stream, not by every
+# process that might see one: most sessions are LINEAR16
+av = None
 
 OPUS_RATE = 48000  # granule positions count 48 kHz samples, and libopus decodes to it here
 ENCODER_RATES = (8000, 12000, 16000, 24000, 48000)
@@ -50,12 +51,17 @@ class OggOpusError(ValueError):
 
 
 def available() -> bool:
-    return av is not None
+    return av is not None or importlib.util.find_spec("av") is not None
 
 
 def _require_av() -> None:
+    global av
     if av is None:
-        raise OpusUnavailable("Ogg Opus needs PyAV, the optional 'opus' extra: pip install 'voiced[opus]'")
+        try:
+            av = importlib.import_module("av")
+        except ImportError:
+            raise OpusUnavailable("Ogg Opus needs PyAV, the optional 'opus' extra: pip install 'voiced[opus]'") \
+                from None
 
 
 def _crc_table() -> list[int]:

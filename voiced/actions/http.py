@@ -7,8 +7,6 @@ import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
-
 from voiced.actions.config import HttpAction
 from voiced.actions.process import ActionError
 from voiced.actions.templating import render, render_data, template_values, url_component
@@ -33,6 +31,8 @@ def _secret_headers(action: HttpAction) -> dict[str, str]:
 
 
 def http_action(action: HttpAction, match: Match) -> str:
+    import httpx  # ~7 MB: loaded by the first http action, not by every daemon
+
     values = template_values(match)
     url = render(action.url, values, escape=url_component)
     headers = {**action.headers, **_secret_headers(action)}
