@@ -246,18 +246,25 @@ def test_spoken_commands_run_their_actions_with_the_slot_values(home, speech, mo
         ("home/kitchen/light", b"ON"), ("home/living_room/light", b"ON")]
 
 
-def test_speech_that_is_not_a_command_runs_nothing(home, speech, tmp_path):
+def test_speech_that_is_not_a_command_runs_nothing_and_says_why(home, speech, tmp_path):
     settings, log = home
     log.unlink(missing_ok=True)
     wav = spoken(speech, tmp_path, [("flite:slt", "switch on the television"),
                                     ("flite:kal16", "turn on the garden sprinkler"),
                                     ("flite:awb", "what is the weather like tomorrow"),
                                     ("flite:rms", "close the window in the kitchen"),
-                                    ("espeak:en-us", "did you see the game last night")])
+                                    ("espeak:en-us", "did you see the game last night"),
+                                    # near misses: a number out of range, a room the file lacks
+                                    ("flite:slt", "set a timer for ninety minutes"),
+                                    ("flite:awb", "turn on the lights in the attic")])
     events = run_collect(settings, wav)
-    assert len(of_type(events, "speech_started")) == 5 and not of_type(events, "session_error")
+    assert len(of_type(events, "speech_started")) == 7 and not of_type(events, "session_error")
     assert not of_type(events, "command_matched") and not of_type(events, "action_started")
     assert not log.exists()
+    rejected = {e["session"]: e for e in of_type(events, "rejected")}
+    assert sorted(rejected) == list(range(1, 8))
+    # what was heard is in the reason: the speaker sees why nothing happened
+    assert "attic" in rejected[7]["reason"], rejected[7]
 
 
 def test_demo_with_the_shipped_commands_matches_both_sentences(tmp_path):
