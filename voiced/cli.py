@@ -107,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if stderr_is_journal():  # under systemd: journald records the level itself
         logging.getLogger().handlers[0].setFormatter(JournalFormatter("%(name)s: %(message)s"))
+    if args.command in ("run", "serve"):  # long-running: before any thread starts
+        from voiced.server.engine import limit_malloc_arenas
+
+        limit_malloc_arenas()
     module_name, _, function_name = args.handler.partition(":")
     handler = getattr(importlib.import_module(module_name), function_name)
     try:
