@@ -36,14 +36,17 @@ class RunningServer:
 
 
 def start_server(settings: ServerSettings, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
-    """Load the models (a broken one raises ModelError here), then serve on host:port (0 = any)."""
+    """Load the models (a broken one raises ModelError here), then serve on host:port (0 = any).
+
+    Configured auth whose key files are unreadable or hold no key raises ConfigError first."""
+    credentials = settings.auth.accepted()
     engine = Engine(settings)
     engine.warm_up()
     limits = settings.limits
     # a few threads beyond the cap, so calls past it can be answered RESOURCE_EXHAUSTED
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=limits.max_streams + 4, thread_name_prefix="stt"),
                          options=[("grpc.max_receive_message_length", limits.max_message_bytes)])
-    stt_grpc.add_SttServiceServicer_to_server(SttService(settings, engine), server)
+    stt_grpc.add_SttServiceServicer_to_server(SttService(settings, engine, credentials), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):
@@ -76,6 +79,9 @@ def main(args) -> int:
     with SignalRequests() as signals:
         try:
             running = start_server(settings, args.host or "127.0.0.1", DEFAULT_PORT if args.port is None else args.port)
+        except ConfigError as exc:  # e.g. a key file that holds no key
+            print(exc, file=sys.stderr)
+            return 2
         except (ModelError, OSError, RuntimeError) as exc:
             print(f"voiced serve: cannot start: {exc}", file=sys.stderr)
             return 1

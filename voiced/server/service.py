@@ -86,20 +86,25 @@ class _RequestReader:
 
 
 class SttService(stt_grpc.SttServiceServicer):
-    def __init__(self, settings: ServerSettings, engine: Engine):
+    def __init__(self, settings: ServerSettings, engine: Engine,
+                 credentials: tuple[tuple[str, ...], tuple[str, ...]] | None = None):
+        """`credentials`: (api keys, bearer tokens) as `settings.auth.accepted()` reads them."""
         self._settings = settings
         self._engine = engine
-        self._api_keys, self._bearer_tokens = settings.auth.accepted()
+        # whether auth is on follows the configuration, never what the key files held
+        self._auth_required = settings.auth.configured
+        self._api_keys, self._bearer_tokens = credentials if credentials is not None else settings.auth.accepted()
         self._slots = threading.BoundedSemaphore(settings.limits.max_streams)
 
     def _authenticate(self, context: grpc.ServicerContext) -> None:
-        if not (self._api_keys or self._bearer_tokens):
+        if not self._auth_required:
             return
         value = dict(context.invocation_metadata()).get("authorization", "")
         scheme, _, secret = value.partition(" ")
         accepted = {"Api-Key": self._api_keys, "Bearer": self._bearer_tokens}.get(scheme, ())
         # compare against every accepted secret: the time taken does not say which one was close
-        if not any([hmac.compare_digest(secret.encode(), candidate.encode()) for candidate in accepted]):
+        matches = [hmac.compare_digest(secret.encode(), candidate.encode()) for candidate in accepted]
+        if not secret or not any(matches):  # an empty credential never passes, whatever was configured
             # the details never echo what was sent: a mistyped header may be the secret itself
             what = "missing" if not value else f"invalid {scheme} credential" if accepted else "of an unknown scheme"
             raise _CallFailed(grpc.StatusCode.UNAUTHENTICATED,
