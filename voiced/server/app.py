@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from concurrent import futures
 from dataclasses import dataclass
@@ -11,16 +12,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2 as stt
-from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2_grpc as stt_grpc
 from voiced.server.config import ServerSettings
 from voiced.server.engine import Engine, ModelError
-from voiced.server.service import SttService
+from voiced.server.service import SERVICE_NAME, SttService
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME = stt.DESCRIPTOR.services_by_name["SttService"].full_name
 DEFAULT_PORT = 50051
+STOP_MARGIN_S = 5.0  # past the grace: cancelled calls end within a slice of decoding
 
 
 @dataclass
@@ -30,9 +29,15 @@ class RunningServer:
     port: int
     target: str  # host:port for clients
 
-    def stop(self, grace: float | None = 1.0) -> None:
-        self.server.stop(grace).wait()
+    def stop(self, grace: float | None = 1.0) -> bool:
+        """Refuse new calls, give those in flight `grace` seconds, then cancel them. Whether
+        every call ended within STOP_MARGIN_S more (a call grpcio never finishes would
+        otherwise keep this waiting forever: logged, and the caller decides)."""
+        stopped = self.server.stop(grace).wait(timeout=(grace or 0.0) + STOP_MARGIN_S)
+        if not stopped:
+            log.error("the server did not finish its calls within %g s of the stop", (grace or 0.0) + STOP_MARGIN_S)
         self.engine.close()
+        return stopped
 
 
 def start_server(settings: ServerSettings, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
@@ -46,7 +51,7 @@ def start_server(settings: ServerSettings, host: str = "127.0.0.1", port: int = 
     # a few threads beyond the cap, so calls past it can be answered RESOURCE_EXHAUSTED
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=limits.max_streams + 4, thread_name_prefix="stt"),
                          options=[("grpc.max_receive_message_length", limits.max_message_bytes)])
-    stt_grpc.add_SttServiceServicer_to_server(SttService(settings, engine, credentials), server)
+    SttService(settings, engine, credentials).add_to(server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):
@@ -91,5 +96,9 @@ def main(args) -> int:
         while signals.next(timeout=1.0) != STOP:
             pass  # SIGHUP: nothing to reload without a restart (models load at start)
         notifier.stopping("finishing calls in flight")
-        running.stop(grace=5.0)
+        if not running.stop(grace=5.0):
+            # SIGTERM must end the process in bounded time: the threads of a stuck call would
+            # keep the interpreter from exiting (they are joined at exit)
+            logging.shutdown()
+            os._exit(1)
     return 0
