@@ -119,6 +119,16 @@ def test_a_flood_of_4_mb_messages_is_held_back_by_flow_control_and_ends_at_the_d
     assert grown < 60, f"peak RSS grew by {grown:.0f} MB"
 
 
+def test_noise_gives_no_final_and_does_not_end_a_single_utterance(serve, speech_pcm):
+    loud = noise(2.0, RATE, "whitenoise", 0.5)
+    responses, error = call(serve.target, [config_request(), *audio_requests(loud + silence(1.0, RATE))])
+    assert error is None and finals(responses) == []
+    command = speech_pcm("turn on the kitchen lights", "flite:slt")
+    responses, error = call(serve.target, [config_request(model="lights", single_utterance=True),
+                                           *audio_requests(loud + silence(1.0, RATE) + command)])
+    assert error is None and finals(responses) == ["turn on the kitchen lights"]
+
+
 def test_cancelled_calls_free_their_stream_slots_while_their_audio_is_still_undecoded(speech_pcm):
     # noise is one utterance until max_utterance_s: the old server decoded all 125 s of a
     # cancelled call's message before it noticed the client was gone
