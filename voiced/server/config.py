@@ -145,6 +145,14 @@ class ServerSettings(_Frozen):
     # clients resets that per session (results must not depend on who called before); the
     # daemon's embedded server has one client, its own microphone, and keeps the adaptation
     keep_channel_adaptation: bool = False
+    # Decoders (with the model data they share) may hold at most this much memory; a session
+    # that would need more is refused (RESOURCE_EXHAUSTED) rather than the machine swapping.
+    # None = 75 % of the memory available (MemAvailable) when the server starts. With workers,
+    # each worker process gets an equal share
+    memory_budget_mb: float | None = pydantic.Field(None, gt=0)
+    # processes serving the port (`voiced serve --workers N`): pocketsphinx decodes on one
+    # core per process; max_streams and idle_decoders apply to each worker
+    workers: int = pydantic.Field(1, ge=1, le=64)
     # models loaded at start (None = all); the others load at their first call. The daemon's
     # embedded server preloads only the model it asks for (the open LM alone is ~100 MB)
     preload: tuple[str, ...] | None = None

@@ -21,6 +21,7 @@ from google.protobuf.duration_pb2 import Duration
 from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2 as stt
 from voiced.server.config import ServerSettings
 from voiced.server.engine import Engine
+from voiced.server.pool import PoolExhausted
 from voiced.server.requests import CLOSED, CallCancelled, CallFailed, RequestStream, audio_limit_failure
 from voiced.server.session import InvalidAudio, Result, StreamRecognition
 from voiced.server.spec import SessionSpec, SpecError, parse_spec
@@ -126,6 +127,8 @@ class SttService:
     def _lend(self, spec: SessionSpec):
         try:
             return self._engine.lend(spec.language, spec.model)
+        except PoolExhausted as exc:
+            raise CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)) from None
         except Exception as exc:
             log.exception("cannot load the %s/%s model", spec.language, spec.model)
             raise CallFailed(grpc.StatusCode.INTERNAL, f"recognizer failed to load: {exc}") from None
