@@ -19,6 +19,8 @@ def _add_serve(sub) -> None:
     p.add_argument("--config", metavar="FILE", help="YAML file with a `server:` section")
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help=f"TCP port (default {DEFAULT_LOCAL_PORT}; 0 = any free)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="worker processes serving the port, e.g. one per core (default: server.workers, 1)")
     p.set_defaults(handler="voiced.server.app:main")
 
 
