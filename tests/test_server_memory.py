@@ -8,7 +8,7 @@ import threading
 
 import grpc
 import pytest
-from conftest import ServeProcess, read_pcm, silence
+from conftest import LIGHTS_GRAMMAR, ServeProcess, read_pcm, silence
 from test_server_service import RATE, audio_requests, call, config_request, finals
 
 from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2_grpc as stt_grpc
@@ -18,15 +18,15 @@ from voiced.server.lmshare import SharedLanguageModel
 
 
 @contextlib.contextmanager
-def held_calls(target: str, count: int, pcm: bytes):
-    """`count` open-LM calls that each got their final for `pcm` (so each holds a decoder), kept
-    open with a little silence until the block ends. Yields the outcome of each: its final's
-    text, or the status code it was refused with."""
+def held_calls(target: str, count: int, pcm: bytes, **spec):
+    """`count` calls (open LM, or as `spec` says) that each got their final for `pcm` (so each
+    holds a decoder), kept open with a little silence until the block ends. Yields the outcome
+    of each: its final's text, or the status code it was refused with."""
     release = threading.Event()
     channels, calls, outcomes = [], [], []
 
     def requests():
-        yield config_request()
+        yield config_request(**spec)
         yield from audio_requests(pcm + silence(1.0, RATE))
         while not release.wait(0.3):
             yield from audio_requests(silence(0.02, RATE))
@@ -85,6 +85,24 @@ def test_each_open_lm_stream_costs_far_less_than_a_whole_decoder(tmp_path, speec
     # a decoder with its own LM and the whole dictionary holds ~91 MB
     per_stream = (five - one) / 4
     assert per_stream < 65, f"{per_stream:.0f} MB per open-LM stream"
+
+
+def test_each_stream_of_a_rejecting_grammar_costs_a_few_mb(tmp_path, speech_pcm):
+    # its phone loop used to load the whole default dictionary (~28 MB) for no word at all
+    grammar = {"language": "en-US", "jsgf": LIGHTS_GRAMMAR, "rejection_margin": 0.75}
+    server = ServeProcess(tmp_path, {"idle_decoders": 0, "models": {"lights": grammar}})
+    pcm = speech_pcm("turn on the kitchen lights")
+    try:
+        with held_calls(server.target, 1, pcm, model="lights") as outcomes:
+            assert outcomes == ["turn on the kitchen lights"]
+            one = server.pss_mb()
+        with held_calls(server.target, 7, pcm, model="lights") as outcomes:
+            assert outcomes == ["turn on the kitchen lights"] * 7
+            seven = server.pss_mb()
+    finally:
+        server.stop()
+    per_stream = (seven - one) / 6
+    assert per_stream < 15, f"{per_stream:.0f} MB per stream of a rejecting grammar"
 
 
 def test_past_the_memory_budget_calls_are_refused_clearly_and_served_again_once_others_end(tmp_path, speech_pcm):

@@ -86,8 +86,8 @@ class MemoryBudget:
                 for pool in self._pools:
                     pool.drop_idle()
         raise PoolExhausted(f"the server's recognizer memory budget is used up ({self.used_mb:.0f} of "
-                            f"{self.limit_mb:.0f} MB; a {what} decoder needs ~{mb:.0f} MB): try again when "
-                            "other sessions have ended")
+                            f"{self.limit_mb:.0f} MB; one more {what} decoder needs ~{mb:.0f} MB): try again "
+                            "when other sessions have ended")
 
     def measured(self, load: Callable[[], object]) -> tuple[object, float]:
         """(what `load` returned, MB the process grew meanwhile)."""
