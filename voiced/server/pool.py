@@ -32,12 +32,17 @@ def resident_mb() -> float:
 
 
 def available_mb() -> float:
-    """MemAvailable: what can be allocated without swapping (Linux's own estimate)."""
-    with open("/proc/meminfo") as meminfo:
-        for line in meminfo:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no MemAvailable in /proc/meminfo")
+    """MemAvailable: what can be allocated without swapping (Linux's own estimate). Where
+    /proc/meminfo is hidden (the unit's ProcSubset=pid), the free memory: less, as it leaves
+    out the page cache the kernel would reclaim."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * PAGE_MB
 
 
 AUTO_BUDGET_SHARE = 0.75  # of MemAvailable at start, when server.memory_budget_mb is not set
