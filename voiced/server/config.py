@@ -139,7 +139,7 @@ class ServerSettings(_Frozen):
     partial_interval_s: float = pydantic.Field(0.3, gt=0)  # audio between two partial hypotheses
     profanity_words: tuple[str, ...] = ("damn", "hell", "shit", "fuck", "fucking", "bitch", "bastard", "crap",
                                         "блин", "черт", "хрен")
-    # decoders kept loaded per model (each open-LM decoder holds ~100 MB)
+    # decoders kept loaded per model (each open-LM decoder holds ~45 MB beside the shared LM)
     idle_decoders: int = pydantic.Field(2, ge=0)
     # pocketsphinx adapts to the channel (cepstral mean) as it hears audio. A server for many
     # clients resets that per session (results must not depend on who called before); the
@@ -154,5 +154,5 @@ class ServerSettings(_Frozen):
     # core per process; max_streams and idle_decoders apply to each worker
     workers: int = pydantic.Field(1, ge=1, le=64)
     # models loaded at start (None = all); the others load at their first call. The daemon's
-    # embedded server preloads only the model it asks for (the open LM alone is ~100 MB)
+    # embedded server preloads only the model it asks for (the open LM alone is ~90 MB)
     preload: tuple[str, ...] | None = None
