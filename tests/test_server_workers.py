@@ -49,3 +49,12 @@ def test_two_servers_without_workers_cannot_share_a_port(tmp_path):
         assert second.returncode == 1 and "cannot start" in second.stderr
     finally:
         first.stop()
+
+
+def test_zero_workers_is_a_usage_error():
+    import subprocess
+    import sys
+
+    child = subprocess.run([sys.executable, "-m", "voiced", "serve", "--workers", "0", "--port", "0"],
+                           capture_output=True, text=True, timeout=60)
+    assert child.returncode == 2 and "--workers" in child.stderr
