@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 
 import grpc
 from conftest import ServeProcess, process_tree
@@ -41,9 +43,6 @@ def test_a_worker_that_dies_takes_the_server_down_for_its_supervisor_to_restart(
 def test_two_servers_without_workers_cannot_share_a_port(tmp_path):
     first = ServeProcess(tmp_path / "first")
     try:
-        import subprocess
-        import sys
-
         second = subprocess.run([sys.executable, "-m", "voiced", "serve", "--port", str(first.port)],
                                 capture_output=True, text=True, timeout=120)
         assert second.returncode == 1 and "cannot start" in second.stderr
@@ -52,9 +51,6 @@ def test_two_servers_without_workers_cannot_share_a_port(tmp_path):
 
 
 def test_zero_workers_is_a_usage_error():
-    import subprocess
-    import sys
-
     child = subprocess.run([sys.executable, "-m", "voiced", "serve", "--workers", "0", "--port", "0"],
                            capture_output=True, text=True, timeout=60)
     assert child.returncode == 2 and "--workers" in child.stderr
