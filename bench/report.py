@@ -187,11 +187,18 @@ def markdown(results: dict) -> str:
     server = results["server"]
     lines += ["## Local server", "", "| model | RTF (server CPU s per audio s) | exact phrases |", "|---|---|---|"]
     lines += [f"| {r['model']} | {r['rtf']} | {r['exact_phrases']} |" for r in server["rtf"]]
-    lines += ["", f"Concurrent real-time streams held (final within 1 s of the half-close): "
-              f"**{server['max_streams_held']}**", "",
-              "| streams | held | median lag s | max lag s | server cores busy |", "|---|---|---|---|---|"]
-    lines += [f"| {c['streams']} | {c['held']} | {c['median_lag_s']} | {c['max_lag_s']} | {c['server_cores_busy']} |"
-              for c in server["concurrency"]]
+    lines += ["", "Concurrent real-time streams held (final within 1 s of the half-close), one connection per "
+              "stream:", "", "| model | workers | streams held | server cores busy at the last level held |",
+              "|---|---|---|---|"]
+    for row in server["concurrency"]:
+        busy = [level["server_cores_busy"] for level in row["levels"] if level["held"]]
+        lines.append(f"| {row['model']} | {row['workers']} | **{row['max_streams_held']}** | "
+                     f"{busy[-1] if busy else '-'} |")
+    lines += ["", "Server memory (PSS) with N streams held open, one worker:", "",
+              "| model | fresh | " + " | ".join(f"{p['streams']} streams" for p in server["memory"][0]["points"])
+              + " |", "|---|---|" + "---|" * len(server["memory"][0]["points"])]
+    lines += [f"| {row['model']} | {row['fresh_pss_mb']:.0f} MB | "
+              + " | ".join(f"{p['pss_mb']:.0f} MB" for p in row["points"]) + " |" for row in server["memory"]]
     lines += ["", "## Bytes per utterance: LPCM vs Ogg Opus", "", "```", results["opus"].strip(), "```", "",
               "## Start -> READY (sd_notify)", "",
               f"- `voiced serve`: {results['ready']['serve']:.2f} s", f"- `voiced run` (embedded server): "
@@ -216,12 +223,19 @@ def soak(quick: bool) -> dict:
     return json.loads(soak_json.read_text())
 
 
+def server(quick: bool) -> dict:
+    server_json = OUT / "server.json"
+    run("bench/bench_server.py", "--json", str(server_json),
+        *(["--max-streams", "6", "--memory-streams", "1", "2"] if quick else []))
+    return json.loads(server_json.read_text())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="shorter runs (a smoke test of the report)")
     parser.add_argument("--render-only", action="store_true", help="redo REPORT.md and plots from results.json")
     parser.add_argument("--redo", metavar="PARTS", help="measure only these again (comma list of: ready, latency, "
-                                                       "listening, commands, soak), keep the rest of results.json")
+                                                       "listening, server, commands, soak), keep the rest of results.json")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.render_only or args.redo:
@@ -233,6 +247,8 @@ def main() -> int:
             results["latency"] = action_latency(args.quick)
         if "listening" in parts:
             results["listening"] = listening(args.quick)
+        if "server" in parts:
+            results["server"] = server(args.quick)
         if "commands" in parts:
             results["commands"] = commands(args.quick)
         if "soak" in parts:
@@ -247,9 +263,7 @@ def main() -> int:
     results["ready"] = ready_times()
     results["latency"] = action_latency(quick)
     results["listening"] = listening(quick)
-    server_json = OUT / "server.json"
-    run("bench/bench_server.py", "--json", str(server_json), *(["--max-streams", "6"] if quick else []))
-    results["server"] = json.loads(server_json.read_text())
+    results["server"] = server(quick)
     results["opus"] = run("bench/bench_opus.py", *(["--rates", "16000", "--bitrates", "24000"] if quick else []))
     results["commands"] = commands(quick)
     results["soak"] = soak(quick)

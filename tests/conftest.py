@@ -211,6 +211,94 @@ def local_server():
     server.stop()
 
 
+def process_tree(root: int) -> list[int]:
+    """`root` and all its descendants (from /proc)."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            except OSError:  # the process just ended
+                continue
+    tree, grew = {root}, True
+    while grew:
+        children = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= children
+        grew = bool(children)
+    return sorted(tree)
+
+
+def status_mb(pid: int, field: str) -> float:
+    """A memory figure of /proc/PID/status (VmRSS: now, VmHWM: peak) in MB."""
+    for line in (Path("/proc") / str(pid) / "status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} for {pid}")
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size: pages shared between processes counted once in all (fork's
+    copy-on-write model data across workers), so the figures of a tree add up."""
+    for line in (Path("/proc") / str(pid) / "smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no Pss for {pid}")
+
+
+class ServeProcess:
+    """`voiced serve` in a child process on a free loopback port, ready (READY=1) when built.
+
+    `server` is the `server:` section (JSON is YAML); `args` more command-line options."""
+
+    def __init__(self, directory: Path, server: dict | None = None, args: tuple[str, ...] = (),
+                 ready_timeout_s: float = 120):
+        import json
+        import os
+        import socket
+        import sys
+
+        directory.mkdir(parents=True, exist_ok=True)
+        self.config = directory / "serve.yaml"
+        self.config.write_text(json.dumps({"server": server or {}}))
+        self.port = free_port()
+        self.target = f"127.0.0.1:{self.port}"
+        notify_path = directory / f"notify-{self.port}"
+        self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._notify.bind(str(notify_path))
+        self._notify.settimeout(ready_timeout_s)
+        self.log = directory / f"serve-{self.port}.log"
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "voiced", "serve", "--config", str(self.config), "--port", str(self.port),
+                 *args], env={**os.environ, "NOTIFY_SOCKET": str(notify_path)}, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            while b"READY=1" not in self._notify.recv(4096):
+                pass
+        except OSError:
+            self.stop()
+            raise RuntimeError(f"voiced serve did not get ready: {self.log.read_text()[-2000:]}") from None
+
+    def pss_mb(self) -> float:
+        """Memory of the server and its workers, shared pages counted once."""
+        total = 0.0
+        for pid in process_tree(self.process.pid):
+            try:
+                total += pss_mb(pid)
+            except OSError:
+                continue
+        return total
+
+    def stop(self, timeout: float = 60) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            return self.process.wait(timeout)
+        finally:
+            self.process.kill()
+            self.process.wait()
+            self._notify.close()
+
+
 def start_http_recorder(tls: tuple[Path, Path] | None = None):
     """A real HTTP server on a free loopback port recording what it is sent (stop: .shutdown());
     HTTPS with `tls` = (certificate, key) PEM files."""

@@ -14,11 +14,19 @@ from voiced.notify import JournalFormatter, stderr_is_journal
 DEFAULT_LOCAL_PORT = 50051
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
 def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="run the local SpeechKit-v2-compatible recognition server")
     p.add_argument("--config", metavar="FILE", help="YAML file with a `server:` section")
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help=f"TCP port (default {DEFAULT_LOCAL_PORT}; 0 = any free)")
+    p.add_argument("--workers", type=_positive, metavar="N",
+                   help="worker processes serving the port, e.g. one per core (default: server.workers, 1)")
     p.set_defaults(handler="voiced.server.app:main")
 
 

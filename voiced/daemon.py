@@ -66,7 +66,7 @@ def recognizer(settings: DaemonSettings, metrics: VoicedMetrics | None = None,
         log.info("embedded recognition server on %s", server.target)
     fallback_target = None if fallback is None else server.target if fallback.endpoint == EMBEDDED \
         else fallback.endpoint
-    client = Recognizer(recognition, recognition.endpoint or server.target, fallback_target=fallback_target,
+    client = Recognizer(recognition, recognition.target() or server.target, fallback_target=fallback_target,
                         credentials=credentials, on_switch=metrics.fallback_switched if metrics else None)
     try:
         yield client

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Mapping
 from concurrent import futures
@@ -13,19 +14,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2 as stt
-from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2_grpc as stt_grpc
 from voiced.server.config import ServerSettings
 from voiced.server.engine import Engine, ModelError
-from voiced.server.service import SttService
+from voiced.server.service import SERVICE_NAME, SttService
 
 if TYPE_CHECKING:
     from voiced.commands.matching import CommandSet
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME = stt.DESCRIPTOR.services_by_name["SttService"].full_name
 DEFAULT_PORT = 50051
+STOP_MARGIN_S = 5.0  # past the grace: cancelled calls end within a slice of decoding
 
 
 @dataclass
@@ -34,23 +33,41 @@ class RunningServer:
     engine: Engine
     port: int
     target: str  # host:port for clients
+    owns_engine: bool = True  # a worker's engine is its parent's (its files are the parent's to remove)
 
-    def stop(self, grace: float | None = 1.0) -> None:
-        self.server.stop(grace).wait()
-        self.engine.close()
+    def stop(self, grace: float | None = 1.0) -> bool:
+        """Refuse new calls, give those in flight `grace` seconds, then cancel them. Whether
+        every call ended within STOP_MARGIN_S more (a call grpcio never finishes would
+        otherwise keep this waiting forever: logged, and the caller decides)."""
+        stopped = self.server.stop(grace).wait(timeout=(grace or 0.0) + STOP_MARGIN_S)
+        if not stopped:
+            log.error("the server did not finish its calls within %g s of the stop", (grace or 0.0) + STOP_MARGIN_S)
+        if self.owns_engine:
+            self.engine.close()
+        return stopped
 
 
-def start_server(settings: ServerSettings, host: str = "127.0.0.1", port: int = 0,
-                 command_sets: Mapping[str, CommandSet] | None = None) -> RunningServer:
-    """Load the models (a broken one raises ModelError here), then serve on host:port (0 = any).
+def load_engine(settings: ServerSettings, command_sets: Mapping[str, CommandSet] | None = None,
+                ) -> tuple[Engine, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """(the engine with its preloaded models, the accepted credentials). Configured auth whose
+    key files are unreadable or hold no key raises ConfigError first; a broken model ModelError.
     `command_sets`: loaded commands for grammar models, by name (see Engine)."""
+    credentials = settings.auth.accepted()
     engine = Engine(settings, command_sets)
     engine.warm_up()
+    return engine, credentials
+
+
+def serve_engine(settings: ServerSettings, engine: Engine, credentials, host: str, port: int,
+                 reuse_port: bool = False) -> RunningServer:
+    """A gRPC server for `engine` on host:port (0 = any). Only `reuse_port` servers (workers)
+    share their port: otherwise a second server on a port in use fails to bind, as it should."""
     limits = settings.limits
     # a few threads beyond the cap, so calls past it can be answered RESOURCE_EXHAUSTED
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=limits.max_streams + 4, thread_name_prefix="stt"),
-                         options=[("grpc.max_receive_message_length", limits.max_message_bytes)])
-    stt_grpc.add_SttServiceServicer_to_server(SttService(settings, engine), server)
+                         options=[("grpc.max_receive_message_length", limits.max_message_bytes),
+                                  ("grpc.so_reuseport", int(reuse_port))])
+    SttService(settings, engine, credentials).add_to(server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):
@@ -58,19 +75,25 @@ def start_server(settings: ServerSettings, host: str = "127.0.0.1", port: int = 
     reflection.enable_server_reflection([SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     if settings.tls is not None:
-        credentials = grpc.ssl_server_credentials([(settings.tls.key_file.read_bytes(),
-                                                    settings.tls.cert_file.read_bytes())])
-        bound = server.add_secure_port(address, credentials)
+        tls = grpc.ssl_server_credentials([(settings.tls.key_file.read_bytes(), settings.tls.cert_file.read_bytes())])
+        bound = server.add_secure_port(address, tls)
     else:
         bound = server.add_insecure_port(address)
     server.start()
     target_host = f"[{host}]" if ":" in host else host
-    return RunningServer(server, engine, bound, f"{target_host}:{bound}")
+    return RunningServer(server, engine, bound, f"{target_host}:{bound}", owns_engine=not reuse_port)
+
+
+def start_server(settings: ServerSettings, host: str = "127.0.0.1", port: int = 0,
+                 command_sets: Mapping[str, CommandSet] | None = None) -> RunningServer:
+    """Load the models, then serve on host:port (0 = any); errors as `load_engine`."""
+    engine, credentials = load_engine(settings, command_sets)
+    return serve_engine(settings, engine, credentials, host, port)
 
 
 def main(args) -> int:
     from voiced.notify import Notifier
-    from voiced.service import STOP, SignalRequests
+    from voiced.service import SignalRequests
     from voiced.settings import load_settings
     from voiced.yamlconfig import ConfigError
 
@@ -79,18 +102,45 @@ def main(args) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    if args.workers is not None:
+        settings = settings.model_copy(update={"workers": args.workers})
+    host, port = args.host or "127.0.0.1", DEFAULT_PORT if args.port is None else args.port
     notifier = Notifier.from_environment()
     with SignalRequests() as signals:
         try:
-            running = start_server(settings, args.host or "127.0.0.1", DEFAULT_PORT if args.port is None else args.port)
+            engine, credentials = load_engine(settings)
+        except ConfigError as exc:  # e.g. a key file that holds no key
+            print(exc, file=sys.stderr)
+            return 2
         except (ModelError, OSError, RuntimeError) as exc:
+            print(f"voiced serve: cannot start: {exc}", file=sys.stderr)
+            return 1
+        if settings.workers > 1:
+            from voiced.server.workers import run_workers
+
+            return run_workers(settings, engine, credentials, host, port, notifier, signals)
+        try:
+            running = serve_engine(settings, engine, credentials, host, port)
+        except (OSError, RuntimeError) as exc:
             print(f"voiced serve: cannot start: {exc}", file=sys.stderr)
             return 1
         log.warning("serving SpeechKit STT v2 on %s (%s)", running.target,
                     ", ".join([*settings.languages, *settings.models]))
         notifier.ready(f"serving on {running.target}")
-        while signals.next(timeout=1.0) != STOP:
-            pass  # SIGHUP: nothing to reload without a restart (models load at start)
+        return serve_until_stopped(running, signals, notifier)
+
+
+def serve_until_stopped(running: RunningServer, signals, notifier=None) -> int:
+    """Serve until SIGTERM/SIGINT, then stop within a bound (0: every call ended in time)."""
+    from voiced.service import STOP
+
+    while signals.next(timeout=1.0) != STOP:
+        pass  # SIGHUP: nothing to reload without a restart (models load at start)
+    if notifier is not None:
         notifier.stopping("finishing calls in flight")
-        running.stop(grace=5.0)
+    if not running.stop(grace=5.0):
+        # SIGTERM must end the process in bounded time: the threads of a stuck call would
+        # keep the interpreter from exiting (they are joined at exit)
+        logging.shutdown()
+        os._exit(1)
     return 0

@@ -7,11 +7,12 @@ the service's documented session limits, no auth, plain gRPC on loopback.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import pydantic
 
 from voiced.endpointing import EndpointerSettings
+from voiced.yamlconfig import ConfigError, ConfigProblem
 
 
 class _Frozen(pydantic.BaseModel):
@@ -89,25 +90,63 @@ class SessionLimits(_Frozen):
     max_streams: int = pydantic.Field(8, ge=1)  # concurrent calls; more -> RESOURCE_EXHAUSTED
 
 
+def _usable_secret(secret: pydantic.SecretStr) -> pydantic.SecretStr:
+    value = secret.get_secret_value()
+    if not value.strip():
+        raise ValueError("an empty key would accept an empty credential: give a key or remove the entry")
+    if any(character.isspace() for character in value):
+        raise ValueError("a key cannot contain whitespace (no client could send it)")
+    return secret
+
+
+Secret = Annotated[pydantic.SecretStr, pydantic.AfterValidator(_usable_secret)]
+
+
 class AuthSettings(_Frozen):
-    """Accepted credentials. Both lists empty = no authentication (loopback default).
+    """Accepted credentials. All four empty = no authentication (the loopback default).
 
-    Secrets are read from files (e.g. systemd's $CREDENTIALS_DIRECTORY), one per line."""
+    Secrets are read from files (e.g. systemd's $CREDENTIALS_DIRECTORY), one per line. Auth
+    that is configured never switches itself off: an empty key, or a named file that holds
+    no key, is a configuration error (the server refuses to start), not "no auth"."""
 
-    api_keys: tuple[pydantic.SecretStr, ...] = ()
+    api_keys: tuple[Secret, ...] = ()
     api_key_files: tuple[Path, ...] = ()
-    bearer_tokens: tuple[pydantic.SecretStr, ...] = ()
+    bearer_tokens: tuple[Secret, ...] = ()
     bearer_token_files: tuple[Path, ...] = ()
 
-    def _read(self, inline: tuple[pydantic.SecretStr, ...], files: tuple[Path, ...]) -> tuple[str, ...]:
+    @property
+    def configured(self) -> bool:
+        return bool(self.api_keys or self.api_key_files or self.bearer_tokens or self.bearer_token_files)
+
+    @staticmethod
+    def _read(inline: tuple[pydantic.SecretStr, ...], files: tuple[Path, ...], what: str) -> tuple[str, ...]:
         values = [secret.get_secret_value() for secret in inline]
+        problems = []
         for path in files:
-            values += [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                problems.append(ConfigProblem(str(path), 1, 1, f"server.auth: cannot read this {what} file: {reason}"))
+                continue
+            keys = [line.strip() for line in lines if line.strip()]
+            if not keys:
+                problems.append(ConfigProblem(str(path), 1, 1, f"server.auth: this {what} file holds no key "
+                                              "(it is empty or only whitespace); auth is configured, so the "
+                                              "server refuses to start rather than let every client in"))
+            values += keys
+        if problems:
+            raise ConfigError(problems)
         return tuple(values)
 
     def accepted(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """(api keys, bearer tokens), files read now."""
-        return self._read(self.api_keys, self.api_key_files), self._read(self.bearer_tokens, self.bearer_token_files)
+        """(api keys, bearer tokens), files read now; both empty only when auth is not configured.
+
+        Raises ConfigError (located at the key file) when a named file is unreadable or holds
+        no key: configured auth must never end up accepting everyone."""
+        api_keys = self._read(self.api_keys, self.api_key_files, "api key")
+        bearer_tokens = self._read(self.bearer_tokens, self.bearer_token_files, "bearer token")
+        return api_keys, bearer_tokens
 
 
 class TlsSettings(_Frozen):
@@ -127,12 +166,20 @@ class ServerSettings(_Frozen):
     partial_interval_s: float = pydantic.Field(0.3, gt=0)  # audio between two partial hypotheses
     profanity_words: tuple[str, ...] = ("damn", "hell", "shit", "fuck", "fucking", "bitch", "bastard", "crap",
                                         "блин", "черт", "хрен")
-    # decoders kept loaded per model (each open-LM decoder holds ~100 MB)
+    # decoders kept loaded per model (each open-LM decoder holds ~45 MB beside the shared LM)
     idle_decoders: int = pydantic.Field(2, ge=0)
     # pocketsphinx adapts to the channel (cepstral mean) as it hears audio. A server for many
     # clients resets that per session (results must not depend on who called before); the
     # daemon's embedded server has one client, its own microphone, and keeps the adaptation
     keep_channel_adaptation: bool = False
+    # Decoders (with the model data they share) may hold at most this much memory; a session
+    # that would need more is refused (RESOURCE_EXHAUSTED) rather than the machine swapping.
+    # None = 75 % of the memory available (MemAvailable) when the server starts. With workers,
+    # each worker process gets an equal share
+    memory_budget_mb: float | None = pydantic.Field(None, gt=0)
+    # processes serving the port (`voiced serve --workers N`): pocketsphinx decodes on one
+    # core per process; max_streams and idle_decoders apply to each worker
+    workers: int = pydantic.Field(1, ge=1, le=64)
     # models loaded at start (None = all); the others load at their first call. The daemon's
-    # embedded server preloads only the model it asks for (the open LM alone is ~100 MB)
+    # embedded server preloads only the model it asks for (the open LM alone is ~90 MB)
     preload: tuple[str, ...] | None = None

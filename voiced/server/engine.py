@@ -1,7 +1,8 @@
 """pocketsphinx behind a small interface: load models once, lend decoders to sessions.
 
-A decoder is expensive to load (the open LM ~0.3 s and ~100 MB) and cannot be shared by
-two utterances at once, so each model keeps a few idle decoders for the next session.
+A decoder is expensive to load (the open LM ~0.3 s and ~45 MB beside the LM all its decoders
+share, see `lmshare`) and cannot be shared by two utterances at once, so each model keeps a
+few idle decoders for the next session (`pool`, within the server's memory budget).
 Grammar models get a dictionary cut to their own words (loads in a fraction of the time)
 and `bestpath=False`, without which pocketsphinx cuts grammar results short.
 
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from voiced.server.config import GrammarModel, LanguageModel, ServerSettings
+from voiced.server.lmshare import SharedLanguageModel
+from voiced.server.pool import DecoderPool, MemoryBudget, memory_budget_mb
 from voiced.yamlconfig import ConfigError
 
 if TYPE_CHECKING:
@@ -244,27 +247,6 @@ class Recognizer:
             self.in_utterance = False
 
 
-class _DecoderPool:
-    """Idle recognizers of one model (a decoder serves one session at a time)."""
-
-    def __init__(self, factory, keep: int):
-        self._factory = factory
-        self._keep = keep
-        self._idle: list = []
-        self._lock = threading.Lock()
-
-    def acquire(self):
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
-        return self._factory()
-
-    def release(self, recognizer: Recognizer) -> None:
-        with self._lock:
-            if len(self._idle) < self._keep:
-                self._idle.append(recognizer)
-
-
 class Engine:
     """All models of one server configuration; thread-safe.
 
@@ -278,14 +260,17 @@ class Engine:
         self._whisper_models: dict[tuple, object] = {}  # one loaded model per (directory, language)
         self.stage_times = StageTimes()
         self._dictionaries = tempfile.TemporaryDirectory(prefix="voiced-dict-")
-        self._pools: dict[str, _DecoderPool] = {}
+        self._pools: dict[str, DecoderPool] = {}
         self._channels: dict[str, list[str]] = {}  # pool -> adaptation reached (keep_channel_adaptation)
+        self.budget = MemoryBudget(memory_budget_mb(settings))
         for code, language in settings.languages.items():
-            self._pools[f"{code}/general"] = _DecoderPool(lambda language=language: self._open_lm(language),
-                                                          settings.idle_decoders)
+            shared = SharedLanguageModel(*model_paths(language), Path(self._dictionaries.name), code)
+            self._pools[f"{code}/general"] = DecoderPool(f"{code}/general", lambda shared=shared: Recognizer(
+                shared.decoder()), settings.idle_decoders, self.budget, prepare=shared.load)
         for name, grammar in settings.models.items():
             factory = self._grammar_factory(name, grammar)
-            self._pools[f"{grammar.language}/{name}"] = _DecoderPool(factory, settings.idle_decoders)
+            self._pools[f"{grammar.language}/{name}"] = DecoderPool(f"{grammar.language}/{name}", factory,
+                                                                    settings.idle_decoders, self.budget)
 
     @property
     def languages(self) -> list[str]:
@@ -294,12 +279,6 @@ class Engine:
     @property
     def grammars(self) -> dict[str, str]:
         return {name: model.language for name, model in self._settings.models.items()}
-
-    def _open_lm(self, language: LanguageModel):
-        from pocketsphinx import Decoder
-
-        acoustic, dictionary, lm = model_paths(language)
-        return Recognizer(Decoder(hmm=str(acoustic), dict=str(dictionary), lm=str(lm), loglevel="FATAL"))
 
     def _grammar_factory(self, name: str, grammar: GrammarModel):
         """Check the grammar now (a bad one fails at startup, not at the first call)."""
@@ -327,8 +306,11 @@ class Engine:
                 decoder = Decoder(hmm=str(acoustic), dict=str(directory / f"{name}.dict"),
                                   jsgf=str(directory / f"{name}.jsgf"), bestpath=False, compallsen=rejecting,
                                   loglevel="FATAL")
+                # the phone loop has no words: the grammar's small dictionary spares it loading
+                # the whole default one (~28 MB per decoder; same phones and scores, measured)
                 phone_loop = Decoder(hmm=str(acoustic), allphone=str(phone_lm), compallsen=True,
-                                     loglevel="FATAL", **PHONE_LOOP_OPTIONS) if rejecting else None
+                                     dict=str(directory / f"{name}.dict"), loglevel="FATAL",
+                                     **PHONE_LOOP_OPTIONS) if rejecting else None
             except (RuntimeError, ValueError) as exc:
                 raise ModelError(f"grammar model {name!r} does not load: {exc}") from None
             return Recognizer(decoder, phone_loop, grammar.rejection_margin)

@@ -4,8 +4,8 @@ An Ogg Opus stream is decoded first (its pages may be cut anywhere between messa
 The stream is resampled to the engine's 16 kHz, cut into utterances by the same
 endpointer the daemon uses (a pause ends an utterance, as the service does), and each
 utterance is decoded as it arrives. Partials are read at a bounded cadence of audio and
-sent only when they change; a final closes each utterance. After `single_utterance`'s first
-final, audio is accepted and ignored until the client closes.
+sent only when they change; a final closes each utterance that has words. After
+`single_utterance`'s first final, audio is accepted and ignored until the client closes.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ class StreamRecognition:
         if self._recognizer.in_utterance:
             if tail:
                 self._recognizer.process(tail)
-            results.append(self._final())
+            results += self._final()
         return results
 
     def _on_event(self, event) -> list[Result]:
@@ -114,7 +114,7 @@ class StreamRecognition:
         if isinstance(event, SpeechAudio):
             return self._decode(event.audio)
         if isinstance(event, (SpeechEnded, SpeechTimedOut)):
-            return [self._final()]
+            return self._final()
         return []
 
     def _decode(self, audio: bytes) -> list[Result]:
@@ -129,16 +129,21 @@ class StreamRecognition:
         self._last_partial = text
         return [Result(final=False, text=self._present(text))]
 
-    def _final(self) -> Result:
+    def _final(self) -> list[Result]:
+        """The utterance's final; none when it has no words (noise, or a grammar's rejection):
+        an utterance is speech of one or more words, so noise neither gets an empty final nor
+        ends a single_utterance session (see README, "empty finals")."""
         hypothesis: Hypothesis = self._recognizer.end()
         self._since_partial = 0
         self._last_partial = ""
+        if not hypothesis.text:
+            return []
         self.done = self.spec.single_utterance
         offset = self._utterance_start_s
         words = tuple(RecognizedWord(self._present(w.word), offset + w.start_s, offset + w.end_s, w.confidence)
                       for w in hypothesis.words)
-        return Result(final=True, text=self._present(hypothesis.text), confidence=hypothesis.confidence,
-                      words=words)
+        return [Result(final=True, text=self._present(hypothesis.text), confidence=hypothesis.confidence,
+                       words=words)]
 
     def _present(self, text: str) -> str:
         """Numbers as digits unless raw_results; listed words masked under profanity_filter."""

@@ -22,6 +22,14 @@ Encoding = stt.RecognitionSpec.AudioEncoding
 SUPPORTED_ENCODINGS = ("LINEAR16_PCM", "OGG_OPUS")  # OGG_OPUS with the `opus` extra (voiced.opus)
 
 
+SHOWN_CHARS = 64  # of a client's string echoed in details (they travel in a size-capped header)
+
+
+def shown(value: str) -> str:
+    """`value` for the details, cut to SHOWN_CHARS with its real length said."""
+    return value if len(value) <= SHOWN_CHARS else f"{value[:SHOWN_CHARS]}... ({len(value)} characters)"
+
+
 class SpecError(ValueError):
     """The config cannot be served; the message is the status details for the client."""
 
@@ -63,13 +71,13 @@ def parse_spec(config: stt.RecognitionConfig, languages: list[str], grammars: di
     if model in OPEN_MODELS:
         model = DEFAULT_MODEL
     elif model not in grammars:
-        raise SpecError(f"model {model!r} is not available; available: {', '.join([*OPEN_MODELS, *grammars])}")
+        raise SpecError(f"model '{shown(model)}' is not available; available: {', '.join([*OPEN_MODELS, *grammars])}")
     if language not in languages:
         default = " (the default when language_code is not set)" if not spec.language_code else ""
-        raise SpecError(f"language_code {language}{default} has no installed model; installed: "
+        raise SpecError(f"language_code {shown(language)}{default} has no installed model; installed: "
                         f"{', '.join(languages)}")
     if model in grammars and grammars[model] != language:
-        raise SpecError(f"model {model!r} is a {grammars[model]} grammar, but language_code is {language}")
+        raise SpecError(f"model {model!r} is a {grammars[model]} grammar, but language_code is {shown(language)}")
     return SessionSpec(language=language, model=model, sample_rate=sample_rate,
                        partial_results=spec.partial_results, single_utterance=spec.single_utterance,
                        raw_results=spec.raw_results, profanity_filter=spec.profanity_filter, encoding=name)

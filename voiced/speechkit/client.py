@@ -8,6 +8,7 @@ unreachable server, arrives as a `SessionError` event, never as an exception.
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 import time
@@ -33,8 +34,17 @@ RECONNECT_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 500), ("grpc.min_reco
                      ("grpc.max_reconnect_backoff_ms", 5000)]
 
 
+# A target naming several servers (an address list, or a DNS name with several records)
+# spreads calls over them with gRPC's round_robin policy, which skips servers that are down;
+# the default (pick_first) would send every call to the first one that answers
+ROUND_ROBIN = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
+BALANCED_SCHEMES = ("dns:", "ipv4:", "ipv6:")
+
+
 def open_channel(settings: RecognitionSettings, target: str) -> grpc.Channel:
     options = [("grpc.primary_user_agent", f"voiced/{__version__}"), *RECONNECT_OPTIONS]
+    if target.startswith(BALANCED_SCHEMES):
+        options.append(("grpc.service_config", ROUND_ROBIN))
     if not settings.uses_tls(target):
         return grpc.insecure_channel(target, options=options)
     roots = settings.ca_file.read_bytes() if settings.ca_file is not None else None

@@ -9,6 +9,7 @@ credential name), and `voiced.speechkit.credentials` reads them when the client 
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -120,9 +121,30 @@ class FallbackSettings(_Frozen):
     probe_interval_s: float = pydantic.Field(5.0, gt=0)
 
 
+def address_list_target(addresses: tuple[str, ...]) -> str:
+    """gRPC's target for a static list of servers ("ipv4:A:P,B:P" / "ipv6:[A]:P,[B]:P"). The
+    list resolvers take IP addresses only; a name with several servers is a dns:/// target."""
+    families = set()
+    for address in addresses:
+        host, _, port = address.rpartition(":")
+        try:
+            ip = ipaddress.ip_address(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
+        except ValueError:
+            raise ValueError(f"{address!r}: a list of endpoints takes IP:port entries; for servers by name use "
+                             "one 'dns:///name:port' endpoint whose DNS records list them") from None
+        if not port.isdigit():
+            raise ValueError(f"{address!r}: no port")
+        families.add(ip.version)
+    if len(families) > 1:
+        raise ValueError("a list of endpoints must be all IPv4 or all IPv6 (gRPC resolves one family per list)")
+    return f"ipv{families.pop()}:" + ",".join(addresses)
+
+
 class RecognitionSettings(_Frozen):
-    # host:port of a SpeechKit v2 compatible server; None = the embedded local server
-    endpoint: str | None = pydantic.Field(None, min_length=1)
+    # host:port of a SpeechKit v2 compatible server; None = the embedded local server. Several
+    # servers (e.g. `voiced serve` instances), sessions spread over them by gRPC's own
+    # round_robin balancing, a failed one skipped: a list of IP:port, or a "dns:///name:port"
+    endpoint: str | tuple[str, ...] | None = pydantic.Field(None, min_length=1)
     # None = TLS exactly when the endpoint's port is 443 (the cloud's); true/false forces it
     tls: bool | None = None
     # PEM bundle of trusted CAs for TLS (e.g. a self-signed local server); None = system roots
@@ -149,6 +171,8 @@ class RecognitionSettings(_Frozen):
 
     @pydantic.model_validator(mode="after")
     def _consistent(self) -> RecognitionSettings:
+        if isinstance(self.endpoint, tuple):
+            address_list_target(self.endpoint)  # raises on a name, a missing port, mixed families
         if self.ca_file is not None and self.tls is False:
             raise ValueError("ca_file is set but tls is false: a CA file is only used for TLS")
         given = [name for name in ("api_key", "iam_token", "service_account_key") if getattr(self, name)]
@@ -158,6 +182,12 @@ class RecognitionSettings(_Frozen):
             raise ValueError(f"folder_id is for user accounts (iam_token); the service refuses it "
                              f"from a service account ({given[0]})")
         return self
+
+    def target(self) -> str | None:
+        """The gRPC target of `endpoint` (None: the embedded server)."""
+        if isinstance(self.endpoint, tuple):
+            return address_list_target(self.endpoint)
+        return self.endpoint
 
     def uses_tls(self, target: str) -> bool:
         """Whether a channel to `target` must be TLS (a CA file implies it)."""
