@@ -33,6 +33,7 @@ N_FFT, HOP = 400, 160  # Whisper's 25 ms window, 10 ms hop at 16 kHz
 MIN_WINDOW_S = 2
 MAX_UTTERANCE_S = 30  # Whisper's own window: longer audio is cut (commands are a few seconds)
 LOWEST_PROBABILITY = 1e-30  # a token the model rules out still costs a finite amount
+SCORE_BATCH = 4
 
 
 def default_model_dir() -> Path:
@@ -131,7 +132,15 @@ class WhisperModel:
         """How well the audio says each text: its tokens' log-probability, its end included.
 
         Each text is forced as a prefix of the decoder's output; the logits of the forced
-        steps and of the step after them give every token's probability and that of the end."""
+        steps and of the step after them give every token's probability and that of the end.
+        Texts go SCORE_BATCH at a time: the logits of a batch (steps x 51864 floats a text)
+        are the bulk of the engine's memory while it scores."""
+        scored = []
+        for start in range(0, len(texts), SCORE_BATCH):
+            scored += self._score_batch(encoded, texts[start:start + SCORE_BATCH])
+        return scored
+
+    def _score_batch(self, encoded, texts: list[str]) -> list[Score]:
         tokens = [self._tokenizer.encode(" " + text, add_special_tokens=False).ids for text in texts]
         batch = np.ascontiguousarray(np.repeat(np.asarray(encoded), len(texts), axis=0))
         longest = max(map(len, tokens))
@@ -142,12 +151,14 @@ class WhisperModel:
             suppress_blank=False, suppress_tokens=[])
         scored = []
         for text_tokens, result in zip(tokens, results):
-            logits = np.asarray(result.logits[0], dtype=np.float64)[: len(text_tokens) + 1]
-            log_probs = logits - logits.max(axis=1, keepdims=True)
-            log_probs -= np.log(np.exp(log_probs).sum(axis=1, keepdims=True))
-            wanted = [*text_tokens, self.end_token][: len(log_probs)]
-            picked = np.maximum(log_probs[np.arange(len(wanted)), wanted], math.log(LOWEST_PROBABILITY))
-            scored.append(Score(float(picked.sum()), len(wanted)))
+            wanted = [*text_tokens, self.end_token]
+            logits = np.asarray(result.logits[0], dtype=np.float32)[: len(wanted)]
+            if len(logits) < len(wanted):
+                raise RuntimeError(f"Whisper scored {len(logits)} of {len(wanted)} tokens")
+            peak = logits.max(axis=1)
+            normalizer = peak + np.log(np.exp(logits - peak[:, None]).sum(axis=1))
+            picked = logits[np.arange(len(wanted)), wanted] - normalizer
+            scored.append(Score(float(np.maximum(picked, math.log(LOWEST_PROBABILITY)).sum()), len(wanted)))
         return scored
 
 
