@@ -31,6 +31,8 @@ from typing import Literal
 
 import pydantic
 
+from voiced.actions.process import child_environment
+
 log = logging.getLogger(__name__)
 
 Earcon = Literal["listening", "done", "error"]
@@ -124,8 +126,9 @@ class EarconPlayer:
         with self._lock:
             self._stop_current()
             try:
+                # the actions' minimal environment: the player needs none of the daemon's secrets
                 process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                           stderr=subprocess.PIPE)
+                                           stderr=subprocess.PIPE, env=child_environment())
             except OSError as exc:
                 log.warning("cannot run earcon player %s: %s", shlex.join(command), exc)
                 return False
