@@ -62,7 +62,7 @@ def test_session_lifecycle_pre_roll_first_then_stream_then_half_close():
     assert ended[-2].event.reason == "silence"
     # nothing after the half-close, even while the final is awaited
     assert replay.audio(False, 0.2) == []
-    assert replay.core.on_partial(1, "turn on") == [Emit(PartialEvent(session=1, text="turn on"))]
+    assert replay.core.on_partial(1, "turn on", replay.now) == [Emit(PartialEvent(session=1, text="turn on"))]
     final = replay.core.on_final(1, "turn on the light", 0.9, True, replay.now)
     assert final == [Emit(FinalEvent(session=1, text="turn on the light", confidence=0.9))]
     replay.core.on_closed(1)
@@ -148,3 +148,36 @@ def test_awaiting_final_from_the_end_of_speech_until_the_session_is_answered():
     replay.core.on_final(1, "turn on the light", 0.9, True, replay.now)
     replay.core.on_closed(1)
     assert not replay.core.awaiting_final and replay.core.idle
+
+
+def test_the_final_is_awaited_from_when_the_recognizer_has_the_audio_and_while_it_progresses():
+    """Input read faster than real time queues up at the recognizer: the final's deadline
+    counts from the delivery of the session's audio, and each result re-arms it."""
+    replay = Replay(final_timeout_s=2.0)
+    replay.audio(False, 1)
+    replay.audio(True, 1)
+    replay.audio(False, 1)
+    ended = replay.core.next_deadline() - replay.core.delivery_timeout_s
+    assert replay.core.tick(ended + 5) == []  # not yet received: no final can be expected
+    replay.core.on_delivered(1, ended + 10)
+    assert replay.core.next_deadline() == ended + 12
+    assert replay.core.on_partial(1, "", ended + 11.5) == []  # an unchanged hypothesis: progress all the same
+    assert replay.core.next_deadline() == ended + 13.5
+    assert replay.core.tick(ended + 13.4) == []
+    timed_out = replay.core.tick(ended + 13.5)
+    assert timed_out[0] == CancelSession(1)
+    assert "no final result within 2 s after the end of speech (counted from when the recognizer had all the " \
+           "audio and from its last result)" == timed_out[1].event.details
+
+
+def test_audio_the_recognizer_never_takes_ends_at_the_delivery_bound():
+    replay = Replay(final_timeout_s=2.0)
+    replay.audio(False, 1)
+    replay.audio(True, 1)
+    replay.audio(False, 1)
+    deadline = replay.core.next_deadline()
+    replay.core.on_partial(1, "turn", deadline - 1)  # results before the delivery do not extend it
+    assert replay.core.next_deadline() == deadline
+    [cancel, error] = replay.core.tick(deadline)
+    assert cancel == CancelSession(1) and error.event.code == "DEADLINE_EXCEEDED"
+    assert error.event.details == "the recognizer did not receive the audio within 30 s after the end of speech"

@@ -66,9 +66,15 @@ Decision = OpenSession | SendAudio | FinishSession | CancelSession | Emit
 
 
 class ListeningCore:
-    def __init__(self, endpointer: Endpointer, final_timeout_s: float = 5.0):
+    """`final_timeout_s`: how long a final may take once the recognizer has all of the session's
+    audio (`on_delivered`); `delivery_timeout_s`: how long the recognizer may take to receive
+    it after the end of speech (input read faster than real time queues up at a busy one)."""
+
+    def __init__(self, endpointer: Endpointer, final_timeout_s: float = 5.0, delivery_timeout_s: float = 30.0):
         self.endpointer = endpointer
         self.final_timeout_s = final_timeout_s
+        self.delivery_timeout_s = delivery_timeout_s
+        self._undelivered: set[int] = set()  # ended sessions whose audio the recognizer lacks
         self._bytes_per_s = endpointer.sample_rate * BYTES_PER_SAMPLE
         self._next_session = 1
         self._streaming: int | None = None
@@ -127,17 +133,33 @@ class ListeningCore:
         if session is None:
             return []
         self._streaming = None
-        self._open[session] = now + self.final_timeout_s
+        self._open[session] = now + self.delivery_timeout_s
+        self._undelivered.add(session)
         at_s = self.endpointer.now_s if at_s is None else at_s
         ended = SpeechEndedEvent(
             session=session, audio_s=round(at_s, 3), duration_s=round(duration_s or 0.0, 3), reason=reason
         )
         return [Emit(ended), FinishSession(session)]
 
-    def on_partial(self, session: int, text: str) -> list[Decision]:
-        if session not in self._open or not text:
+    def _progress(self, session: int, now: float) -> None:
+        """A result of an ended session whose audio the recognizer has: it is still working
+        through that audio (slower than it arrived), so the final is given time from now."""
+        deadline = self._open.get(session)
+        if deadline is not None and session not in self._undelivered:
+            self._open[session] = max(deadline, now + self.final_timeout_s)
+
+    def on_partial(self, session: int, text: str, now: float) -> list[Decision]:
+        if session not in self._open:
             return []
-        return [Emit(PartialEvent(session=session, text=text))]
+        self._progress(session, now)
+        return [Emit(PartialEvent(session=session, text=text))] if text else []
+
+    def on_delivered(self, session: int, now: float) -> list[Decision]:
+        """The recognizer has received all of an ended session's audio: its final is due."""
+        if session in self._undelivered and self._open.get(session) is not None:
+            self._undelivered.discard(session)
+            self._open[session] = now + self.final_timeout_s
+        return []
 
     def on_final(self, session: int, text: str, confidence: float, end_of_utterance: bool, now: float) -> list[Decision]:
         if session not in self._open:
@@ -145,6 +167,7 @@ class ListeningCore:
         # an empty final is reported too ("nothing recognized"): every session ends in a final
         # or an error, so whatever waits on it (LEDs, sounds, counters) is never left hanging
         self._answered.add(session)
+        self._progress(session, now)  # one of several utterances: the next may still come
         decisions: list[Decision] = [Emit(FinalEvent(session=session, text=text.strip(), confidence=confidence))]
         if end_of_utterance and session == self._streaming:
             # the server heard the end first: stop sending now, listen afresh for the next one
@@ -170,8 +193,11 @@ class ListeningCore:
         decisions: list[Decision] = []
         for session, deadline in list(self._open.items()):
             if deadline is not None and deadline <= now:
+                details = f"the recognizer did not receive the audio within {self.delivery_timeout_s:g} s after " \
+                          "the end of speech" if session in self._undelivered else \
+                          f"no final result within {self.final_timeout_s:g} s after the end of speech " \
+                          "(counted from when the recognizer had all the audio and from its last result)"
                 self._forget(session)
-                details = f"no final result within {self.final_timeout_s:g} s after the end of speech"
                 decisions += [
                     CancelSession(session),
                     Emit(SessionErrorEvent(session=session, code="DEADLINE_EXCEEDED", details=details)),
@@ -185,5 +211,6 @@ class ListeningCore:
     def _forget(self, session: int) -> None:
         self._open.pop(session, None)
         self._answered.discard(session)
+        self._undelivered.discard(session)
         if self._streaming == session:
             self._streaming = None
