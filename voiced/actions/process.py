@@ -60,6 +60,8 @@ def tail(output: bytes, limit: int = 300) -> str:
     """The end of a program's output for a message: whole last lines (the conclusion is at the
     end: "aplay: main:831: audio open error: ..."), at most about `limit` characters."""
     lines = [line.strip() for line in output.decode(errors="replace").splitlines() if line.strip()]
+    # libasound's own chatter (a player probing devices) says nothing the program does not say
+    lines = [line for line in lines if not line.startswith("ALSA lib ")] or lines
     kept: list[str] = []
     while lines and (not kept or sum(map(len, kept)) + len(lines[-1]) <= limit):
         kept.insert(0, lines.pop())
