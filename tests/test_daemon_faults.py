@@ -16,7 +16,7 @@ import yaml
 from conftest import read_pcm, silence
 from test_daemon import DEMO, RATE, WRITE_ARGS, DaemonProcess
 
-from voiced.daemon import recognizer
+from voiced.recognition import recognizer
 from voiced.settings import DaemonSettings
 from voiced.speechkit.events import Final
 

@@ -11,13 +11,12 @@ only waits for signals: SIGHUP reloads the configuration, SIGTERM/SIGINT stop wi
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
 import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from voiced.actions.runner import ActionRunner
@@ -25,18 +24,16 @@ from voiced.capture import AudioSource, open_source
 from voiced.commands.handling import CommandHandler
 from voiced.commands.matching import CommandSet
 from voiced.endpointing import Endpointer
-from voiced.events import (CaptionWriter, EventSink, FinalEvent, JsonlWriter, OutputStream, TimelineLog, event_dict,
-                           fan_out)
-from voiced.feedback import EarconPlayer
+from voiced.events import CaptionWriter, EventSink, FinalEvent, JsonlWriter, OutputStream, TimelineLog, fan_out
+from voiced.feedback import EarconPlayer, feedback_sink
 from voiced.listening import CancelSession, Emit, FinishSession, ListeningCore, OpenSession, SendAudio
 from voiced.metrics import MetricsSink, VoicedMetrics, serve_metrics
 from voiced.notify import Notifier, Watchdog
 from voiced.recording import SessionRecorder
 from voiced.service import RELOAD, STOP, SignalRequests
+from voiced.recognition import recognizer
 from voiced.settings import ConfigChoice, DaemonSettings, find_config
-from voiced.speechkit.credentials import ProcessKey, credentials_for
 from voiced.speechkit.recognizer import Recognizer
-from voiced.speechkit.settings import EMBEDDED
 from voiced.speechkit.events import AudioDelivered, Final, Partial, SessionError
 from voiced.validation import CheckedConfig, load_checked, with_commands
 from voiced.yamlconfig import ConfigError
@@ -49,36 +46,6 @@ INBOX_SIZE = 500  # ~15 s of 30 ms frames: a slow consumer blocks the file reade
 # real time, a busy machine); finals take well under 1 s when audio is live
 FINAL_TIMEOUT_S = 5.0
 BATCH_FINAL_TIMEOUT_S = 30.0
-
-
-@contextlib.contextmanager
-def recognizer(settings: DaemonSettings, metrics: VoicedMetrics | None = None) -> Iterator[Recognizer]:
-    """A recognizer for the configured endpoint (with its credentials and fallback), or for an
-    embedded local server started here (also when the fallback is "embedded"). The embedded
-    server accepts only this process's random key: another local process cannot hold its
-    streams or make it load models."""
-    recognition = settings.recognition
-    credentials = credentials_for(recognition)  # a broken service-account key fails here
-    fallback = recognition.fallback if recognition.endpoint else None
-    server = key = None
-    if not recognition.endpoint or (fallback is not None and fallback.endpoint == EMBEDDED):
-        from voiced.server.app import start_server  # the `local` extra: only needed when embedded
-
-        key = ProcessKey()
-        server = start_server(settings.embedded_server(key.secret), host="127.0.0.1", port=0)
-        log.info("embedded recognition server on %s", server.target)
-    embedded_fallback = fallback is not None and fallback.endpoint == EMBEDDED
-    fallback_target = None if fallback is None else server.target if embedded_fallback else fallback.endpoint
-    client = Recognizer(recognition, recognition.endpoint or server.target, fallback_target=fallback_target,
-                        credentials=credentials if recognition.endpoint else key,
-                        fallback_credentials=key if embedded_fallback else None,
-                        on_switch=metrics.fallback_switched if metrics else None)
-    try:
-        yield client
-    finally:
-        client.close()
-        if server is not None:
-            server.stop(grace=1.0)
 
 
 class Listener:
@@ -244,17 +211,6 @@ class Listener:
             handle.cancel()
         if self.recorder:
             self.recorder.save(session)
-
-
-def feedback_sink(player: EarconPlayer) -> EventSink:
-    """Earcons for what happened: listening at speech start, done on a result, error on failure."""
-    sounds = {"speech_started": "listening", "final": "done", "session_error": "error", "action_failed": "error"}
-
-    def play(event: Any) -> None:
-        if (earcon := sounds.get(event_dict(event).get("type"))) is not None:
-            player.play(earcon)
-
-    return play
 
 
 def run_daemon(settings: DaemonSettings, command_set: CommandSet | None, input_path: str | None,

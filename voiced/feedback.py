@@ -27,11 +27,12 @@ import wave
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pydantic
 
 from voiced.actions.process import child_environment
+from voiced.events import EventSink, event_dict
 
 log = logging.getLogger(__name__)
 
@@ -176,3 +177,14 @@ class EarconPlayer:
         if process.returncode > 0:
             log.warning("earcon player failed on %s (exit %d): %s", earcon, process.returncode,
                         stderr.decode(errors="replace").strip()[:500])
+
+
+def feedback_sink(player: EarconPlayer) -> EventSink:
+    """Earcons for what happened: listening at speech start, done on a result, error on failure."""
+    sounds = {"speech_started": "listening", "final": "done", "session_error": "error", "action_failed": "error"}
+
+    def play(event: Any) -> None:
+        if (earcon := sounds.get(event_dict(event).get("type"))) is not None:
+            player.play(earcon)
+
+    return play
