@@ -1,9 +1,11 @@
 """The recognizer `voiced run` uses: the configured endpoint with its credentials and fallback,
 or a local server embedded in the daemon's process.
 
-The embedded server accepts only a random key made here and known only to this process (its
-client sends it): another local process cannot hold its streams (each takes one of
-`max_streams`) or make it load models. (A later design may call the engine in-process.)
+The embedded server's recognition service accepts only a random key made here and known only
+to this process (its client sends it): another local process cannot hold its recognition
+streams (each takes one of `max_streams`) or make it load models. Its reflection service is
+still open (streams held there take server threads): closing that needs voiced/server/app.py.
+(A later design may call the engine in-process.)
 """
 
 from __future__ import annotations
