@@ -46,6 +46,7 @@ INBOX_SIZE = 500  # ~15 s of 30 ms frames: a slow consumer blocks the file reade
 # real time, a busy machine); finals take well under 1 s when audio is live
 FINAL_TIMEOUT_S = 5.0
 BATCH_FINAL_TIMEOUT_S = 30.0
+CAPTURE_STOP_S = 5.0  # for the capture thread to leave the audio library when listening ends
 
 
 class Listener:
@@ -65,6 +66,7 @@ class Listener:
         self.inbox: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=INBOX_SIZE)
         self.sessions: dict[int, Any] = {}
         self._stop_requested = threading.Event()
+        self._done = threading.Event()  # run() has returned: nobody takes from the inbox any more
         self._give_up_at = float("inf")
         # a file read as fast as possible would otherwise open sessions faster than the
         # recognizer answers them: hold the reader while a final is awaited (the order of
@@ -86,7 +88,18 @@ class Listener:
         return max(0.0, self._give_up_at - time.monotonic()) if self._stop_requested.is_set() else default
 
     def run(self, source: AudioSource) -> None:
-        threading.Thread(target=self._capture, args=(source,), name="capture", daemon=True).start()
+        capture = threading.Thread(target=self._capture, args=(source,), name="capture", daemon=True)
+        capture.start()
+        try:
+            self._listen(source)
+        finally:
+            self._done.set()
+            source.close()
+            # the capture thread may be inside PortAudio (reopening a device): it must leave
+            # before the interpreter may exit, or a C library calling back then aborts it
+            capture.join(CAPTURE_STOP_S)
+
+    def _listen(self, source: AudioSource) -> None:
         input_ended = False
         while not (input_ended and self.core.idle):
             if self._stop_requested.is_set():
@@ -139,11 +152,22 @@ class Listener:
                 while not self._may_read.wait(0.1):
                     if self._stop_requested.is_set():
                         return
-                self.inbox.put(("frame", frame))
+                if not self._put(("frame", frame)):
+                    return
         except Exception:  # a source bug must still end the loop cleanly
             log.exception("audio source failed")
         finally:
-            self.inbox.put(("end",))
+            self._put(("end",))
+
+    def _put(self, item: tuple[Any, ...]) -> bool:
+        """Into the inbox, unless the loop has ended (then nothing would ever take it)."""
+        while not self._done.is_set():
+            try:
+                self.inbox.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def _on_result(self, session: int, result: Any, now: float) -> list:
         if isinstance(result, Partial):
