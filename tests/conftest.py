@@ -129,9 +129,10 @@ def mix(pcm: bytes, background: bytes) -> bytes:
 
 
 class Mosquitto:
-    """A real mosquitto broker on a free loopback port, for MQTT action tests."""
+    """A real mosquitto broker on a free loopback port, for MQTT action tests (`users`: name ->
+    password, anonymous clients refused; `acl`: who may publish or subscribe to what)."""
 
-    def __init__(self, directory: Path, users: dict[str, str] | None = None):
+    def __init__(self, directory: Path, users: dict[str, str] | None = None, acl: str | None = None):
         self.port = free_port()
         directory.mkdir(parents=True, exist_ok=True)
         import getpass
@@ -145,6 +146,9 @@ class Mosquitto:
             for user, password in users.items():
                 subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, password], check=True)
             lines.append(f"password_file {passwd}")
+        if acl is not None:  # mosquitto's acl_file syntax; lines before any `user` are for anonymous clients
+            (directory / "acl").write_text(acl)
+            lines.append(f"acl_file {directory / 'acl'}")
         self.conf = directory / "mosquitto.conf"
         self.conf.write_text("\n".join(lines) + "\n")
         self.start()

@@ -8,6 +8,8 @@
   accepted and go nowhere. A stalled Wi-Fi link or a hung server looks like this.
 - heal(): forward again. Connections that were blackholed lost bytes in the middle of their
   stream, so they are closed (as their peers would eventually find out): clients reconnect.
+- throttle(bytes_per_s): forward what clients send no faster than that (a slow uplink), so
+  what a client has sent reaches the server later, whatever the machine's load.
 
 Used as a context manager; `target` is "127.0.0.1:<port>" for clients.
 """
@@ -18,6 +20,7 @@ import contextlib
 import select
 import socket
 import threading
+import time
 
 FORWARD, DROP, BLACKHOLE = "forward", "drop", "blackhole"
 
@@ -48,6 +51,7 @@ class TcpProxy:
         self.port = self._listener.getsockname()[1]
         self.target = f"127.0.0.1:{self.port}"
         self.mode = FORWARD
+        self.rate: float | None = None  # bytes per second from clients; None = as fast as it goes
         self.accepted = 0  # connections accepted so far (any mode)
         self._links: list[_Link] = []
         self._lock = threading.Lock()
@@ -72,6 +76,9 @@ class TcpProxy:
             self.mode = BLACKHOLE
             for link in self._links:
                 link.stalled = True
+
+    def throttle(self, bytes_per_s: float | None) -> None:
+        self.rate = bytes_per_s
 
     def heal(self) -> None:
         with self._lock:
@@ -139,6 +146,8 @@ class TcpProxy:
                         raise ConnectionError("peer closed")
                     if not link.stalled:
                         peers[sock].sendall(data)
+                        if sock is link.client and self.rate:
+                            time.sleep(len(data) / self.rate)  # the link's pace, not a wait for luck
         except (OSError, ValueError):
             pass
         finally:

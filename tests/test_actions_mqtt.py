@@ -61,3 +61,64 @@ def test_authenticated_broker_and_reconnect(tmp_path, monkeypatch):
         good.close()
     finally:
         broker.stop()
+
+
+def test_a_transcript_cannot_make_a_malformed_topic(mosquitto):
+    """$raw_text is the transcript as heard: a newline in a topic makes mosquitto drop the
+    connection. It is refused before sending, and $text is normalized like a slot value."""
+    subscriber = mosquitto.subscribe("said/#")
+    publisher = MqttPublisher(MqttBroker(port=mosquitto.port))
+    try:
+        heard = Match("Say", {}, "hello there", 1.0, "en", original_text="hello\nthere")
+        raw = MqttAction(type="mqtt", topic="said/$raw_text", payload="x", qos=0)
+        with pytest.raises(ActionError, match=r"topic 'said/hello\\nthere' not published: it contains control"):
+            mqtt_action(raw, heard, publisher)
+        normalized = MqttAction(type="mqtt", topic="said/$text", payload="x", qos=1)
+        assert mqtt_action(normalized, heard, publisher) == "published to said/hello there"
+        assert _wait_for(subscriber.messages, 1) == [("said/hello there", b"x", False)]
+        assert publisher.connections == 1  # never dropped by the broker
+    finally:
+        publisher.close()
+        subscriber.loop_stop()
+
+
+def test_topics_in_the_config_are_checked():
+    with pytest.raises(ValueError, match="wildcards"):
+        MqttAction(type="mqtt", topic="home/#")
+    with pytest.raises(ValueError, match="empty"):
+        MqttAction(type="mqtt", topic="")
+    assert MqttAction(type="mqtt", topic="home/$room/set").topic == "home/$room/set"
+
+
+def test_published_means_the_broker_accepted_it(tmp_path):
+    """qos 1 over MQTT 5: a message the broker refuses (ACL) is a failure; qos 0 is never
+    acknowledged, and is reported as sent, not published."""
+    broker = Mosquitto(tmp_path / "acl", acl="topic write allowed/#\ntopic read #\n")
+    publisher = MqttPublisher(MqttBroker(port=broker.port))
+    try:
+        match = Match("X", {}, "x", 1.0, "en")
+        assert mqtt_action(MqttAction(type="mqtt", topic="allowed/x", qos=1), match, publisher) == \
+            "published to allowed/x"
+        with pytest.raises(ActionError, match="refused the message to 'forbidden/x': Not authorized"):
+            mqtt_action(MqttAction(type="mqtt", topic="forbidden/x", qos=1), match, publisher)
+        assert mqtt_action(MqttAction(type="mqtt", topic="forbidden/x", qos=0), match, publisher) == \
+            "sent to forbidden/x (qos 0: not acknowledged)"
+    finally:
+        publisher.close()
+        broker.stop()
+
+
+def test_two_processes_on_one_broker_do_not_take_turns(mosquitto):
+    """A broker disconnects a client when another connects with the same id: each publisher
+    has its own, so both stay connected."""
+    first, second = (MqttPublisher(MqttBroker(port=mosquitto.port)) for _ in range(2))
+    try:
+        assert first.client_id != second.client_id and first.client_id.startswith("voiced-")
+        action = MqttAction(type="mqtt", topic="voiced/test", payload="x", qos=1)
+        match = Match("X", {}, "x", 1.0, "en")
+        for publisher in (first, second, first, second):
+            assert mqtt_action(action, match, publisher) == "published to voiced/test"
+        assert (first.connections, second.connections) == (1, 1)
+    finally:
+        first.close()
+        second.close()

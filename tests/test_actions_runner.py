@@ -30,8 +30,9 @@ def test_actions_run_in_order_and_failures_do_not_stop_the_rest(tmp_path, mosqui
     subscriber = mosquitto.subscribe("voiced/#")
     spoken = tmp_path / "spoken"
     settings = ActionsSettings(mqtt=MqttBroker(port=mosquitto.port, client_id="voiced-runner"),
-                               say_command=[sys.executable, "-c",
-                                            f"import sys; open({str(spoken)!r}, 'a').write(sys.stdin.read())"])
+                               say_command=[sys.executable, "-c", "import sys; sys.stdout.write(sys.stdin.read())"],
+                               sound_command=[sys.executable, "-c",
+                                              f"import sys; open({str(spoken)!r}, 'a').write(sys.stdin.read())"])
     events = Events()
     runner = ActionRunner(settings, events)
     actions = (
@@ -102,3 +103,6 @@ def test_shutdown_drains_queued_commands_within_its_bound_then_drops_the_rest(tm
     assert not slow.shutdown(0.5) and time.monotonic() - started < 1.5
     time.sleep(2.5)
     assert [e["intent"] for e in events if e["type"] == "action_started"].count("Slow") == 1  # queued: dropped
+    # the one running past the bound was stopped, not left to finish on its own
+    assert [e["error"] for e in events if e["type"] == "action_failed" and e["intent"] == "Slow"] == [
+        f"{sys.executable!r} was killed by signal 9"]

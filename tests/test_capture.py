@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 from conftest import read_pcm, silence, write_wav
 
-from voiced.capture import RawStreamSource, WavFileSource
+from voiced.capture import DeviceNotFound, RawStreamSource, WavFileSource, find_device
 
 RATE = 16000
 FRAME_MS = 30
@@ -165,6 +166,48 @@ def test_voiced_devices_lists_the_virtual_microphone(tmp_path):
     child = subprocess.run([sys.executable, "-m", "voiced", "devices"], env=env, capture_output=True, text=True, timeout=60)
     assert child.returncode == 0, child.stderr[-2000:]
     assert "  wavmic  (" in child.stdout and "index or a part of the name" in child.stdout
+    assert child.stderr == ""  # PortAudio's probing leaves no ALSA or JACK chatter (it did: ~90 lines)
+
+
+def test_a_missing_microphone_is_one_clear_line_however_often_it_is_retried(tmp_path):
+    (tmp_path / "in.raw").write_bytes(silence(0.5, RATE))
+    env = asound_home(tmp_path, tmp_path / "in.raw")
+    config = tmp_path / "voiced.yaml"
+    config.write_text("audio: {device: 99, reopen_backoff_s: 0.05, reopen_backoff_max_s: 0.05}\n"
+                      "recognition: {model: general}\n")
+    daemon = subprocess.Popen([sys.executable, "-m", "voiced", "run", "--config", str(config), "--events", "jsonl"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        errors = []
+        for line in daemon.stdout:
+            if (event := json.loads(line))["type"] == "audio_error":
+                errors.append(event)
+                if len(errors) == 5:  # five reopen attempts, each one a fresh PortAudio
+                    break
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = daemon.communicate(timeout=60)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    hint = "no input device with index 99: list the inputs with `voiced devices`, then set audio.device"
+    assert all(event["details"].startswith(hint) and event["source"] == "99" for event in errors)
+    assert daemon.returncode == 0
+    assert [line for line in stderr.splitlines() if not line.startswith("voiced: ")] == [
+        f"WARNING voiced.capture: audio input failed: {errors[0]['details']}; retrying in 0.1 s"]
+
+
+def test_no_default_input_says_what_to_do():
+    class NoDefault:  # PyAudio on a machine without a microphone: "no default input" is an OSError
+        def get_default_input_device_info(self):
+            raise OSError(-9996, "Invalid input device (no default output device)")
+
+        def get_device_count(self):
+            return 0
+
+    with pytest.raises(DeviceNotFound) as caught:
+        find_device(NoDefault(), None)
+    assert str(caught.value) == ("no default audio input device: list the inputs with `voiced devices`, then set "
+                                 "audio.device to an index or a part of a name")
 
 
 def test_microphone_failing_mid_stream_is_reported_reopened_and_read_again(tmp_path, phrase_pcm):

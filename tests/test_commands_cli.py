@@ -14,14 +14,16 @@ def voiced(*args):
 
 
 def test_check_config_accepts_the_example_and_locates_errors(tmp_path):
-    ok = voiced("check-config", "--commands", "config/commands.yaml")
+    ok = voiced("check-config", "--config", "config/voiced.yaml", "--commands", "config/commands.yaml")
     assert ok.returncode == 0 and ok.stdout.startswith("OK: 6 commands (en, ru)")
     broken, template = tmp_path / "broken.yaml", tmp_path / "template.yaml"
     broken.write_text("commands:\n  A:\n    sentences: {en: ['a']}\n    actions:\n      - type: exec\n")
     template.write_text("commands:\n  B:\n    sentences: {en: ['turn [on']}\n")
-    result = voiced("check-config", "--commands", str(broken), "config/commands.yaml", str(template))
+    result = voiced("check-config", "--config", "config/voiced.yaml", "--commands", str(broken),
+                    "config/commands.yaml", str(template))
     assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
+    config, *lines = result.stderr.strip().splitlines()
+    assert config == "config: config/voiced.yaml (--config)"
     assert lines[0].startswith(f"{broken}:5:9: commands.A.actions.0.argv: Field required")
     assert lines[1].startswith(f"{template}:3:22: template 'turn [on'")
 

@@ -13,7 +13,7 @@ from voiced.commands.loading import load_commands
 from voiced.events import FinalEvent
 
 HOSTILE = "; rm -rf / $(touch PWNED) `touch PWNED2` && echo hi | cat > x"
-WRITE_ARGS = "import sys; open(sys.argv[1], 'w').write(sys.argv[2])"
+WRITE_ARGS = "import sys; open(sys.argv[1], 'w').write('\\n'.join(sys.argv[2:]))"
 
 
 def test_a_transcript_reaches_exec_only_as_data_and_other_speech_runs_nothing(tmp_path):
@@ -23,7 +23,7 @@ def test_a_transcript_reaches_exec_only_as_data_and_other_speech_runs_nothing(tm
         "languages": {"en": {"lists": {"content": {"wildcard": True}}}},
         "commands": {"Note": {"sentences": {"en": ["note {content}"]},
                               "actions": [{"type": "exec", "argv": [sys.executable, "-c", WRITE_ARGS, str(out),
-                                                                    "$text"], "cwd": str(tmp_path)}]}},
+                                                                    "$text", "$raw_text"], "cwd": str(tmp_path)}]}},
     }))
     events = []
     runner = ActionRunner(ActionsSettings(), events.append)
@@ -34,6 +34,7 @@ def test_a_transcript_reaches_exec_only_as_data_and_other_speech_runs_nothing(tm
     kinds = [(e.type, getattr(e, "session", None)) for e in events]
     assert ("command_matched", 1) in kinds and ("rejected", 2) in kinds
     assert [e.type for e in events].count("action_finished") == 1
-    assert out.read_text() == f"note {HOSTILE}"  # $text: the transcript as heard, one argument
+    # one argument each: $text normalized like the slot it contains, $raw_text as heard
+    assert out.read_text().split("\n") == ["note rm rf touch pwned touch pwned2 echo hi cat x", f"note {HOSTILE}"]
     assert not (tmp_path / "PWNED").exists() and not (tmp_path / "PWNED2").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["commands.yaml", "note"]

@@ -54,9 +54,15 @@ def voiced_cli(*args, env=None, timeout=120, cwd=None) -> subprocess.CompletedPr
                           timeout=timeout, env=env, check=False, cwd=cwd)
 
 
+def no_commands(tmp_path) -> str:
+    """A config without commands (none beside it): the open LM, transcription only."""
+    (tmp_path / "voiced.yaml").write_text("{}\n")
+    return str(tmp_path / "voiced.yaml")
+
+
 def test_demo_on_the_embedded_server_gives_partials_and_finals_as_jsonl(tmp_path):
-    # (no config/commands.yaml in the working directory: the open LM, transcription only)
-    child = voiced_cli("run", "--input", str(DEMO), "--fast", "--events", "jsonl", cwd=tmp_path)
+    child = voiced_cli("run", "--config", no_commands(tmp_path), "--input", str(DEMO), "--fast", "--events", "jsonl",
+                       cwd=tmp_path)
     assert child.returncode == 0, child.stderr[-3000:]
     events = [json.loads(line) for line in child.stdout.splitlines()]
     assert [e["type"] for e in events if e["type"].startswith("speech")] == ["speech_started", "speech_ended"] * 2
@@ -71,7 +77,7 @@ def test_demo_on_the_embedded_server_gives_partials_and_finals_as_jsonl(tmp_path
 
 
 def test_text_output_to_a_pipe_has_finals_and_no_carriage_returns(tmp_path):
-    child = voiced_cli("run", "--input", str(DEMO), "--fast", cwd=tmp_path)
+    child = voiced_cli("run", "--config", no_commands(tmp_path), "--input", str(DEMO), "--fast", cwd=tmp_path)
     assert child.returncode == 0, child.stderr[-3000:]
     assert "\r" not in child.stdout
     lines = child.stdout.splitlines()
@@ -140,15 +146,15 @@ def test_microphone_pipeline_on_a_virtual_alsa_device(local_server, speech, tmp_
     config.write_text(f"audio:\n  device: wavmic\nrecognition:\n  endpoint: {local_server.target}\n  language: en-US\n")
     daemon = subprocess.Popen([sys.executable, "-m", "voiced", "run", "--config", str(config), "--events", "jsonl"],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp_path)
-    finals = []
+    finals, errors = [], []
     try:
-        timer = threading.Timer(90, daemon.kill)  # only against a hang
+        timer = threading.Timer(120, daemon.kill)  # only against a hang
         timer.start()
         for line in daemon.stdout:
             event = json.loads(line)
-            if event["type"] == "final":
-                finals.append(event["text"])
-                if len(finals) == 2:
+            if event["type"] in ("final", "session_error"):
+                (finals if event["type"] == "final" else errors).append(event)
+                if len(finals) + len(errors) == 2:  # both sessions accounted for
                     break
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=30) == 0
@@ -156,9 +162,12 @@ def test_microphone_pipeline_on_a_virtual_alsa_device(local_server, speech, tmp_
         timer.cancel()
         if daemon.poll() is None:
             os.kill(daemon.pid, signal.SIGKILL)
-    # the file-backed device delivers faster than real time: both sessions may be open at once
-    finals.sort()
-    assert "timer for 5 minutes" in finals[0] and "lights in the kitchen" in finals[1]
+    # the file-backed device delivers faster than real time: both sessions are open at once, and
+    # a busy machine takes longer than the 5 s after the end of speech to decode them (the
+    # deadline counts from the recognizer's delivery and progress, not from the read)
+    assert not errors, errors
+    texts = sorted(event["text"] for event in finals)
+    assert "timer for 5 minutes" in texts[0] and "lights in the kitchen" in texts[1]
 
 
 # --- commands and actions: spoken commands run the right actions with the right slot values ---
@@ -291,7 +300,9 @@ def test_broken_command_file_stops_the_start_with_a_located_error(tmp_path):
     (tmp_path / "voiced.yaml").write_text("commands:\n  files: [commands.yaml]\n")
     child = voiced_cli("run", "--config", str(tmp_path / "voiced.yaml"), "--input", str(DEMO), "--fast", cwd=tmp_path)
     assert child.returncode == 2
-    assert child.stderr.startswith(f"{tmp_path / 'commands.yaml'}:3:22: template 'turn [on'")
+    config_line, problem = child.stderr.splitlines()[:2]
+    assert config_line == f"voiced: config {tmp_path / 'voiced.yaml'} (--config)"
+    assert problem.startswith(f"{tmp_path / 'commands.yaml'}:3:22: template 'turn [on'")
 
 
 def test_short_soak_accounts_for_every_session_and_leaks_no_descriptors(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import threading
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ from voiced.events import (
     CaptionWriter,
     FinalEvent,
     JsonlWriter,
+    OutputStream,
     PartialEvent,
     SessionErrorEvent,
     SpeechStartedEvent,
@@ -104,3 +106,33 @@ def test_timeline_log_times_each_utterances_milestones_from_its_start(caplog):
                                "session 1: speech_ended +1.60 s", "session 1: final +1.90 s 'turn on the light'",
                                "session 1: command_matched +1.90 s 'LightOn'",
                                "session 1: action_finished +2.20 s 'mqtt'"]
+
+
+def test_a_failing_sink_is_isolated_from_the_others(caplog):
+    def broken(event):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    seen = []
+    emit = fan_out(broken, seen.append)
+    emit(PartialEvent(session=1, text="a"))
+    emit(PartialEvent(session=1, text="b"))
+    assert [event.text for event in seen] == ["a", "b"]
+    assert caplog.text.count("failed (BrokenPipeError") == 1  # said once, not per event
+
+
+def test_an_output_whose_reader_left_is_dropped_quietly(caplog):
+    """stdout piped to `head -1`: after the reader leaves, writes go nowhere, and the real
+    descriptor is pointed at /dev/null so nothing fails at exit either."""
+    read_fd, write_fd = os.pipe()
+    stream = os.fdopen(write_fd, "w")
+    output = OutputStream(stream)
+    writer = JsonlWriter(output)
+    writer(PartialEvent(session=1, text="first"))
+    with os.fdopen(read_fd) as reader:
+        assert json.loads(reader.readline())["text"] == "first"
+    for text in ("second", "third"):  # the pipe has no reader now
+        writer(PartialEvent(session=1, text=text))
+    stream.write("x" * 100_000)
+    stream.flush()  # the descriptor goes to /dev/null: no BrokenPipeError at exit
+    stream.close()
+    assert caplog.text.count("event output closed") == 1

@@ -62,7 +62,7 @@ def test_session_lifecycle_pre_roll_first_then_stream_then_half_close():
     assert ended[-2].event.reason == "silence"
     # nothing after the half-close, even while the final is awaited
     assert replay.audio(False, 0.2) == []
-    assert replay.core.on_partial(1, "turn on") == [Emit(PartialEvent(session=1, text="turn on"))]
+    assert replay.core.on_partial(1, "turn on", replay.now) == [Emit(PartialEvent(session=1, text="turn on"))]
     final = replay.core.on_final(1, "turn on the light", 0.9, True, replay.now)
     assert final == [Emit(FinalEvent(session=1, text="turn on the light", confidence=0.9))]
     replay.core.on_closed(1)
@@ -148,3 +148,50 @@ def test_awaiting_final_from_the_end_of_speech_until_the_session_is_answered():
     replay.core.on_final(1, "turn on the light", 0.9, True, replay.now)
     replay.core.on_closed(1)
     assert not replay.core.awaiting_final and replay.core.idle
+
+
+def test_the_final_is_awaited_from_when_the_recognizer_has_the_audio_and_while_it_answers():
+    """Input read faster than real time makes a backlog at the recognizer: the final's deadline
+    counts from the delivery of the session's audio, and each answer of the recognizer re-arms
+    it (to any session: it answers them in the order their audio came)."""
+    replay = Replay(final_timeout_s=2.0)
+    replay.audio(False, 1)
+    replay.audio(True, 1)
+    replay.audio(False, 1)  # session 1 ended
+    replay.audio(True, 1)
+    replay.audio(False, 1)  # session 2 ended
+    ended = replay.core.next_deadline() - replay.core.max_wait_s  # session 1's end of speech
+    assert replay.core.tick(ended + 5) == []  # not yet received: no final can be expected
+    replay.core.on_delivered(1, ended + 10)
+    replay.core.on_delivered(2, ended + 10)
+    assert replay.core.next_deadline() == ended + 12
+    assert replay.core.on_partial(1, "", ended + 11.5) == []  # an unchanged hypothesis: progress all the same
+    assert replay.core.next_deadline() == ended + 13.5
+    replay.core.on_final(1, "turn on the light", 0.9, True, ended + 13)  # session 2 waits its turn
+    replay.core.on_closed(1)
+    assert replay.core.next_deadline() == ended + 15
+    assert replay.core.tick(ended + 14.9) == []
+    timed_out = replay.core.tick(ended + 15)
+    assert timed_out[0] == CancelSession(2)
+    assert timed_out[1].event.details == ("no final result within 2 s after the end of speech (counted from when "
+                                          "the recognizer had all the audio and from its last answer)")
+
+
+def test_a_final_is_never_awaited_longer_than_the_maximum_wait():
+    replay = Replay(final_timeout_s=2.0)
+    replay.audio(False, 1)
+    replay.audio(True, 1)
+    replay.audio(False, 1)
+    latest = replay.core.next_deadline()  # nothing delivered: the maximum wait
+    replay.core.on_partial(1, "turn", latest - 1)  # answers before the delivery do not extend it
+    assert replay.core.next_deadline() == latest
+    [cancel, error] = replay.core.tick(latest)
+    assert cancel == CancelSession(1) and error.event.code == "DEADLINE_EXCEEDED"
+    assert error.event.details == "the recognizer did not receive the audio within 30 s after the end of speech"
+    replay.audio(True, 1)
+    replay.audio(False, 1)
+    latest = replay.core.next_deadline()
+    replay.core.on_delivered(2, latest - 3)
+    replay.core.on_partial(2, "turn on", latest - 1)  # a busy recognizer: still not past the maximum
+    assert replay.core.next_deadline() == latest
+    assert replay.core.tick(latest)[1].event.details == "no final result within 30 s after the end of speech"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import wave
 
 from voiced.capture import RecordingSettings
@@ -34,3 +37,27 @@ def test_directory_is_bounded_by_count_then_by_size(tmp_path):
         small.add(session, b"\x00\x00" * 1000)  # ~2 KB each: only two fit in 5 KB
         last = small.save(session)
     assert sorted((tmp_path / "s").iterdir())[-1] == last and len(list((tmp_path / "s").iterdir())) == 2
+
+
+def test_a_full_disk_leaves_no_files_behind(tmp_path):
+    """Writes fail (as on a full disk: a file size limit in a child process makes them fail
+    with EFBIG) for sessions too long to fit: nothing is left of them, no empty or partial
+    files pile up past max_files, and the sessions that fit are kept."""
+    code = textwrap.dedent(f"""
+        import resource, signal
+        from pathlib import Path
+        from voiced.capture import RecordingSettings
+        from voiced.recording import SessionRecorder
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        recorder = SessionRecorder(RecordingSettings(directory=Path({str(tmp_path)!r}), max_files=3), 16000)
+        for session in range(10):
+            recorder.add(session, b"\\x00\\x00" * (100 if session % 2 else 16000))  # 1 s: too big
+            recorder.save(session)
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    kept = sorted(tmp_path.iterdir())
+    assert [path.name.rsplit("-", 1)[1] for path in kept] == ["5.wav", "7.wav", "9.wav"]  # the last small ones
+    for path in kept:
+        with wave.open(str(path), "rb") as wav:
+            assert wav.getnframes() == 100

@@ -325,7 +325,7 @@ def test_hanging_crashing_and_flooding_actions_are_reported_and_the_daemon_goes_
         (2, "action_failed"), (2, "action_failed"), (3, "action_finished"), (3, "action_finished"),
         (4, "action_finished"), (4, "action_finished")]
     by_index = {index: detail for index, _, detail in outcomes}
-    assert "timeout" in by_index[0] and "exited with -11" in by_index[1] and "timeout" in by_index[2]
+    assert "timeout" in by_index[0] and "killed by signal 11" in by_index[1] and "timeout" in by_index[2]
     assert by_index[3] == "exit 0 (output truncated)"
     assert sorted(log.read_text().splitlines()) == ["on bedroom", "on kitchen"]
 

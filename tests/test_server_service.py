@@ -169,27 +169,51 @@ def test_more_data_than_the_limit_is_resource_exhausted(limited_server):
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "data limit" in error.details()
 
 
-def test_streams_beyond_the_cap_are_resource_exhausted_and_the_cap_frees_up(limited_server):
+@pytest.fixture(scope="module")
+def capped_server():
+    """Two streams at most; the default 5 s gap limit, so a loaded machine cannot end the held
+    streams of the test below (limited_server's 1 s can)."""
+    server = start_server(ServerSettings(limits=SessionLimits(max_streams=2)))
+    yield server
+    server.stop()
+
+
+def test_streams_beyond_the_cap_are_resource_exhausted_and_the_cap_frees_up(capped_server, speech_pcm):
     release = threading.Event()
+    speech = audio_requests(speech_pcm("turn on the kitchen lights", "flite:slt"))
 
     def held():
-        yield config_request()
+        yield config_request(partial_results=True)
+        yield from speech  # answered with partials: proof that the stream holds a slot
         while not release.wait(0.3):
             yield from audio_requests(silence(0.02, RATE))
 
-    channels = [grpc.insecure_channel(limited_server.target) for _ in range(2)]
-    calls = [stt_grpc.SttServiceStub(c).StreamingRecognize(held(), timeout=30) for c in channels]
+    def read(held_call, answered: threading.Event, errors: list) -> None:
+        try:
+            for _ in held_call:
+                answered.set()
+        except grpc.RpcError as error:
+            errors.append(error)
+
+    channels = [grpc.insecure_channel(capped_server.target) for _ in range(2)]
+    calls = [stt_grpc.SttServiceStub(c).StreamingRecognize(held(), timeout=120) for c in channels]
+    answered, errors = [threading.Event(), threading.Event()], []
+    readers = [threading.Thread(target=read, args=(c, a, errors)) for c, a in zip(calls, answered)]
+    for reader in readers:
+        reader.start()
     try:
-        time.sleep(1.0)  # both are being served
-        error = rejected(limited_server.target, [config_request()])
+        # both are being served: waited for (a busy machine starts serving them later)
+        assert all(event.wait(60) for event in answered) and not errors, errors
+        error = rejected(capped_server.target, [config_request()])
         assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "at most 2" in error.details()
     finally:
         release.set()
-        for held_call in calls:
-            list(held_call)
+        for reader in readers:
+            reader.join(60)
         for channel in channels:
             channel.close()
-    assert call(limited_server.target, [config_request(), *audio_requests(silence(0.2, RATE))])[1] is None
+    assert not errors, errors
+    assert call(capped_server.target, [config_request(), *audio_requests(silence(0.2, RATE))])[1] is None
 
 
 @pytest.mark.parametrize("metadata", [None, [("authorization", "Api-Key wrong")], [("authorization", "Bearer key-1")],

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import read_pcm, silence
 from test_capture import asound_home
 
@@ -224,3 +225,38 @@ def test_the_daemon_works_under_memory_deny_write_execute(speech, tmp_path):
             daemon.kill()
     assert final is not None and "lights in the kitchen" in final, stderr[-2000:]
     assert daemon.returncode == 0, stderr[-2000:]
+
+
+def test_the_daemon_unit_bounds_memory_and_tasks():
+    entries = parse_unit(UNIT_DIR / "voiced.service")
+    assert one(entries, "MemoryMax") == "512M" and one(entries, "TasksMax") == "256"
+
+
+SHIPPED_SENTENCES = {"LightOn": "turn on the kitchen light", "LightOff": "turn off the kitchen light",
+                     "SetTimer": "set a timer for five minutes", "WhatTime": "what time is it", "Stop": "stop"}
+
+
+def test_every_shipped_example_works_under_the_units_restrictions(tmp_path, mosquitto, http_server):
+    """The example commands as shipped (only Home Assistant's address and the broker's port
+    pointed at local stand-ins), run by `voiced match --run` with what the unit takes away that
+    can be had without systemd: no user session (ProtectHome hides /run/user: no
+    XDG_RUNTIME_DIR, no session bus), no new privileges, no writable+executable memory, audio
+    through ALSA only (a null device here). (SetVolume's amixer needs a sound card's mixer.)"""
+    shipped = (UNIT_DIR.parent / "config" / "commands.yaml").read_text()
+    (tmp_path / "commands.yaml").write_text(
+        shipped.replace("homeassistant.local:8123", f"127.0.0.1:{http_server.server_port}"))
+    config = tmp_path / "voiced.yaml"
+    config.write_text(f"commands: {{files: [commands.yaml]}}\nactions: {{mqtt: {{port: {mosquitto.port}}}}}\n")
+    (tmp_path / ".asoundrc").write_text("pcm.!default { type null }\n")
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS", "VOICED_CONFIG")}
+    env.update(HOME=str(tmp_path), HA_AUTHORIZATION="Bearer test-token")
+    assert set(SHIPPED_SENTENCES) | {"SetVolume"} == set(yaml.safe_load(shipped)["commands"])
+    for intent, sentence in SHIPPED_SENTENCES.items():
+        argv = ["setpriv", "--no-new-privs", *under_mdwe([str(VOICED), "match", sentence, "--run",
+                                                          "--config", str(config)])]
+        child = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+        assert child.returncode == 0, child.stderr[-2000:]
+        events = [json.loads(line) for line in child.stdout.splitlines() if line.startswith('{"ts"')]
+        assert [e["type"] for e in events if e["type"] in ("action_finished", "action_failed")] == \
+            ["action_finished"] * len(yaml.safe_load(shipped)["commands"][intent]["actions"]), (intent, events)

@@ -11,73 +11,42 @@ only waits for signals: SIGHUP reloads the configuration, SIGTERM/SIGINT stop wi
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
 import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from voiced.actions.runner import ActionRunner
 from voiced.capture import AudioSource, open_source
-from voiced.commands.grammar import to_jsgf
 from voiced.commands.handling import CommandHandler
-from voiced.commands.loading import load_configured
-from voiced.commands.matching import CommandSet, base_language
+from voiced.commands.matching import CommandSet
 from voiced.endpointing import Endpointer
-from voiced.events import CaptionWriter, EventSink, FinalEvent, JsonlWriter, TimelineLog, event_dict, fan_out
-from voiced.feedback import EarconPlayer
+from voiced.events import CaptionWriter, EventSink, FinalEvent, JsonlWriter, OutputStream, TimelineLog, fan_out
+from voiced.feedback import EarconPlayer, feedback_sink
 from voiced.listening import CancelSession, Emit, FinishSession, ListeningCore, OpenSession, SendAudio
 from voiced.metrics import MetricsSink, VoicedMetrics, serve_metrics
 from voiced.notify import Notifier, Watchdog
 from voiced.recording import SessionRecorder
 from voiced.service import RELOAD, STOP, SignalRequests
-from voiced.settings import DaemonSettings, load_settings
-from voiced.speechkit.credentials import credentials_for
+from voiced.recognition import recognizer
+from voiced.settings import ConfigChoice, DaemonSettings, find_config
 from voiced.speechkit.recognizer import Recognizer
-from voiced.speechkit.settings import EMBEDDED
-from voiced.speechkit.events import Final, Partial, SessionError
+from voiced.speechkit.events import AudioDelivered, Final, Partial, SessionError
+from voiced.validation import CheckedConfig, load_checked, with_commands
 from voiced.yamlconfig import ConfigError
 
 log = logging.getLogger(__name__)
 
 INBOX_SIZE = 500  # ~15 s of 30 ms frames: a slow consumer blocks the file reader, not memory
-FINAL_TIMEOUT_S = 5.0  # after the end of speech; finals take well under 1 s when audio is live
+# after the end of speech, counted from when the recognizer has all of the session's audio and
+# re-armed by each of its results (it may be working through a backlog: input read faster than
+# real time, a busy machine); finals take well under 1 s when audio is live
+FINAL_TIMEOUT_S = 5.0
 BATCH_FINAL_TIMEOUT_S = 30.0
-
-
-@contextlib.contextmanager
-def recognizer(settings: DaemonSettings, metrics: VoicedMetrics | None = None,
-               command_set: CommandSet | None = None) -> Iterator[Recognizer]:
-    """A recognizer for the configured endpoint (with its credentials and fallback), or for an
-    embedded local server started here (also when the fallback is "embedded"), which gets
-    `command_set` for its commands model."""
-    recognition = settings.recognition
-    credentials = credentials_for(recognition)  # a broken service-account key fails here
-    fallback = recognition.fallback if recognition.endpoint else None
-    server = None
-    if not recognition.endpoint or (fallback is not None and fallback.endpoint == EMBEDDED):
-        from voiced.server.app import start_server  # the `local` extra: only needed when embedded
-
-        commands = {settings.commands.local_grammar.model: command_set} if command_set is not None else {}
-        server = start_server(settings.embedded_server(), host="127.0.0.1", port=0, command_sets=commands)
-        log.info("embedded recognition server on %s", server.target)
-    fallback_target = None if fallback is None else server.target if fallback.endpoint == EMBEDDED \
-        else fallback.endpoint
-    client = Recognizer(recognition, recognition.target() or server.target, fallback_target=fallback_target,
-                        credentials=credentials, on_switch=metrics.fallback_switched if metrics else None)
-    try:
-        yield client
-    finally:
-        client.close()
-        if server is not None:
-            server.stop(grace=1.0)
-            times = server.engine.stage_times
-            if times.utterances:
-                log.info("recognition CPU partials %.2f s final %.2f s over %d utterances",
-                         times.partials_s, times.final_s, times.utterances)
+CAPTURE_STOP_S = 5.0  # for the capture thread to leave the audio library when listening ends
 
 
 class Listener:
@@ -97,6 +66,7 @@ class Listener:
         self.inbox: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=INBOX_SIZE)
         self.sessions: dict[int, Any] = {}
         self._stop_requested = threading.Event()
+        self._done = threading.Event()  # run() has returned: nobody takes from the inbox any more
         self._give_up_at = float("inf")
         # a file read as fast as possible would otherwise open sessions faster than the
         # recognizer answers them: hold the reader while a final is awaited (the order of
@@ -118,7 +88,18 @@ class Listener:
         return max(0.0, self._give_up_at - time.monotonic()) if self._stop_requested.is_set() else default
 
     def run(self, source: AudioSource) -> None:
-        threading.Thread(target=self._capture, args=(source,), name="capture", daemon=True).start()
+        capture = threading.Thread(target=self._capture, args=(source,), name="capture", daemon=True)
+        capture.start()
+        try:
+            self._listen(source)
+        finally:
+            self._done.set()
+            source.close()
+            # the capture thread may be inside PortAudio (reopening a device): it must leave
+            # before the interpreter may exit, or a C library calling back then aborts it
+            capture.join(CAPTURE_STOP_S)
+
+    def _listen(self, source: AudioSource) -> None:
         input_ended = False
         while not (input_ended and self.core.idle):
             if self._stop_requested.is_set():
@@ -171,17 +152,31 @@ class Listener:
                 while not self._may_read.wait(0.1):
                     if self._stop_requested.is_set():
                         return
-                self.inbox.put(("frame", frame))
+                if not self._put(("frame", frame)):
+                    return
         except Exception:  # a source bug must still end the loop cleanly
             log.exception("audio source failed")
         finally:
-            self.inbox.put(("end",))
+            self._put(("end",))
+
+    def _put(self, item: tuple[Any, ...]) -> bool:
+        """Into the inbox, unless the loop has ended (then nothing would ever take it)."""
+        while not self._done.is_set():
+            try:
+                self.inbox.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def _on_result(self, session: int, result: Any, now: float) -> list:
         if isinstance(result, Partial):
-            return self.core.on_partial(session, result.text)
+            return self.core.on_partial(session, result.text, now)
         if isinstance(result, Final):
             return self.core.on_final(session, result.text, result.confidence, result.end_of_utterance, now)
+        if isinstance(result, AudioDelivered):
+            log.debug("session %d: the recognizer has received all of its audio", session)
+            return self.core.on_delivered(session, now)
         if isinstance(result, SessionError):
             log.warning("session %d: %s %s", session, result.code, result.details)
             return self.core.on_error(session, result.code, result.details)
@@ -242,31 +237,6 @@ class Listener:
             self.recorder.save(session)
 
 
-def feedback_sink(player: EarconPlayer) -> EventSink:
-    """Earcons for what happened: listening at speech start, done on a result, error on failure,
-    rejected when what was heard is not a command (it cuts the `done` before it)."""
-    sounds = {"speech_started": "listening", "final": "done", "session_error": "error", "action_failed": "error",
-              "rejected": "rejected"}
-
-    def play(event: Any) -> None:
-        if (earcon := sounds.get(event_dict(event).get("type"))) is not None:
-            player.play(earcon)
-
-    return play
-
-
-def with_commands(settings: DaemonSettings, command_set: CommandSet | None) -> DaemonSettings:
-    """The settings with the commands' grammar on the embedded server, when it applies."""
-    language = settings.recognition.language
-    if command_set is None or not settings.uses_command_grammar() \
-            or base_language(language) not in command_set.languages:
-        return settings
-    grammar = settings.commands.local_grammar
-    # the Whisper engine's grammar only gives partials: no rejection branch
-    garbage = grammar.garbage_weight if grammar.chosen_engine() == "pocketsphinx" else None
-    return settings.with_command_grammar(to_jsgf(command_set, language, garbage_weight=garbage))
-
-
 def run_daemon(settings: DaemonSettings, command_set: CommandSet | None, input_path: str | None,
                emit: EventSink, *, realtime: bool = False,
                on_listening: Callable[[Listener], None] = lambda listener: None,
@@ -285,7 +255,8 @@ def run_daemon(settings: DaemonSettings, command_set: CommandSet | None, input_p
     recording = settings.audio.debug_recording
     recorder = SessionRecorder(recording, source.sample_rate) if recording else None
     player = EarconPlayer(settings.feedback)
-    emit = fan_out(emit, feedback_sink(player)) if settings.feedback.enabled else emit
+    # every consumer of events on its own: a broken one (stdout gone) must not stop the actions
+    emit = fan_out(emit, *([feedback_sink(player)] if settings.feedback.enabled else []))
     runner = ActionRunner(settings.actions, emit) if command_set else None
     on_final = CommandHandler(command_set, settings.recognition.language, runner, emit) if runner else None
     listener = None
@@ -353,29 +324,55 @@ class Worker:
         self.thread.join(bound + 2)
 
 
-def load_checked(path: str | None) -> tuple[DaemonSettings, CommandSet | None]:
-    """The daemon's settings and the commands they name, all validated (ConfigError lists every
-    problem). Loaded once: the commands that were checked are the ones that run."""
-    settings = load_settings(path)
-    return settings, load_configured(settings.commands)
+def _report(checked: CheckedConfig) -> None:
+    for warning in checked.warnings:
+        log.warning("%s", warning)
+
+
+def _reload(choice: ConfigChoice, worker: Worker, start: Callable[[CheckedConfig], Worker]) -> Worker:
+    """The worker of the re-read configuration, or the running one if it is invalid."""
+    try:
+        # validate everything first: a broken file leaves the running pipeline alone
+        checked = load_checked(choice)
+    except ConfigError as exc:
+        log.error("reload rejected, keeping the running configuration:\n%s", exc)
+        return worker
+    except Exception as exc:  # whatever it is, a reload must not end a running daemon
+        log.error("reload rejected, keeping the running configuration: %s: %s", type(exc).__name__, exc)
+        return worker
+    _report(checked)
+    worker.stop()
+    worker = start(checked)
+    worker.started()  # the RELOADING state lasts until the new pipeline listens
+    log.info("configuration reloaded from %s", choice.describe())
+    return worker
 
 
 def main(args) -> int:
+    choice = find_config(args.config)
+    print(f"voiced: config {choice.describe()}", file=sys.stderr, flush=True)
     try:
-        settings, command_set = load_checked(args.config)
+        checked = load_checked(choice)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 2
-    emit = JsonlWriter(sys.stdout) if args.events == "jsonl" else CaptionWriter(sys.stdout)
+    print(f"voiced: {checked.describe_commands()}", file=sys.stderr, flush=True)
+    _report(checked)
+    output = OutputStream(sys.stdout)
+    emit = JsonlWriter(output) if args.events == "jsonl" else CaptionWriter(output)
     metrics = VoicedMetrics()
-    metrics_server = serve_metrics(metrics, settings.metrics)
+    metrics_server = serve_metrics(metrics, checked.settings.metrics)
     emit = fan_out(emit, MetricsSink(metrics), TimelineLog(log))
     notifier = Notifier.from_environment()
     # a file plays at real-time pace by default, so it behaves like a microphone (and demos live)
     realtime = args.input not in (None, "-") and not args.fast
+
+    def start(config: CheckedConfig) -> Worker:
+        return Worker(config.settings, config.commands, args.input, emit, realtime, metrics)
+
     with SignalRequests() as signals:
-        worker = Worker(settings, command_set, args.input, emit, realtime, metrics)
+        worker = start(checked)
         watchdog = Watchdog.for_notifier(notifier, healthy=lambda: worker.thread.is_alive())
         if worker.started():  # READY only once audio is really being listened to
             notifier.ready("listening")
@@ -387,22 +384,14 @@ def main(args) -> int:
                 notifier.stopping("finishing sessions in flight")
                 worker.stop()
                 break
-            elif request == RELOAD and args.config:
+            elif request == RELOAD and choice.path is not None:
                 with notifier.reloading():
-                    try:
-                        # validate everything first: a broken file leaves the running pipeline alone
-                        new_settings, new_commands = load_checked(args.config)
-                    except ConfigError as exc:
-                        log.error("reload rejected, keeping the running configuration:\n%s", exc)
-                        continue
-                    worker.stop()
-                    worker = Worker(new_settings, new_commands, args.input, emit, realtime, metrics)
-                    worker.started()  # the RELOADING state lasts until the new pipeline listens
-                    log.info("configuration reloaded from %s", args.config)
+                    worker = _reload(choice, worker, start)
         if watchdog:
             watchdog.stop()
     if metrics_server:
         metrics_server.stop()
+    output.close()
     if worker.failure is not None:
         print(f"voiced run: {worker.failure}", file=sys.stderr)
         return 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TextIO
 
 EventSink = Callable[[Any], None]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -187,9 +190,59 @@ class TimelineLog:
         self._log.info("session %d: %s +%.2f s%s", session, kind, offset, f" {detail!r}" if detail else "")
 
 
+class OutputStream:
+    """The daemon's stdout for events. A reader that goes away (`voiced run | head -1`) must not
+    stop anything: after the first broken pipe the output is dropped (said once in the log),
+    and the descriptor points at /dev/null so the interpreter's last flush stays quiet."""
+
+    def __init__(self, stream: TextIO):
+        self._stream = stream
+        self._broken = False
+
+    def isatty(self) -> bool:
+        return not self._broken and self._stream.isatty()
+
+    def write(self, text: str) -> None:
+        self._guarded(self._stream.write, text)
+
+    def flush(self) -> None:
+        self._guarded(self._stream.flush)
+
+    def close(self) -> None:
+        self.flush()
+
+    def _guarded(self, operation: Callable[..., Any], *args: Any) -> None:
+        if self._broken:
+            return
+        try:
+            operation(*args)
+        except (BrokenPipeError, ValueError) as exc:  # ValueError: the stream was closed
+            self._broken = True
+            log.warning("event output closed (%s): events are no longer written; listening and "
+                        "actions go on", exc.strerror if isinstance(exc, OSError) else exc)
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self._stream.fileno())
+                os.close(devnull)
+            except (OSError, ValueError, AttributeError):
+                pass  # not a real descriptor (a test's buffer): nothing will flush it later
+
+
 def fan_out(*sinks: EventSink) -> EventSink:
+    """One sink feeding several, each on its own: one that raises (a closed pipe, a bug) is
+    logged once and never keeps the event from the others."""
+    failed: set[int] = set()
+
     def emit(event: Any) -> None:
-        for sink in sinks:
-            sink(event)
+        for index, sink in enumerate(sinks):
+            try:
+                sink(event)
+            except Exception as exc:
+                if index not in failed:
+                    failed.add(index)
+                    log.warning("event sink %r failed (%s: %s); its further failures are logged at debug level",
+                                sink, type(exc).__name__, exc)
+                else:
+                    log.debug("event sink %r failed again: %s", sink, exc)
 
     return emit

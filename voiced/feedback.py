@@ -28,9 +28,12 @@ import wave
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pydantic
+
+from voiced.actions.process import child_environment
+from voiced.events import EventSink, event_dict
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +130,9 @@ class EarconPlayer:
         with self._lock:
             self._stop_current()
             try:
+                # the actions' minimal environment: the player needs none of the daemon's secrets
                 process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                           stderr=subprocess.PIPE)
+                                           stderr=subprocess.PIPE, env=child_environment())
             except OSError as exc:
                 log.warning("cannot run earcon player %s: %s", shlex.join(command), exc)
                 return False
@@ -176,3 +180,16 @@ class EarconPlayer:
         if process.returncode > 0:
             log.warning("earcon player failed on %s (exit %d): %s", earcon, process.returncode,
                         stderr.decode(errors="replace").strip()[:500])
+
+
+def feedback_sink(player: EarconPlayer) -> EventSink:
+    """Earcons for what happened: listening at speech start, done on a result, error on failure,
+    rejected when what was heard is not a command (it cuts the `done` before it)."""
+    sounds = {"speech_started": "listening", "final": "done", "session_error": "error", "action_failed": "error",
+              "rejected": "rejected"}
+
+    def play(event: Any) -> None:
+        if (earcon := sounds.get(event_dict(event).get("type"))) is not None:
+            player.play(earcon)
+
+    return play

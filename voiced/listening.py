@@ -66,9 +66,19 @@ Decision = OpenSession | SendAudio | FinishSession | CancelSession | Emit
 
 
 class ListeningCore:
-    def __init__(self, endpointer: Endpointer, final_timeout_s: float = 5.0):
+    """When a final is given up on. Input read faster than real time (a file on stdin, an ALSA
+    file device) or a busy machine makes a backlog at the recognizer: gRPC has sent a session's
+    audio long before it is decoded, and sessions are answered in the order their audio came.
+    So a session's final is due `final_timeout_s` after the recognizer has all of its audio
+    (`on_delivered`) and after the recognizer's last answer (to any session: it is working
+    through the backlog), and at the latest `max_wait_s` after the end of speech."""
+
+    def __init__(self, endpointer: Endpointer, final_timeout_s: float = 5.0, max_wait_s: float = 30.0):
         self.endpointer = endpointer
         self.final_timeout_s = final_timeout_s
+        self.max_wait_s = max_wait_s
+        self._undelivered: set[int] = set()  # ended sessions whose audio the recognizer lacks
+        self._latest: dict[int, float] = {}  # ended session -> end of speech + max_wait_s
         self._bytes_per_s = endpointer.sample_rate * BYTES_PER_SAMPLE
         self._next_session = 1
         self._streaming: int | None = None
@@ -127,17 +137,33 @@ class ListeningCore:
         if session is None:
             return []
         self._streaming = None
-        self._open[session] = now + self.final_timeout_s
+        self._open[session] = self._latest[session] = now + self.max_wait_s
+        self._undelivered.add(session)
         at_s = self.endpointer.now_s if at_s is None else at_s
         ended = SpeechEndedEvent(
             session=session, audio_s=round(at_s, 3), duration_s=round(duration_s or 0.0, 3), reason=reason
         )
         return [Emit(ended), FinishSession(session)]
 
-    def on_partial(self, session: int, text: str) -> list[Decision]:
-        if session not in self._open or not text:
+    def _progress(self, now: float) -> None:
+        """The recognizer answered: it is working. Each ended session it has the audio of gets
+        the final timeout from now (within its latest time)."""
+        for session, deadline in self._open.items():
+            if deadline is not None and session not in self._undelivered:
+                self._open[session] = min(self._latest[session], max(deadline, now + self.final_timeout_s))
+
+    def on_partial(self, session: int, text: str, now: float) -> list[Decision]:
+        if session not in self._open:
             return []
-        return [Emit(PartialEvent(session=session, text=text))]
+        self._progress(now)
+        return [Emit(PartialEvent(session=session, text=text))] if text else []
+
+    def on_delivered(self, session: int, now: float) -> list[Decision]:
+        """The recognizer has received all of an ended session's audio: its final is due."""
+        if session in self._undelivered and self._open.get(session) is not None:
+            self._undelivered.discard(session)
+            self._open[session] = min(self._latest[session], now + self.final_timeout_s)
+        return []
 
     def on_final(self, session: int, text: str, confidence: float, end_of_utterance: bool, now: float) -> list[Decision]:
         if session not in self._open:
@@ -145,6 +171,7 @@ class ListeningCore:
         # an empty final is reported too ("nothing recognized"): every session ends in a final
         # or an error, so whatever waits on it (LEDs, sounds, counters) is never left hanging
         self._answered.add(session)
+        self._progress(now)  # the next utterance of this session, or other sessions, may still come
         decisions: list[Decision] = [Emit(FinalEvent(session=session, text=text.strip(), confidence=confidence))]
         if end_of_utterance and session == self._streaming:
             # the server heard the end first: stop sending now, listen afresh for the next one
@@ -170,8 +197,15 @@ class ListeningCore:
         decisions: list[Decision] = []
         for session, deadline in list(self._open.items()):
             if deadline is not None and deadline <= now:
+                if session in self._undelivered:
+                    details = f"the recognizer did not receive the audio within {self.max_wait_s:g} s after the end " \
+                              "of speech"
+                elif deadline >= self._latest[session]:
+                    details = f"no final result within {self.max_wait_s:g} s after the end of speech"
+                else:
+                    details = f"no final result within {self.final_timeout_s:g} s after the end of speech (counted " \
+                              "from when the recognizer had all the audio and from its last answer)"
                 self._forget(session)
-                details = f"no final result within {self.final_timeout_s:g} s after the end of speech"
                 decisions += [
                     CancelSession(session),
                     Emit(SessionErrorEvent(session=session, code="DEADLINE_EXCEEDED", details=details)),
@@ -185,5 +219,7 @@ class ListeningCore:
     def _forget(self, session: int) -> None:
         self._open.pop(session, None)
         self._answered.discard(session)
+        self._undelivered.discard(session)
+        self._latest.pop(session, None)
         if self._streaming == session:
             self._streaming = None

@@ -298,7 +298,9 @@ def default_executable() -> Path:
 def main(args) -> int:
     root = Path(args.root).resolve()
     unit_source = SOURCE_ROOT / "systemd" / UNITS[args.unit]
-    example = Path(args.example_config) if args.example_config else SOURCE_ROOT / "config" / "voiced.yaml"
+    from voiced.settings import EXAMPLE_CONFIG
+
+    example = Path(args.example_config) if args.example_config else EXAMPLE_CONFIG
     try:
         if not args.dry_run and os.geteuid() != 0:
             raise InstallError("install-service needs root (or --dry-run to see what it would do)")

@@ -8,6 +8,8 @@ local recognizer, peer-proven endpointing.
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pydantic
@@ -18,10 +20,14 @@ from voiced.commands.config import CommandsSettings
 from voiced.endpointing import EndpointerSettings
 from voiced.feedback import FeedbackSettings
 from voiced.metrics import MetricsSettings
-from voiced.server.config import GrammarModel, ServerSettings
+from voiced.server.config import AuthSettings, GrammarModel, ServerSettings
 from voiced.service import ServiceSettings
 from voiced.speechkit.settings import RecognitionSettings
-from voiced.yamlconfig import load_model
+from voiced.yamlconfig import LocatedDocument, read_yaml, validate
+
+# the example of this checkout (config/ beside the package): the last place a config is looked for
+EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "config" / "voiced.yaml"
+CONFIG_VARIABLE = "VOICED_CONFIG"
 
 
 class DaemonSettings(pydantic.BaseModel):
@@ -60,21 +66,69 @@ class DaemonSettings(pydantic.BaseModel):
         recognition = self.recognition.model_copy(update={"model": grammar.model})
         return self.model_copy(update={"server": server, "recognition": recognition})
 
-    def embedded_server(self) -> ServerSettings:
+    def embedded_server(self, key: pydantic.SecretStr | None = None) -> ServerSettings:
         """Settings of the local server the daemon starts when no endpoint is configured: its
         only client is this daemon's microphone, so the engine keeps adapting to that channel,
-        and only the model the daemon asks for is loaded up front."""
-        return self.server.model_copy(update={"keep_channel_adaptation": True, "preload": (self.recognition.model,)})
+        and only the model the daemon asks for is loaded up front. `key`: the only credential
+        it accepts (the daemon's per-process key; None: the configured server.auth)."""
+        update = {"keep_channel_adaptation": True, "preload": (self.recognition.model,)}
+        if key is not None:
+            update["auth"] = AuthSettings(api_keys=(key,))
+        return self.server.model_copy(update=update)
+
+
+@dataclass(frozen=True)
+class ConfigChoice:
+    path: Path | None  # None: no file anywhere, built-in defaults
+    source: str  # how it was chosen, for the start-up line
+
+    def describe(self) -> str:
+        return f"{self.path} ({self.source})" if self.path else f"none ({self.source})"
+
+
+def config_candidates(environ: dict[str, str] | None = None) -> list[tuple[Path, str]]:
+    """Where a config is looked for when --config is not given, in order."""
+    environ = os.environ if environ is None else environ
+    user_dir = Path(environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"))
+    candidates = [(user_dir / "voiced" / "voiced.yaml", "user config"),
+                  (Path("/etc/voiced/voiced.yaml"), "system config"), (EXAMPLE_CONFIG, "bundled example")]
+    if environ.get(CONFIG_VARIABLE):
+        candidates.insert(0, (Path(environ[CONFIG_VARIABLE]), f"${CONFIG_VARIABLE}"))
+    return candidates
+
+
+def find_config(explicit: str | Path | None, environ: dict[str, str] | None = None) -> ConfigChoice:
+    """--config, else $VOICED_CONFIG, ~/.config/voiced/voiced.yaml, /etc/voiced/voiced.yaml, the
+    bundled example: the first that exists (an unreadable one is chosen, and its error shown)."""
+    if explicit is not None:
+        return ConfigChoice(Path(explicit), "--config")
+    for path, source in config_candidates(environ):
+        try:
+            os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError:
+            pass  # it is there but cannot be looked at: reading it reports why
+        return ConfigChoice(path, source)
+    return ConfigChoice(None, "no config file found: built-in defaults")
+
+
+DEFAULT_COMMANDS = "commands.yaml"  # beside the config file, when `commands.files` is left out
+
+
+def settings_from(doc: LocatedDocument) -> DaemonSettings:
+    """Validated settings of a parsed config file; raises yamlconfig.ConfigError. Command files
+    are relative to the file's directory; left out, commands.yaml there is used if it exists."""
+    settings = validate(DaemonSettings, doc)
+    directory = Path(doc.file).parent
+    named = settings.commands.files
+    if named is None:
+        files = [directory / DEFAULT_COMMANDS] if (directory / DEFAULT_COMMANDS).exists() else []
+    else:
+        files = [file if file.is_absolute() else directory / file for file in named]
+    return settings.model_copy(update={"commands": settings.commands.model_copy(update={"files": files})})
 
 
 def load_settings(path: str | Path | None) -> DaemonSettings:
-    """Settings from a YAML file (None = all defaults); raises yamlconfig.ConfigError.
-    Command files named in the file are found relative to the file's directory."""
-    if path is None:
-        return DaemonSettings()
-    settings = load_model(DaemonSettings, path)
-    commands = settings.commands
-    if "files" in commands.model_fields_set:
-        files = [file if file.is_absolute() else Path(path).parent / file for file in commands.files]
-        settings = settings.model_copy(update={"commands": commands.model_copy(update={"files": files})})
-    return settings
+    """Settings from a YAML file (None = all defaults); raises yamlconfig.ConfigError."""
+    return DaemonSettings() if path is None else settings_from(read_yaml(path))

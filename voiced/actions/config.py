@@ -1,16 +1,24 @@
 """Typed settings of the actions a command runs (`type:` selects the kind).
 
 Templates (`argv` items, URL, body strings, topic, payload, say text) use `string.Template`
-syntax: `$room`, `${minutes}`, plus `$intent` and `$text`. Only slot values are substituted;
-nothing is evaluated, so a transcript is always data.
+syntax: `$room`, `${minutes}`, plus `$intent`, `$text` (the matched words, normalized like a
+slot value) and `$raw_text` (the transcript as heard). Only these are substituted; nothing
+is evaluated, so a transcript is always data.
 """
 
 from __future__ import annotations
 
+import string
+from collections import defaultdict
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from voiced.actions.templating import topic_problem
+
+
+_ANY_VALUE = defaultdict(lambda: "x")  # what any $name stands for when a template is checked
 
 
 class _Frozen(BaseModel):
@@ -24,8 +32,11 @@ class _Action(_Frozen):
 class ExecAction(_Action):
     type: Literal["exec"]
     argv: list[str] = Field(min_length=1)
-    # Extra environment; VOICED_INTENT, VOICED_TEXT, VOICED_SLOT_<NAME> are always set.
+    # The program's environment is minimal (PATH, HOME, LANG, LC_*, TZ, ... of the daemon's):
+    # `env` adds variables, `pass_env` names daemon variables to pass on (e.g. a token it
+    # needs). VOICED_INTENT, VOICED_TEXT, VOICED_RAW_TEXT, VOICED_SLOT_<NAME> are always set.
     env: dict[str, str] = {}
+    pass_env: list[str] = []
     cwd: Path | None = None
     # Speak what the program prints on stdout (via the `actions.say` command).
     speak_output: bool = False
@@ -52,6 +63,14 @@ class MqttAction(_Action):
     qos: Literal[0, 1, 2] = 0
     retain: bool = False
 
+    @field_validator("topic")
+    @classmethod
+    def _valid_topic(cls, topic: str) -> str:
+        # the template itself (values are escaped into one level each, and checked when sent)
+        if (problem := topic_problem(string.Template(topic).safe_substitute(_ANY_VALUE))) is not None:
+            raise ValueError(f"not a topic to publish to: {problem}")
+        return topic
+
 
 class SoundAction(_Action):
     type: Literal["sound"]
@@ -71,7 +90,12 @@ Action = Annotated[
 class MqttBroker(_Frozen):
     host: str = "127.0.0.1"
     port: int = 1883
-    client_id: str = "voiced"
+    # None: "voiced-" and a random suffix, new for each process. A broker disconnects a client
+    # when another connects with its id, so two processes must never share one.
+    client_id: str | None = None
+    # 5: the broker's acknowledgement says whether it accepted a message (e.g. not authorized);
+    # 3.1.1 for brokers without MQTT 5 (they acknowledge what they drop, too)
+    protocol: Literal["5", "3.1.1"] = "5"
     username: str | None = None
     password_env: str | None = None  # name of the environment variable holding the password
     password_file: Path | None = None
@@ -88,4 +112,6 @@ class ActionsSettings(_Frozen):
     mqtt: MqttBroker = MqttBroker()
     # The player gets the file as its last argument.
     sound_command: list[str] = ["aplay", "-q"]
-    say_command: list[str] = ["espeak-ng", "--stdin"]  # the text arrives on stdin
+    # The text arrives on stdin; the command writes a WAV on stdout, which sound_command then
+    # plays from stdin ("-" is its last argument), so a missing audio device is reported.
+    say_command: list[str] = ["espeak-ng", "--stdin", "--stdout"]

@@ -1,18 +1,56 @@
-"""The `http` action (httpx): templated URL and JSON body, secret headers, TLS verified."""
+"""The `http` action (httpx): templated URL and JSON body, secret headers, TLS verified.
+
+What it reports (events, log) never carries a secret: header values (any header: an
+exception like h11's "Illegal header value b'Bearer ...'" would quote it), the password of
+URL userinfo and every query value are replaced by "***". httpx's own INFO log line of each
+request is redacted the same way.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import ssl
-from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from voiced.actions.config import HttpAction
 from voiced.actions.process import ActionError
 from voiced.actions.templating import render, render_data, template_values, url_component
+from voiced.yamlconfig import ConfigError, read_text
 
 if TYPE_CHECKING:
     from voiced.commands.matching import Match
+
+REDACTED = "***"
+
+
+def redact_url(url: str) -> str:
+    """`url` with the userinfo's password and every query value replaced by ***."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return REDACTED
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:{REDACTED}@{host}" if ":" in userinfo else f"{user}@{host}"
+    query = "&".join(f"{quote(name, safe='')}={REDACTED}" for name, _ in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+class _RedactedUrls(logging.Filter):
+    """httpx logs `HTTP Request: POST <url> "HTTP/1.1 200 OK"` at INFO: the URL redacted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            # httpx passes its URL object: whatever it is, its text is redacted
+            record.args = tuple(redact_url(str(arg)) if type(arg).__name__ == "URL" else arg for arg in record.args)
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactedUrls())
 
 
 def _secret_headers(action: HttpAction) -> dict[str, str]:
@@ -24,10 +62,22 @@ def _secret_headers(action: HttpAction) -> dict[str, str]:
         headers[name] = value
     for name, path in action.headers_from_file.items():
         try:
-            headers[name] = Path(path).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ActionError(f"header {name}: cannot read {path}: {exc.strerror}") from None
+            headers[name] = read_text(path, "secret file").strip()  # a regular file, bounded
+        except ConfigError as exc:
+            raise ActionError(f"header {name}: {path} {exc.problems[0].message}") from None
     return headers
+
+
+def _scrubbed(text: str, url: str, secrets: list[str]) -> str:
+    """`text` (an exception's message) without the URL's secrets or any secret value, in any
+    of the forms a message may quote it (as is, or escaped inside a bytes repr)."""
+    text = text.replace(url, redact_url(url))
+    parts = urlsplit(url)
+    hidden = [value for _, value in parse_qsl(parts.query, keep_blank_values=True)] + [parts.password or ""]
+    for secret in sorted({s for s in secrets + hidden if len(s) >= 3}, key=len, reverse=True):
+        for form in {secret, repr(secret)[1:-1], repr(secret.encode(errors="replace"))[2:-1]}:
+            text = text.replace(form, REDACTED)
+    return text
 
 
 def http_action(action: HttpAction, match: Match) -> str:
@@ -36,6 +86,7 @@ def http_action(action: HttpAction, match: Match) -> str:
     values = template_values(match)
     url = render(action.url, values, escape=url_component)
     headers = {**action.headers, **_secret_headers(action)}
+    shown = f"{action.method} {redact_url(url)}"
     verify: bool | ssl.SSLContext = action.verify_tls
     if action.verify_tls and action.ca_file:
         verify = ssl.create_default_context(cafile=str(action.ca_file))
@@ -43,9 +94,9 @@ def http_action(action: HttpAction, match: Match) -> str:
     try:
         with httpx.Client(verify=verify, timeout=action.timeout_s) as client:
             response = client.request(action.method, url, headers=headers, json=body)
-    except httpx.HTTPError as exc:
-        # the exception text names the URL, never the headers
-        raise ActionError(f"{action.method} {url}: {type(exc).__name__}: {exc}") from None
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:  # h11 refuses a bad header value
+        message = _scrubbed(str(exc), url, list(headers.values()))
+        raise ActionError(f"{shown}: {type(exc).__name__}: {message}") from None
     if response.status_code >= 400:
-        raise ActionError(f"{action.method} {url}: HTTP {response.status_code}")
+        raise ActionError(f"{shown}: HTTP {response.status_code}")
     return f"HTTP {response.status_code}"

@@ -19,6 +19,7 @@ from voiced.actions.events import ActionFailedEvent, ActionFinishedEvent, Action
 from voiced.actions.execute import exec_action, say_action, say_text, sound_action
 from voiced.actions.http import http_action
 from voiced.actions.mqtt import MqttPublisher, mqtt_action
+from voiced.actions.process import STOP_GRACE_S, RunningPrograms
 from voiced.events import EventSink
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class ActionRunner:
         self._emit = emit
         self._pool = ThreadPoolExecutor(settings.max_concurrent, thread_name_prefix="voiced-action")
         self._mqtt = MqttPublisher(settings.mqtt)
+        self._programs = RunningPrograms()
         self._pending = threading.BoundedSemaphore(settings.max_concurrent * (1 + QUEUE_PER_WORKER))
 
     def dispatch(self, match: Match, session: int | None = None) -> Future | None:
@@ -71,18 +73,18 @@ class ActionRunner:
 
     def _run_one(self, action, match: Match) -> str:
         if isinstance(action, ExecAction):
-            detail, spoken = exec_action(action, match)
+            detail, spoken = exec_action(action, match, self._programs)
             if spoken:
-                say_text(spoken, self._settings, action.timeout_s)
+                say_text(spoken, self._settings, action.timeout_s, self._programs)
             return detail
         if isinstance(action, HttpAction):
             return http_action(action, match)
         if isinstance(action, MqttAction):
             return mqtt_action(action, match, self._mqtt)
         if isinstance(action, SoundAction):
-            return sound_action(action, self._settings)
+            return sound_action(action, self._settings, self._programs)
         if isinstance(action, SayAction):
-            return say_action(action, match, self._settings)
+            return say_action(action, match, self._settings, self._programs)
         raise TypeError(f"unknown action {action!r}")
 
     def _failed(self, match: Match, index: int, kind: str, error: str, session: int | None = None) -> None:
@@ -99,5 +101,9 @@ class ActionRunner:
         finished = done.wait(timeout)
         if not finished:
             self._pool.shutdown(wait=False, cancel_futures=True)
+            # programs still running are stopped with everything they started: no action
+            # outlives the daemon, and its worker threads end (the interpreter waits for them)
+            self._programs.stop_all()
+            done.wait(STOP_GRACE_S + 1)
         self._mqtt.close()
         return finished

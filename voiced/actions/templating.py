@@ -14,8 +14,13 @@ from urllib.parse import quote
 
 
 def template_values(match) -> dict[str, Any]:
-    """What `$name` can refer to in an action: the slots, `$intent`, and `$text` as heard."""
-    return {**match.slots, "intent": match.intent, "text": match.original_text or match.text}
+    """What `$name` can refer to in an action: the slots, `$intent`, `$text` and `$raw_text`.
+
+    A transcript is untrusted input. `$text` is what the matcher matched, like a slot value:
+    normalized to words and single spaces (no punctuation, so no leading "-rf", no newlines or
+    control characters). `$raw_text` is the transcript exactly as the recognizer returned it,
+    only for an action that asks for it by that name."""
+    return {**match.slots, "intent": match.intent, "text": match.text, "raw_text": match.original_text or match.text}
 
 
 def render(template: str, values: Mapping[str, Any], escape: Callable[[str], str] = str) -> str:
@@ -46,3 +51,21 @@ def url_component(value: str) -> str:
 def topic_level(value: str) -> str:
     # a value must not add levels or wildcards to the topic it is put in
     return value.replace("/", "_").replace("+", "_").replace("#", "_").replace("\0", "")
+
+
+MAX_TOPIC_BYTES = 65535  # the length field of an MQTT string
+
+
+def topic_problem(topic: str) -> str | None:
+    """Why `topic` cannot be published to (None: it can): empty, too long, wildcards, or
+    characters MQTT forbids (U+0000, surrogates) or brokers refuse (other control characters:
+    mosquitto drops the connection over them)."""
+    if not topic:
+        return "it is empty"
+    if len(topic.encode("utf-8", "surrogatepass")) > MAX_TOPIC_BYTES:
+        return f"it is longer than {MAX_TOPIC_BYTES} bytes"
+    if "+" in topic or "#" in topic:
+        return "wildcards (+, #) are for subscriptions"
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or 0xD800 <= ord(c) <= 0xDFFF for c in topic):
+        return "it contains control characters"
+    return None

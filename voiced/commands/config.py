@@ -100,8 +100,9 @@ class CommandsSettings(_Frozen):
     """The `commands:` section of the daemon YAML."""
 
     # Files or directories of *.yaml; relative paths are relative to the daemon's config file.
-    # Left out: config/commands.yaml if it exists (in the working directory), else no commands.
-    files: list[Path] = [Path("config/commands.yaml")]
+    # Named files must exist. Left out (null): commands.yaml beside the config file if there is
+    # one, else no commands (the daemon then only transcribes).
+    files: list[Path] | None = None
     # Require the wake name at the start ("alice, turn on ..."); else it is optional.
     require_wake_name: bool = False
     # Fuzzy fallback: the similarity (0..1) a transcript needs to the nearest sentence of the

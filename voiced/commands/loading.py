@@ -2,68 +2,96 @@
 
 Every problem is reported as file:line:col: schema violations by pydantic, template syntax
 errors by hassil's own parser (located at the offending sentence), duplicate command names
-across files, and references to lists or rules that no file defines.
+across files, and references to lists or rules that no file defines (located at the
+template or rule that makes them).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pydantic
+from hassil.expression import Expression, Group, ListReference, RuleReference
 from hassil.parse_expression import parse_sentence
 
 from voiced.commands.config import CommandFile, CommandsSettings
 from voiced.commands.expansion import TooManySentences
 from voiced.commands.matching import CommandSet, base_language
-from voiced.yamlconfig import ConfigError, ConfigProblem, LocatedDocument, read_yaml
-
+from voiced.yamlconfig import ConfigError, ConfigProblem, LocatedDocument, read_yaml, validation_problems
 
 log = logging.getLogger(__name__)
 
-ACTION_TYPES = frozenset({"exec", "http", "mqtt", "sound", "say"})
+SUFFIXES = (".yaml", ".yml")
+
+
+def path_problem(path: Path) -> str | None:
+    """Why a named command path cannot be used (None: it can): it must be a regular file, or a
+    directory of command files (not itself named *.yaml, which would be a mistake)."""
+    try:
+        if not path.is_dir():
+            return None if path.is_file() else "is not a regular file" if path.exists() else "does not exist"
+        if path.suffix in SUFFIXES:
+            return f"is a directory, not a command file (a directory of command files is not named *{path.suffix})"
+        os.listdir(path)
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror}"
+    return None
 
 
 def command_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given; directories expand to their *.yaml / *.yml files in name order."""
+    """Files as given; directories expand to their *.yaml / *.yml entries in name order (each
+    must then be a regular file: reading it says so otherwise)."""
     found: list[Path] = []
     for path in map(Path, paths):
-        if path.is_dir():
-            found.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")))
+        if path.is_dir() and path.suffix not in SUFFIXES:
+            try:
+                found.extend(sorted(p for p in path.iterdir() if p.suffix in SUFFIXES))
+            except OSError as exc:
+                raise ConfigError([ConfigProblem(str(path), 1, 1, f"cannot list the directory: "
+                                                                  f"{exc.strerror}")]) from None
         else:
             found.append(path)
     return found
 
 
-def _validation_problems(doc: LocatedDocument, error: pydantic.ValidationError) -> list[ConfigProblem]:
-    problems = []
-    for item in error.errors(include_url=False):
-        # pydantic puts the union tag ("exec") into the location; the YAML has no such key
-        loc = tuple(part for index, part in enumerate(item["loc"])
-                    if not (part in ACTION_TYPES and index and isinstance(item["loc"][index - 1], int)))
-        dotted = ".".join(str(part) for part in loc)
-        problems.append(doc.problem(loc, f"{dotted}: {item['msg']}"))
-    return problems
+def _references(expression: Expression) -> Iterator[ListReference | RuleReference]:
+    if isinstance(expression, ListReference | RuleReference):
+        yield expression
+    elif isinstance(expression, Group):
+        for item in expression.items:
+            yield from _references(item)
 
 
-def _template_problems(doc: LocatedDocument, command_file: CommandFile) -> list[ConfigProblem]:
+def _template_problems(doc: LocatedDocument, command_file: CommandFile,
+                       defined: dict[str, tuple[set[str], set[str]]]) -> list[ConfigProblem]:
+    """Syntax errors and undefined {lists} / <rules> of every template and rule of the file;
+    `defined`: base language -> (list names, rule names) of all files."""
+    checks = [(("commands", name, "sentences", language, index), language, template, "template")
+              for name, command in command_file.commands.items()
+              for language, templates in command.sentences.items()
+              for index, template in enumerate(templates)]
+    checks += [(("languages", language, "expansion_rules", rule), language, template, "rule")
+               for language, section in command_file.languages.items()
+               for rule, template in section.expansion_rules.items()]
     problems = []
-    for name, command in command_file.commands.items():
-        for language, templates in command.sentences.items():
-            for index, template in enumerate(templates):
-                try:
-                    parse_sentence(template)
-                except Exception as exc:  # hassil raises several types for bad templates
-                    path = ("commands", name, "sentences", language, index)
-                    problems.append(doc.problem(path, f"template {template!r}: {exc}"))
-    for language, section in command_file.languages.items():
-        for rule, template in section.expansion_rules.items():
-            try:
-                parse_sentence(template)
-            except Exception as exc:
-                path = ("languages", language, "expansion_rules", rule)
-                problems.append(doc.problem(path, f"rule {template!r}: {exc}"))
+    for path, language, template, kind in checks:
+        try:
+            sentence = parse_sentence(template)
+        except Exception as exc:  # hassil raises several types for bad templates
+            problems.append(doc.problem(path, f"{kind} {template!r}: {exc}"))
+            continue
+        lists, rules = defined.get(base_language(language), (set(), set()))
+        for reference in _references(sentence.expression):
+            if isinstance(reference, RuleReference) and reference.rule_name not in rules:
+                problems.append(doc.problem(path, f"{kind} {template!r}: rule <{reference.rule_name}> is not "
+                                                  f"defined in languages.{language}.expansion_rules"))
+            elif isinstance(reference, ListReference) and not reference.is_inline_range \
+                    and reference.list_name not in lists:
+                problems.append(doc.problem(path, f"{kind} {template!r}: list {{{reference.list_name}}} is not "
+                                                  f"defined in languages.{language}.lists"))
     return problems
 
 
@@ -83,13 +111,19 @@ def load_commands(
         try:
             command_file = CommandFile.model_validate(doc.data or {})
         except pydantic.ValidationError as exc:
-            problems.extend(_validation_problems(doc, exc))
+            problems.extend(validation_problems(doc, exc))
             continue
-        problems.extend(_template_problems(doc, command_file))
         loaded.append((doc, command_file))
 
+    defined: dict[str, tuple[set[str], set[str]]] = {}
+    for _, command_file in loaded:
+        for language, section in command_file.languages.items():
+            lists, rules = defined.setdefault(base_language(language), (set(), set()))
+            lists.update(section.lists)
+            rules.update(section.expansion_rules)
     seen: dict[str, str] = {}
     for doc, command_file in loaded:
+        problems.extend(_template_problems(doc, command_file, defined))
         for name in command_file.commands:
             if name in seen:
                 problems.append(doc.problem(("commands", name), f"command {name!r} also defined in {seen[name]}"))
@@ -100,8 +134,8 @@ def load_commands(
     command_set = CommandSet([cf for _, cf in loaded], settings)
     for language in command_set.languages:
         try:
-            # hassil resolves lists and rules lazily; sampling one sentence per intent finds
-            # undefined references now instead of at the first spoken command
+            # what the reference check above cannot see (hassil resolves lists lazily):
+            # sampling one sentence per intent fails now instead of at the first spoken command
             command_set.check(language)
             command_set.sentences(language)  # the closed set: bounded by commands.max_sentences
         except TooManySentences:
@@ -139,13 +173,10 @@ def _template_warnings(loaded: list[tuple[LocatedDocument, CommandFile]], comman
 
 
 def load_configured(settings: CommandsSettings) -> CommandSet | None:
-    """The commands the daemon's `commands:` section names; None when there are none.
-
-    Files named in the config must exist; the default file is optional (a daemon without
-    commands still transcribes)."""
-    paths = command_paths(settings.files)
-    if "files" not in settings.model_fields_set and not any(path.exists() for path in paths):
-        log.info("no command file at %s: transcribing only", ", ".join(map(str, settings.files)))
+    """The commands of the `commands:` section's files; None when there are none (a daemon
+    without commands still transcribes). The files were resolved by voiced.settings: named
+    ones must exist, the default one is there only if it exists."""
+    if not settings.files:
         return None
-    command_set = load_commands(paths, settings)
+    command_set = load_commands(settings.files, settings)
     return command_set if command_set.commands else None

@@ -257,7 +257,6 @@ class Engine:
         self._settings = settings
         self._command_sets = dict(command_sets or {})
         release_freed_memory()  # before the models: loading one (Whisper) takes 2-3x its size for a moment
-        self._whisper_models: dict[tuple, object] = {}  # one loaded model per (directory, language)
         self.stage_times = StageTimes()
         self._dictionaries = tempfile.TemporaryDirectory(prefix="voiced-dict-")
         self._pools: dict[str, DecoderPool] = {}
@@ -268,9 +267,9 @@ class Engine:
             self._pools[f"{code}/general"] = DecoderPool(f"{code}/general", lambda shared=shared: Recognizer(
                 shared.decoder()), settings.idle_decoders, self.budget, prepare=shared.load)
         for name, grammar in settings.models.items():
-            factory = self._grammar_factory(name, grammar)
+            factory, prepare = self._grammar_factory(name, grammar)
             self._pools[f"{grammar.language}/{name}"] = DecoderPool(f"{grammar.language}/{name}", factory,
-                                                                    settings.idle_decoders, self.budget)
+                                                                    settings.idle_decoders, self.budget, prepare)
 
     @property
     def languages(self) -> list[str]:
@@ -281,7 +280,8 @@ class Engine:
         return {name: model.language for name, model in self._settings.models.items()}
 
     def _grammar_factory(self, name: str, grammar: GrammarModel):
-        """Check the grammar now (a bad one fails at startup, not at the first call)."""
+        """(recognizer factory, loader of what its recognizers share or None). The grammar is
+        checked now: a bad one fails at startup, not at the first call."""
         from pocketsphinx import Decoder
 
         if grammar.language not in self._settings.languages:
@@ -317,7 +317,7 @@ class Engine:
 
         if grammar.engine == "whisper":
             return self._whisper_factory(name, grammar, command_set, factory)
-        return factory
+        return factory, None
 
     def _commands_of(self, name: str, grammar: GrammarModel) -> CommandSet | None:
         if name in self._command_sets or not grammar.commands_files:
@@ -343,20 +343,26 @@ class Engine:
         return to_jsgf(command_set, grammar.language, garbage_weight=None)
 
     def _whisper_factory(self, name: str, grammar: GrammarModel, command_set: CommandSet | None, partials):
-        """Recognizers of a Whisper commands model: the grammar decoder gives partials."""
+        """Recognizers of a Whisper commands model, the grammar decoder giving partials, and the
+        loader of the Whisper model they share (the pool loads it once, within the memory
+        budget; a configuration check builds an Engine and loads nothing). The model's files
+        are checked now."""
         from voiced.commands.closedset import ClosedSet
-        from voiced.server.whisper import WhisperCommandsRecognizer, WhisperModel
+        from voiced.server.whisper import WhisperCommandsRecognizer, WhisperModel, check_model_dir
 
         if command_set is None:
             raise ModelError(f"grammar model {name!r}: engine whisper chooses among the commands' sentences: "
                              "give commands_files")
         whisper = grammar.whisper
-        key = (whisper.model, grammar.language.split("-")[0], whisper.threads)
-        if key not in self._whisper_models:
-            self._whisper_models[key] = WhisperModel(whisper.model, key[1], whisper.threads)
+        check_model_dir(whisper.model)
         closed_set = ClosedSet(command_set, grammar.language)
-        model = self._whisper_models[key]
-        return lambda: WhisperCommandsRecognizer(partials(), model, closed_set, whisper, self.stage_times)
+        shared: list[WhisperModel] = []
+
+        def load() -> None:
+            shared.append(WhisperModel(whisper.model, grammar.language.split("-")[0], whisper.threads))
+
+        return (lambda: WhisperCommandsRecognizer(partials(), shared[0], closed_set, whisper, self.stage_times),
+                load)
 
     def warm_up(self) -> None:
         """Load one decoder of each model in `preload` (None: all) now: startup fails on a

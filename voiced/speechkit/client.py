@@ -62,6 +62,8 @@ class RecognitionSession:
         self._lock = threading.Lock()
         self._finished = False
         self._cancelled = False
+        # called (in gRPC's sending thread) once the half-close is reached: every message sent
+        self.on_delivered: Callable[[], None] | None = None
         self._call = stub.StreamingRecognize(self._requests(), metadata=metadata,
                                              timeout=settings.timeouts.session_s)
         # when the call ends first (server error, deadline, cancel), gRPC's sending thread
@@ -69,8 +71,12 @@ class RecognitionSession:
         self._call.add_done_callback(lambda _call: self._outbox.put(_END))
 
     def _requests(self) -> Iterator:
+        # gRPC takes the next message only once the previous one was sent (its flow control
+        # waits for the server to read): reaching the end means the server has it all
         while (item := self._outbox.get()) is not _END:
             yield item
+        if self._finished and not self._call.done() and self.on_delivered is not None:
+            self.on_delivered()
 
     def send(self, audio: bytes) -> None:
         """Queue audio; never blocks. Audio after a cancel or after the call has ended is dropped

@@ -12,12 +12,14 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 from pathlib import Path
 from typing import Protocol
 
 import pydantic
 
 from voiced.speechkit.settings import RecognitionSettings, SecretSource
+from voiced.yamlconfig import ConfigError, read_text
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +55,11 @@ def read_secret(source: SecretSource, environ: dict[str, str] | None = None) -> 
     else:
         path = source.file
     try:
-        text = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        # the OS error names the path and the reason, never the content
+        text = read_text(path, "credential").strip()  # a regular file, bounded (not a FIFO, not /dev/zero)
+    except ConfigError as exc:
+        # the problem names the path and the reason, never the content
         raise CredentialError(f"cannot read the credential from {source.describe()}: "
-                              f"{getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+                              f"{exc.problems[0].message}") from None
     if not text:
         raise CredentialError(f"the credential in {source.describe()} is empty")
     return pydantic.SecretStr(text)
@@ -140,6 +142,23 @@ class ServiceAccountCredential:
 
     def describe(self) -> str:
         return f"IAM token of service-account key {self.key_id} from {self.source.describe()}"
+
+
+class ProcessKey:
+    """The API key of the embedded recognizer the daemon starts: random, made at start, held
+    only in this process's memory, so no other local process can use (or exhaust) that server."""
+
+    def __init__(self) -> None:
+        self.secret = pydantic.SecretStr(secrets.token_urlsafe(32))
+
+    def metadata(self) -> list[tuple[str, str]]:
+        return [("authorization", f"Api-Key {self.secret.get_secret_value()}")]
+
+    def refresh(self) -> None:
+        pass  # it never changes while the process lives
+
+    def describe(self) -> str:
+        return f"the embedded recognizer's per-process key {fingerprint(self.secret)}"
 
 
 def credentials_for(settings: RecognitionSettings) -> Credentials | None:

@@ -58,4 +58,11 @@ class EndpointSwitched:
     reason: str
 
 
-RecognitionEvent = Partial | Final | SessionError | Retrying | EndpointSwitched
+@dataclass(frozen=True)
+class AudioDelivered:
+    """After the caller's finish(): the recognizer has taken all of the session's audio (gRPC
+    sent the last message), so its final can be expected from now on, however long the audio
+    waited to be sent (input read faster than real time, a busy recognizer)."""
+
+
+RecognitionEvent = Partial | Final | SessionError | Retrying | EndpointSwitched | AudioDelivered

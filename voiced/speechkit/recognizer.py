@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 
 from voiced.speechkit.client import RecognitionSession, SpeechKitClient
 from voiced.speechkit.credentials import CredentialError, Credentials
-from voiced.speechkit.events import EndpointSwitched, RecognitionEvent, Retrying, SessionError
+from voiced.speechkit.events import AudioDelivered, EndpointSwitched, RecognitionEvent, Retrying, SessionError
 from voiced.speechkit.resilience import (FALLBACK, PRIMARY, Backoff, CancelCall, Close, Deliver, EndpointHealth,
                                          FinishCall, OpenCall, SendAudio, SessionCore)
 from voiced.speechkit.settings import RecognitionSettings
@@ -33,20 +33,23 @@ class Recognizer:
     """Sessions against a primary endpoint, with an optional fallback endpoint."""
 
     def __init__(self, settings: RecognitionSettings, target: str, *, fallback_target: str | None = None,
-                 credentials: Credentials | None = None, on_switch: Callable[[str], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 credentials: Credentials | None = None, fallback_credentials: Credentials | None = None,
+                 on_switch: Callable[[str], None] | None = None, clock: Callable[[], float] = time.monotonic):
+        """`fallback_credentials`: the fallback's own (the embedded server's key); else the
+        primary's go to the fallback only with `fallback.send_credentials`."""
         self.settings = settings
         self.credentials = credentials
         self._on_switch = on_switch
         self.clock = clock
-        provider = credentials.metadata if credentials is not None else None
-        self.clients = {PRIMARY: SpeechKitClient(settings, target, provider)}
-        self._uses_credentials = {PRIMARY: credentials is not None}
+        self._credentials = {PRIMARY: credentials}
         if fallback_target is not None and settings.fallback is not None:
-            fallback = settings.for_fallback()
-            send = settings.fallback.send_credentials and credentials is not None
-            self.clients[FALLBACK] = SpeechKitClient(fallback, fallback_target, provider if send else None)
-            self._uses_credentials[FALLBACK] = send
+            send = settings.fallback.send_credentials
+            self._credentials[FALLBACK] = fallback_credentials or (credentials if send else None)
+        self.clients = {
+            name: SpeechKitClient(settings if name == PRIMARY else settings.for_fallback(),
+                                  target if name == PRIMARY else fallback_target,
+                                  given.metadata if given is not None else None)
+            for name, given in self._credentials.items()}
         self.health = EndpointHealth(has_fallback=FALLBACK in self.clients)
         self.backoff = Backoff(settings.retry)
         self.lock = threading.Lock()  # guards `health` across sessions
@@ -80,8 +83,8 @@ class Recognizer:
     def open_call(self, target: str, refresh: bool) -> RecognitionSession:
         """A call to `target`; raises CredentialError (a credential, or an unreachable endpoint)."""
         client = self.clients[target]
-        if refresh and self._uses_credentials[target]:
-            self.credentials.refresh()
+        if refresh and self._credentials[target] is not None:
+            self._credentials[target].refresh()
         if not client.wait_connected(self.settings.timeouts.connect_s):
             raise CredentialError(f"the {target} endpoint {client.target} is not reachable "
                                   f"(no connection within {self.settings.timeouts.connect_s:g} s)", code="UNAVAILABLE")
@@ -89,17 +92,17 @@ class Recognizer:
 
     def explain(self, error: SessionError, target: str) -> SessionError:
         """Name the credential that was refused (by fingerprint), so the user knows which."""
-        if error.code == "UNAUTHENTICATED" and self._uses_credentials.get(target):
-            return SessionError(error.code, f"{error.details} [credential: {self.credentials.describe()}]")
+        if error.code == "UNAUTHENTICATED" and (used := self._credentials.get(target)) is not None:
+            return SessionError(error.code, f"{error.details} [credential: {used.describe()}]")
         return error
 
     def close(self) -> None:
         self._closed.set()
         for client in self.clients.values():
             client.close()
-        tokens = getattr(self.credentials, "tokens", None)
-        if tokens is not None:
-            tokens.close()
+        for used in {id(used): used for used in self._credentials.values()}.values():  # each once
+            if (tokens := getattr(used, "tokens", None)) is not None:
+                tokens.close()
 
     def __enter__(self) -> Recognizer:
         return self
@@ -153,6 +156,11 @@ class RecognizerSession:
                 except queue.Empty:
                     item = ("tick",)
                 now = recognizer.clock()
+                if item[0] == "delivered":
+                    # the caller's finish reached the server on the session's current call
+                    if self._finished and item[1] == max(self._calls):
+                        self._out.put(AudioDelivered())
+                    continue
                 with recognizer.lock:
                     decisions = self._step(item, now) + core.tick(now)
                 if self._carry_out(decisions):
@@ -221,6 +229,7 @@ class RecognizerSession:
             self._calls[decision.call] = _DeadCall()
             return
         self._calls[decision.call] = handle
+        handle.on_delivered = lambda call=decision.call: self._inbox.put(("delivered", call))
         threading.Thread(target=self._read, args=(decision.call, handle), name=f"call-{decision.call}",
                          daemon=True).start()
         for chunk in decision.audio:

@@ -1,0 +1,194 @@
+"""The one validation of a daemon configuration, shared by `voiced run` (at start and on every
+SIGHUP reload) and `voiced check-config`, so what the check passes is what runs.
+
+Beyond the schema of the YAML and of the command files, it checks what `run` would otherwise
+find only when starting: that the embedded recognizer has the language and model the daemon
+asks of it (and every word of the commands' grammar), and that a debug-recording directory
+can be written. Secret files that other users can read are warnings, not errors.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from voiced.actions.config import HttpAction
+from voiced.commands.loading import load_commands, load_configured, path_problem
+from voiced.commands.matching import CommandSet, base_language
+from voiced.settings import ConfigChoice, DaemonSettings, settings_from
+from voiced.speechkit.settings import EMBEDDED
+from voiced.yamlconfig import ConfigError, ConfigProblem, LocatedDocument, read_yaml
+
+DEFAULTS = LocatedDocument("(built-in defaults)", {}, {})
+
+
+@dataclass(frozen=True)
+class CheckedConfig:
+    choice: ConfigChoice
+    settings: DaemonSettings
+    commands: CommandSet | None
+    warnings: list[ConfigProblem] = field(default_factory=list)
+
+    def describe_commands(self) -> str:
+        if self.commands is None:
+            return "no commands: transcribing only"
+        files = ", ".join(str(path) for path in self.settings.commands.files)
+        return f"{len(self.commands.commands)} commands ({', '.join(self.commands.languages)}) from {files}"
+
+
+def with_commands(settings: DaemonSettings, command_set: CommandSet | None) -> DaemonSettings:
+    """The settings with the commands' model on the embedded server, when it applies."""
+    from voiced.commands.grammar import to_jsgf
+
+    language = settings.recognition.language
+    if command_set is None or not settings.uses_command_grammar() \
+            or base_language(language) not in command_set.languages:
+        return settings
+    grammar = settings.commands.local_grammar
+    # the Whisper engine's grammar only gives partials: no rejection branch
+    garbage = grammar.garbage_weight if grammar.chosen_engine() == "pocketsphinx" else None
+    return settings.with_command_grammar(to_jsgf(command_set, language, garbage_weight=garbage))
+
+
+def _named_commands(doc: LocatedDocument, settings: DaemonSettings) -> list[ConfigProblem]:
+    return [doc.problem(("commands", "files", index), f"commands.files.{index}: {path} {problem}")
+            for index, path in enumerate(settings.commands.files or [])
+            if (problem := path_problem(path)) is not None]
+
+
+def _embedded_recognizer(doc: LocatedDocument, settings: DaemonSettings,
+                         command_set: CommandSet | None) -> list[ConfigProblem]:
+    """What the embedded server would refuse: a model it cannot load, or a session config
+    (language, model, encoding) it would answer with INVALID_ARGUMENT every time."""
+    recognition = settings.recognition
+    asked = []
+    if recognition.endpoint is None:
+        asked.append((("recognition", "language"), "recognition.language", recognition))
+    if recognition.endpoint is not None and recognition.fallback and recognition.fallback.endpoint == EMBEDDED:
+        asked.append((("recognition", "fallback"), "recognition.fallback", recognition.for_fallback()))
+    if not asked:
+        return []
+    try:
+        from voiced.server.engine import Engine, ModelError
+        from voiced.server.spec import SpecError, parse_spec
+    except ImportError as exc:
+        return [doc.problem(asked[0][0], f"the embedded recognizer cannot run here ({exc}): install the 'local' "
+                                         "extra (pip install 'voiced[local]') or set recognition.endpoint")]
+    from voiced.speechkit.messages import config_request
+
+    try:
+        commands = {settings.commands.local_grammar.model: command_set} if command_set is not None else {}
+        engine = Engine(settings.embedded_server(), commands)
+    except ModelError as exc:
+        where = ("server",) if "server" in (doc.data or {}) else ("commands",)
+        return [doc.problem(where, f"the embedded recognizer cannot load a model: {exc}")]
+    try:
+        problems = []
+        for path, name, request in asked:
+            try:
+                parse_spec(config_request(request).config, engine.languages, engine.grammars)
+            except SpecError as exc:
+                problems.append(doc.problem(path, f"{name}: the embedded recognizer would refuse every session: "
+                                                  f"{exc} (add the language under server.languages, or set "
+                                                  "recognition.endpoint)"))
+        return problems
+    finally:
+        engine.close()
+
+
+def _writable_directory(path: Path) -> str | None:
+    """Why `path` cannot be (made and) written as a directory; None if it can. Tried for real
+    in the nearest existing directory (permission bits say nothing to root, or of a read-only
+    mount), leaving nothing behind."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a directory"
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".voiced-check-", dir=existing))
+    except OSError as exc:
+        return f"{existing}: {exc.strerror}"
+    return None
+
+
+def _recording(doc: LocatedDocument, settings: DaemonSettings) -> list[ConfigProblem]:
+    recording = settings.audio.debug_recording
+    if recording is None or (problem := _writable_directory(recording.directory)) is None:
+        return []
+    return [doc.problem(("audio", "debug_recording", "directory"),
+                        f"audio.debug_recording.directory: cannot record into {recording.directory}: {problem}")]
+
+
+def _secret_files(settings: DaemonSettings, commands: CommandSet | None) -> Iterator[tuple[str, Path]]:
+    recognition = settings.recognition
+    for name in ("api_key", "iam_token", "service_account_key"):
+        source = getattr(recognition, name)
+        if source is not None and source.file is not None:
+            yield f"recognition.{name}", source.file
+    if settings.server.tls is not None:
+        yield "server.tls.key_file", settings.server.tls.key_file
+    for name in ("api_key_files", "bearer_token_files"):
+        for path in getattr(settings.server.auth, name):
+            yield f"server.auth.{name}", path
+    if settings.actions.mqtt.password_file is not None:
+        yield "actions.mqtt.password_file", settings.actions.mqtt.password_file
+    for intent, command in (commands.commands.items() if commands else ()):
+        for index, action in enumerate(command.actions):
+            if isinstance(action, HttpAction):
+                for header, path in action.headers_from_file.items():
+                    yield f"commands.{intent}.actions.{index}.headers_from_file.{header}", path
+
+
+def permission_warnings(settings: DaemonSettings, commands: CommandSet | None) -> list[ConfigProblem]:
+    """Secret files (keys, tokens, passwords) that users other than the owner and group can
+    read or write: each a warning located at the file itself."""
+    warnings = []
+    for setting, path in _secret_files(settings, commands):
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            continue  # a missing file is an error where it is read, not a permission matter
+        loose = [what for bit, what in ((stat.S_IROTH, "read"), (stat.S_IWOTH, "written")) if mode & bit]
+        if loose:
+            warnings.append(ConfigProblem(str(path), 1, 1, f"warning: {setting} can be {' and '.join(loose)} "
+                                                           f"by every user (mode {stat.S_IMODE(mode):04o}): "
+                                                           f"chmod o-rw {path}"))
+    return warnings
+
+
+def load_checked(choice: ConfigChoice, commands: list[str] | None = None) -> CheckedConfig:
+    """Read and check everything `voiced run` uses: the config file `choice` names (None: the
+    defaults) and its command files, or `commands` instead of those. Raises ConfigError
+    listing every problem."""
+    doc = read_yaml(choice.path) if choice.path is not None else DEFAULTS
+    settings = settings_from(doc) if choice.path is not None else DaemonSettings()
+    if commands is not None:
+        named = [Path(path) for path in commands]
+        settings = settings.model_copy(update={"commands": settings.commands.model_copy(update={"files": named})})
+        problems = [ConfigProblem(str(path), 1, 1, f"{path} {problem}")
+                    for path in named if (problem := path_problem(path)) is not None]
+    else:
+        problems = _named_commands(doc, settings)
+    command_set = None
+    if not problems:
+        try:
+            command_set = load_configured(settings.commands) if commands is None \
+                else load_commands(settings.commands.files, settings.commands)
+        except ConfigError as exc:
+            problems += exc.problems
+    if not problems:  # the grammar comes from the commands: only once they are right
+        problems += _embedded_recognizer(doc, with_commands(settings, command_set), command_set)
+    problems += _recording(doc, settings)
+    if problems:
+        raise ConfigError(problems)
+    warnings = permission_warnings(settings, command_set) + (command_set.warnings if command_set else [])
+    if settings.commands.files and not (command_set and command_set.commands):
+        where = doc.problem(("commands", "files"), "") if commands is None else ConfigProblem(commands[0], 1, 1, "")
+        warnings.append(ConfigProblem(where.file, where.line, where.column,
+                                      "warning: the command files define no commands: the daemon only transcribes"))
+    return CheckedConfig(choice, settings, command_set if command_set and command_set.commands else None, warnings)
