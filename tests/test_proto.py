@@ -51,3 +51,9 @@ def test_method_path_is_the_services():
 def test_encoding_name_string_is_accepted_like_the_seed_example():
     spec = stt.RecognitionSpec(audio_encoding="LINEAR16_PCM", sample_rate_hertz=8000)
     assert spec.audio_encoding == stt.RecognitionSpec.LINEAR16_PCM
+
+
+def test_the_servers_encoding_table_is_the_wire_enum():
+    from voiced.server.spec import ENCODINGS
+
+    assert ENCODINGS == {number: name for name, number in stt.RecognitionSpec.AudioEncoding.items()}

@@ -33,7 +33,6 @@ from voiced.recording import SessionRecorder
 from voiced.service import RELOAD, STOP, SignalRequests
 from voiced.recognition import recognizer
 from voiced.settings import ConfigChoice, DaemonSettings, find_config
-from voiced.speechkit.recognizer import Recognizer
 from voiced.speechkit.events import AudioDelivered, Final, Partial, SessionError
 from voiced.validation import CheckedConfig, load_checked, with_commands
 from voiced.yamlconfig import ConfigError
@@ -52,7 +51,7 @@ CAPTURE_STOP_S = 5.0  # for the capture thread to leave the audio library when l
 class Listener:
     """Runs the listening loop and carries out the core's decisions against real sessions."""
 
-    def __init__(self, core: ListeningCore, client: Recognizer, emit: EventSink, *,
+    def __init__(self, core: ListeningCore, client: Any, emit: EventSink, *,
                  recorder: SessionRecorder | None = None, on_final: Callable[[FinalEvent], None] | None = None,
                  input_filter: Callable[[bytes], bytes] | None = None, metrics: VoicedMetrics | None = None,
                  one_session_at_a_time: bool = False):
@@ -173,7 +172,8 @@ class Listener:
         if isinstance(result, Partial):
             return self.core.on_partial(session, result.text, now)
         if isinstance(result, Final):
-            return self.core.on_final(session, result.text, result.confidence, result.end_of_utterance, now)
+            return self.core.on_final(session, result.text, result.confidence, result.end_of_utterance, now,
+                                      result.reason)
         if isinstance(result, AudioDelivered):
             log.debug("session %d: the recognizer has received all of its audio", session)
             return self.core.on_delivered(session, now)

@@ -63,6 +63,7 @@ class FinalEvent(Event):
     session: int
     text: str
     confidence: float
+    reason: str = ""  # the in-process engine's why, when it recognized no command
 
 
 @dataclass(frozen=True)

@@ -165,14 +165,16 @@ class ListeningCore:
             self._open[session] = min(self._latest[session], now + self.final_timeout_s)
         return []
 
-    def on_final(self, session: int, text: str, confidence: float, end_of_utterance: bool, now: float) -> list[Decision]:
+    def on_final(self, session: int, text: str, confidence: float, end_of_utterance: bool, now: float,
+                 reason: str = "") -> list[Decision]:
         if session not in self._open:
             return []
         # an empty final is reported too ("nothing recognized"): every session ends in a final
         # or an error, so whatever waits on it (LEDs, sounds, counters) is never left hanging
         self._answered.add(session)
         self._progress(now)  # the next utterance of this session, or other sessions, may still come
-        decisions: list[Decision] = [Emit(FinalEvent(session=session, text=text.strip(), confidence=confidence))]
+        decisions: list[Decision] = [Emit(FinalEvent(session=session, text=text.strip(), confidence=confidence,
+                                                     reason=reason))]
         if end_of_utterance and session == self._streaming:
             # the server heard the end first: stop sending now, listen afresh for the next one
             self.endpointer.reset()

@@ -1,11 +1,8 @@
-"""The recognizer `voiced run` uses: the configured endpoint with its credentials and fallback,
-or a local server embedded in the daemon's process.
+"""The recognizer `voiced run` uses: the configured endpoint, with its credentials, retries
+and fallback; or, with no endpoint, the local engine in the daemon's own process.
 
-The embedded server's recognition service accepts only a random key made here and known only
-to this process (its client sends it): another local process cannot hold its recognition
-streams (each takes one of `max_streams`) or make it load models. Its reflection service is
-still open (streams held there take server threads): closing that needs voiced/server/app.py.
-(A later design may call the engine in-process.)
+The local engine (voiced.server.local) opens no port: no other process can reach it, and the
+audio is segmented once, by the daemon's endpointer. gRPC is loaded only for an endpoint.
 """
 
 from __future__ import annotations
@@ -13,48 +10,55 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 from voiced.commands.matching import CommandSet
 from voiced.metrics import VoicedMetrics
 from voiced.settings import DaemonSettings
-from voiced.speechkit.credentials import ProcessKey, credentials_for
-from voiced.speechkit.recognizer import Recognizer
-from voiced.speechkit.settings import EMBEDDED
 
 log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
 def recognizer(settings: DaemonSettings, metrics: VoicedMetrics | None = None,
-               command_set: CommandSet | None = None) -> Iterator[Recognizer]:
-    """A recognizer for the configured endpoint (with its credentials and fallback), or for an
-    embedded local server started here (also when the fallback is "embedded"), which gets
-    `command_set` for its commands model. The embedded server accepts only this process's
-    random key: another local process cannot hold its streams or make it load models."""
+               command_set: CommandSet | None = None) -> Iterator[Any]:
+    """Something with `session()` (send / finish / cancel, events()): the configured endpoint,
+    or the local engine (also the endpoint's fallback when that is "embedded"), whose
+    commands model gets `command_set`."""
     recognition = settings.recognition
-    credentials = credentials_for(recognition)  # a broken service-account key fails here
     fallback = recognition.fallback if recognition.endpoint else None
-    server = key = None
-    if not recognition.endpoint or (fallback is not None and fallback.endpoint == EMBEDDED):
-        from voiced.server.app import start_server  # the `local` extra: only needed when embedded
-
-        key = ProcessKey()
-        commands = {settings.commands.local_grammar.model: command_set} if command_set is not None else {}
-        server = start_server(settings.embedded_server(key.secret), host="127.0.0.1", port=0, command_sets=commands)
-        log.info("embedded recognition server on %s", server.target)
-    embedded_fallback = fallback is not None and fallback.endpoint == EMBEDDED
-    fallback_target = None if fallback is None else server.target if embedded_fallback else fallback.endpoint
-    client = Recognizer(recognition, recognition.target() or server.target, fallback_target=fallback_target,
-                        credentials=credentials if recognition.endpoint else key,
-                        fallback_credentials=key if embedded_fallback else None,
-                        on_switch=metrics.fallback_switched if metrics else None)
+    local = None
+    if not recognition.endpoint or (fallback is not None and fallback.endpoint == "embedded"):
+        local = _local_engine(settings, command_set, recognition if not recognition.endpoint
+                              else recognition.for_fallback())
     try:
-        yield client
+        if not recognition.endpoint:
+            yield local
+            return
+        from voiced.speechkit.credentials import credentials_for
+        from voiced.speechkit.recognizer import Recognizer
+
+        credentials = credentials_for(recognition)  # a broken service-account key fails here
+        client = Recognizer(recognition, recognition.target(), credentials=credentials,
+                            fallback_target=None if fallback is None or local is not None else fallback.endpoint,
+                            fallback_client=local, on_switch=metrics.fallback_switched if metrics else None)
+        try:
+            yield client
+        finally:
+            client.close()
     finally:
-        client.close()
-        if server is not None:
-            server.stop(grace=1.0)
-            times = server.engine.stage_times
-            if times.utterances:
-                log.info("recognition CPU partials %.2f s final %.2f s over %d utterances",
-                         times.partials_s, times.final_s, times.utterances)
+        if local is not None:
+            local.close()
+
+
+def _local_engine(settings: DaemonSettings, command_set: CommandSet | None, recognition):
+    """The local engine with its models loaded (a broken one raises ModelError)."""
+    from voiced.server.engine import Engine
+    from voiced.server.local import LocalRecognizer
+
+    commands = {settings.commands.local_grammar.model: command_set} if command_set is not None else {}
+    server = settings.embedded_server()
+    engine = Engine(server, commands)
+    engine.warm_up()
+    log.info("local recognition engine loaded in this process (%s)", ", ".join(engine.grammars) or "open LM")
+    return LocalRecognizer(engine, recognition, server)

@@ -20,7 +20,7 @@ from voiced.commands.config import CommandsSettings
 from voiced.endpointing import EndpointerSettings
 from voiced.feedback import FeedbackSettings
 from voiced.metrics import MetricsSettings
-from voiced.server.config import AuthSettings, GrammarModel, ServerSettings
+from voiced.server.config import GrammarModel, ServerSettings
 from voiced.service import ServiceSettings
 from voiced.speechkit.settings import RecognitionSettings
 from voiced.yamlconfig import LocatedDocument, read_yaml, validate
@@ -66,15 +66,11 @@ class DaemonSettings(pydantic.BaseModel):
         recognition = self.recognition.model_copy(update={"model": grammar.model})
         return self.model_copy(update={"server": server, "recognition": recognition})
 
-    def embedded_server(self, key: pydantic.SecretStr | None = None) -> ServerSettings:
-        """Settings of the local server the daemon starts when no endpoint is configured: its
-        only client is this daemon's microphone, so the engine keeps adapting to that channel,
-        and only the model the daemon asks for is loaded up front. `key`: the only credential
-        it accepts (the daemon's per-process key; None: the configured server.auth)."""
-        update = {"keep_channel_adaptation": True, "preload": (self.recognition.model,)}
-        if key is not None:
-            update["auth"] = AuthSettings(api_keys=(key,))
-        return self.server.model_copy(update=update)
+    def embedded_server(self) -> ServerSettings:
+        """Settings of the engine the daemon runs in its process when no endpoint is configured:
+        its only client is this daemon's microphone, so the engine keeps adapting to that
+        channel, and only the model the daemon asks for is loaded up front."""
+        return self.server.model_copy(update={"keep_channel_adaptation": True, "preload": (self.recognition.model,)})
 
 
 @dataclass(frozen=True)

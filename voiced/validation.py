@@ -62,8 +62,8 @@ def _named_commands(doc: LocatedDocument, settings: DaemonSettings) -> list[Conf
 
 def _embedded_recognizer(doc: LocatedDocument, settings: DaemonSettings,
                          command_set: CommandSet | None) -> list[ConfigProblem]:
-    """What the embedded server would refuse: a model it cannot load, or a session config
-    (language, model, encoding) it would answer with INVALID_ARGUMENT every time."""
+    """What the local engine would refuse: a model it cannot load, or the language and model
+    every session would ask of it (checked as `voiced run` checks them: voiced.server.local)."""
     recognition = settings.recognition
     asked = []
     if recognition.endpoint is None:
@@ -74,11 +74,11 @@ def _embedded_recognizer(doc: LocatedDocument, settings: DaemonSettings,
         return []
     try:
         from voiced.server.engine import Engine, ModelError
-        from voiced.server.spec import SpecError, parse_spec
+        from voiced.server.local import LocalRecognizer
+        from voiced.server.spec import SpecError
     except ImportError as exc:
         return [doc.problem(asked[0][0], f"the embedded recognizer cannot run here ({exc}): install the 'local' "
                                          "extra (pip install 'voiced[local]') or set recognition.endpoint")]
-    from voiced.speechkit.messages import config_request
 
     try:
         commands = {settings.commands.local_grammar.model: command_set} if command_set is not None else {}
@@ -90,7 +90,7 @@ def _embedded_recognizer(doc: LocatedDocument, settings: DaemonSettings,
         problems = []
         for path, name, request in asked:
             try:
-                parse_spec(config_request(request).config, engine.languages, engine.grammars)
+                LocalRecognizer(engine, request, settings.embedded_server())
             except SpecError as exc:
                 problems.append(doc.problem(path, f"{name}: the embedded recognizer would refuse every session: "
                                                   f"{exc} (add the language under server.languages, or set "

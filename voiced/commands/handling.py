@@ -34,7 +34,8 @@ class CommandHandler:
             log.exception("matching %r failed", final.text)
             return
         if match is None or match.is_fallback:
-            reason = f"no command matches {final.text!r}" if final.text else "nothing recognized as a command"
+            reason = final.reason or (f"no command matches {final.text!r}" if final.text
+                                      else "nothing recognized as a command")
             log.warning("session %d rejected: %s", final.session, reason)
             self.emit(RejectedEvent(final.text, reason, session=final.session))
         if match is None:

@@ -62,6 +62,7 @@ class Hypothesis:
     text: str
     confidence: float
     words: tuple[RecognizedWord, ...]
+    reason: str = ""  # why an engine reports no command (a rejection), for logs and in-process callers
 
 
 def release_freed_memory() -> None:
@@ -215,7 +216,8 @@ class Recognizer:
         if hypothesis is None or not hypothesis.hypstr:
             return Hypothesis("", 0.0, ())
         if self.phone_loop is not None and self._rejected(hypothesis.hypstr):
-            return Hypothesis("", 0.0, ())
+            return Hypothesis("", 0.0, (), f"{hypothesis.hypstr!r} fits the commands {self.last_gap:.2f} worse than "
+                                           f"free phones (margin {self.rejection_margin:g}): not a command")
         words = tuple(
             RecognizedWord(segment.word.split("(", 1)[0], segment.start_frame / FRAMES_PER_SECOND,
                            (segment.end_frame + 1) / FRAMES_PER_SECOND, min(1.0, max(0.0, segment.prob)))

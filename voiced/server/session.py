@@ -6,6 +6,10 @@ endpointer the daemon uses (a pause ends an utterance, as the service does), and
 utterance is decoded as it arrives. Partials are read at a bounded cadence of audio and
 sent only when they change; a final closes each utterance that has words. After
 `single_utterance`'s first final, audio is accepted and ignored until the client closes.
+
+Without an endpointer (`endpointing=None`: the daemon's in-process sessions, whose own
+endpointer already decided where speech starts and ends) the whole stream is one utterance,
+and its final is reported even without words, with the engine's reason.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class Result:
     text: str
     confidence: float = 0.0
     words: tuple[RecognizedWord, ...] = ()
+    reason: str = ""  # how the engine decided (a rejection's why), for logs and in-process callers
 
 
 def mask_profanity(text: str, words: frozenset[str]) -> str:
@@ -44,7 +49,7 @@ class InvalidAudio(ValueError):
 
 
 class StreamRecognition:
-    def __init__(self, spec: SessionSpec, recognizer: Recognizer, endpointing: EndpointerSettings,
+    def __init__(self, spec: SessionSpec, recognizer: Recognizer, endpointing: EndpointerSettings | None,
                  partial_interval_s: float, profanity_words: tuple[str, ...]):
         self.spec = spec
         self._recognizer = recognizer
@@ -54,8 +59,8 @@ class StreamRecognition:
                            if self._pcm_rate != ENGINE_RATE else None)
         self._odd_byte = b""  # half a sample: messages may split a sample between them
         self.audio_s = 0.0  # of audio received (decoded), for the session's audio limit
-        self._endpointer = Endpointer(endpointing, ENGINE_RATE)
-        self._frames = FrameSplitter(endpointing.frame_bytes(ENGINE_RATE))
+        self._endpointer = Endpointer(endpointing, ENGINE_RATE) if endpointing is not None else None
+        self._frames = FrameSplitter((endpointing or EndpointerSettings()).frame_bytes(ENGINE_RATE))
         self._partial_every = max(1, round(partial_interval_s * ENGINE_RATE * 2))  # in bytes of audio
         self._since_partial = 0
         self._last_partial = ""
@@ -88,6 +93,11 @@ class StreamRecognition:
             return []
         results: list[Result] = []
         for frame in self._frames.feed(self._to_engine_rate(pcm)):
+            if self._endpointer is None:  # one utterance: the stream
+                if not self._recognizer.in_utterance:
+                    self._recognizer.start()
+                results += self._decode(frame)
+                continue
             for event in self._endpointer.process(frame):
                 results += self._on_event(event)
                 if self.done:
@@ -136,14 +146,14 @@ class StreamRecognition:
         hypothesis: Hypothesis = self._recognizer.end()
         self._since_partial = 0
         self._last_partial = ""
-        if not hypothesis.text:
+        if not hypothesis.text and self._endpointer is not None:
             return []
         self.done = self.spec.single_utterance
         offset = self._utterance_start_s
         words = tuple(RecognizedWord(self._present(w.word), offset + w.start_s, offset + w.end_s, w.confidence)
                       for w in hypothesis.words)
         return [Result(final=True, text=self._present(hypothesis.text), confidence=hypothesis.confidence,
-                       words=words)]
+                       words=words, reason=hypothesis.reason)]
 
     def _present(self, text: str) -> str:
         """Numbers as digits unless raw_results; listed words masked under profanity_filter."""

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import Any
+
 from voiced import opus
-from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2 as stt
 
 DEFAULT_LANGUAGE = "ru-RU"
 DEFAULT_MODEL = "general"
@@ -18,7 +19,9 @@ OPEN_MODELS = ("general", "general:rc", "general:deprecated")  # all served by t
 DEFAULT_SAMPLE_RATE = 48000
 SAMPLE_RATES = (8000, 16000, 48000)
 MAX_FOLDER_ID = 50
-Encoding = stt.RecognitionSpec.AudioEncoding
+# RecognitionSpec.AudioEncoding, as the wire numbers them (tests/test_proto.py holds them to the stubs)
+ENCODINGS = {0: "AUDIO_ENCODING_UNSPECIFIED", 1: "LINEAR16_PCM", 2: "OGG_OPUS", 3: "MP3"}
+DEFAULT_ENCODING = 2  # OGG_OPUS, the service's default
 SUPPORTED_ENCODINGS = ("LINEAR16_PCM", "OGG_OPUS")  # OGG_OPUS with the `opus` extra (voiced.opus)
 
 
@@ -46,13 +49,32 @@ class SessionSpec:
     encoding: str = "LINEAR16_PCM"  # a name in SUPPORTED_ENCODINGS
 
 
-def parse_spec(config: stt.RecognitionConfig, languages: list[str], grammars: dict[str, str]) -> SessionSpec:
-    """`languages`: installed language codes; `grammars`: grammar model name -> its language."""
+def served_model(language_code: str, model_name: str, languages: list[str], grammars: dict[str, str]) -> tuple[str, str]:
+    """(language, model) as served: the documented defaults for empty ones, every open model
+    name as "general"; SpecError for what is not installed."""
+    language = language_code or DEFAULT_LANGUAGE
+    model = model_name or DEFAULT_MODEL
+    if model in OPEN_MODELS:
+        model = DEFAULT_MODEL
+    elif model not in grammars:
+        raise SpecError(f"model '{shown(model)}' is not available; available: {', '.join([*OPEN_MODELS, *grammars])}")
+    if language not in languages:
+        default = " (the default when language_code is not set)" if not language_code else ""
+        raise SpecError(f"language_code {shown(language)}{default} has no installed model; installed: "
+                        f"{', '.join(languages)}")
+    if model in grammars and grammars[model] != language:
+        raise SpecError(f"model {model!r} is a {grammars[model]} grammar, but language_code is {shown(language)}")
+    return language, model
+
+
+def parse_spec(config: Any, languages: list[str], grammars: dict[str, str]) -> SessionSpec:
+    """`config`: a RecognitionConfig message (read by field, so this module needs no protobuf);
+    `languages`: installed language codes; `grammars`: grammar model name -> its language."""
     spec = config.specification
     if len(config.folder_id) > MAX_FOLDER_ID:
         raise SpecError(f"folder_id is {len(config.folder_id)} characters long, at most {MAX_FOLDER_ID} allowed")
-    encoding = spec.audio_encoding or Encoding.OGG_OPUS
-    name = Encoding.Name(encoding) if encoding in Encoding.values() else f"#{encoding}"
+    encoding = spec.audio_encoding or DEFAULT_ENCODING
+    name = ENCODINGS.get(encoding, f"#{encoding}")
     default = " (the default when audio_encoding is not set)" if not spec.audio_encoding else ""
     if name not in SUPPORTED_ENCODINGS:
         raise SpecError(f"audio_encoding {name}{default} is not supported by this server; "
@@ -66,18 +88,7 @@ def parse_spec(config: stt.RecognitionConfig, languages: list[str], grammars: di
                         f"{', '.join(map(str, SAMPLE_RATES))}")
     if spec.audio_channel_count not in (0, 1):
         raise SpecError(f"audio_channel_count {spec.audio_channel_count} is not supported: audio must be mono (1)")
-    language = spec.language_code or DEFAULT_LANGUAGE
-    model = spec.model or DEFAULT_MODEL
-    if model in OPEN_MODELS:
-        model = DEFAULT_MODEL
-    elif model not in grammars:
-        raise SpecError(f"model '{shown(model)}' is not available; available: {', '.join([*OPEN_MODELS, *grammars])}")
-    if language not in languages:
-        default = " (the default when language_code is not set)" if not spec.language_code else ""
-        raise SpecError(f"language_code {shown(language)}{default} has no installed model; installed: "
-                        f"{', '.join(languages)}")
-    if model in grammars and grammars[model] != language:
-        raise SpecError(f"model {model!r} is a {grammars[model]} grammar, but language_code is {shown(language)}")
+    language, model = served_model(spec.language_code, spec.model, languages, grammars)
     return SessionSpec(language=language, model=model, sample_rate=sample_rate,
                        partial_results=spec.partial_results, single_utterance=spec.single_utterance,
                        raw_results=spec.raw_results, profanity_filter=spec.profanity_filter, encoding=name)

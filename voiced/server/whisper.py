@@ -215,7 +215,8 @@ class WhisperCommandsRecognizer:
         # word times are the grammar decoder's, when it heard the same words (else unknown)
         words = by_grammar.words if by_grammar.text.split() == choice.text.split() else ()
         self._times.add(final_s=time.process_time() - started, utterances=1)
-        return Hypothesis(choice.text, round(choice.confidence, 4), words)
+        return Hypothesis(choice.text, round(choice.confidence, 4), words,
+                          "" if choice.accepted else f"heard {choice.heard!r}: {choice.reason}")
 
     def _choose(self, pcm: bytes, second_opinion: str) -> Choice:
         closed_set, whisper = self._closed_set, self._whisper

@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import os
-import secrets
 from pathlib import Path
 from typing import Protocol
 
@@ -142,23 +141,6 @@ class ServiceAccountCredential:
 
     def describe(self) -> str:
         return f"IAM token of service-account key {self.key_id} from {self.source.describe()}"
-
-
-class ProcessKey:
-    """The API key of the embedded recognizer the daemon starts: random, made at start, held
-    only in this process's memory, so no other local process can use (or exhaust) that server."""
-
-    def __init__(self) -> None:
-        self.secret = pydantic.SecretStr(secrets.token_urlsafe(32))
-
-    def metadata(self) -> list[tuple[str, str]]:
-        return [("authorization", f"Api-Key {self.secret.get_secret_value()}")]
-
-    def refresh(self) -> None:
-        pass  # it never changes while the process lives
-
-    def describe(self) -> str:
-        return f"the embedded recognizer's per-process key {fingerprint(self.secret)}"
 
 
 def credentials_for(settings: RecognitionSettings) -> Credentials | None:

@@ -28,6 +28,7 @@ class Final:
     confidence: float
     words: tuple[Word, ...] = ()
     end_of_utterance: bool = False
+    reason: str = ""  # an in-process engine's why, when it recognized no command (the wire has none)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 from voiced.speechkit.client import RecognitionSession, SpeechKitClient
 from voiced.speechkit.credentials import CredentialError, Credentials
@@ -26,6 +27,19 @@ from voiced.speechkit.settings import RecognitionSettings
 
 log = logging.getLogger(__name__)
 
+
+class Client(Protocol):
+    """Where a session's calls go: a gRPC endpoint (SpeechKitClient) or an engine in this
+    process (voiced.server.local.LocalRecognizer)."""
+
+    target: str
+
+    def wait_connected(self, timeout_s: float) -> bool: ...
+
+    def session(self) -> Any: ...
+
+    def close(self) -> None: ...
+
 _END = object()
 
 
@@ -33,23 +47,26 @@ class Recognizer:
     """Sessions against a primary endpoint, with an optional fallback endpoint."""
 
     def __init__(self, settings: RecognitionSettings, target: str, *, fallback_target: str | None = None,
-                 credentials: Credentials | None = None, fallback_credentials: Credentials | None = None,
+                 fallback_client: Client | None = None, credentials: Credentials | None = None,
                  on_switch: Callable[[str], None] | None = None, clock: Callable[[], float] = time.monotonic):
-        """`fallback_credentials`: the fallback's own (the embedded server's key); else the
-        primary's go to the fallback only with `fallback.send_credentials`."""
+        """The fallback is `fallback_target` (a gRPC endpoint: the primary's credentials go
+        there only with `fallback.send_credentials`) or `fallback_client` (e.g. the engine in
+        this process, voiced.server.local)."""
         self.settings = settings
         self.credentials = credentials
         self._on_switch = on_switch
         self.clock = clock
-        self._credentials = {PRIMARY: credentials}
-        if fallback_target is not None and settings.fallback is not None:
-            send = settings.fallback.send_credentials
-            self._credentials[FALLBACK] = fallback_credentials or (credentials if send else None)
-        self.clients = {
-            name: SpeechKitClient(settings if name == PRIMARY else settings.for_fallback(),
-                                  target if name == PRIMARY else fallback_target,
-                                  given.metadata if given is not None else None)
-            for name, given in self._credentials.items()}
+        self._credentials: dict[str, Credentials | None] = {PRIMARY: credentials}
+        self.clients: dict[str, Client] = {
+            PRIMARY: SpeechKitClient(settings, target, credentials.metadata if credentials is not None else None)}
+        if settings.fallback is not None and fallback_client is not None:
+            self.clients[FALLBACK] = fallback_client
+            self._credentials[FALLBACK] = None
+        elif settings.fallback is not None and fallback_target is not None:
+            given = credentials if settings.fallback.send_credentials else None
+            self._credentials[FALLBACK] = given
+            self.clients[FALLBACK] = SpeechKitClient(settings.for_fallback(), fallback_target,
+                                                     given.metadata if given is not None else None)
         self.health = EndpointHealth(has_fallback=FALLBACK in self.clients)
         self.backoff = Backoff(settings.retry)
         self.lock = threading.Lock()  # guards `health` across sessions
