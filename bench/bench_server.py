@@ -38,22 +38,25 @@ from pathlib import Path
 
 import grpc
 
+from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2_grpc as stt_grpc
+from voiced.protocol.results import Final, SessionError
+from voiced.speechkit.client import RecognitionSession, SpeechKitClient
+from voiced.speechkit.config import RecognitionSettings
+from voiced.testing import ServeProcess, process_tree
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from conftest import ServeProcess, process_tree  # noqa: E402
-
-from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2_grpc as stt_grpc  # noqa: E402
-from voiced.speechkit.client import RecognitionSession, SpeechKitClient  # noqa: E402
-from voiced.speechkit.events import Final, SessionError  # noqa: E402
-from voiced.speechkit.settings import RecognitionSettings  # noqa: E402
 
 RATE = 16000
 CHUNK_S = 0.1
 PHRASES = [
-    ("slt", "turn on the kitchen light"), ("kal16", "what time is it"), ("awb", "set a timer for five minutes"),
-    ("rms", "play some music in the living room"), ("slt", "turn off the bedroom lights"),
-    ("kal16", "what is the weather like tomorrow"), ("awb", "stop the music"), ("rms", "open the garage door"),
+    ("slt", "turn on the kitchen light"),
+    ("kal16", "what time is it"),
+    ("awb", "set a timer for five minutes"),
+    ("rms", "play some music in the living room"),
+    ("slt", "turn off the bedroom lights"),
+    ("kal16", "what is the weather like tomorrow"),
+    ("awb", "stop the music"),
+    ("rms", "open the garage door"),
 ]
 GRAMMAR_MODEL = "commands"
 # the grammar as the daemon runs it: with rejection (a phone loop decodes beside it, ~2x the CPU)
@@ -67,8 +70,11 @@ def synthesize(text: str, voice: str, workdir: Path) -> bytes:
     """Raw 16-bit mono PCM at RATE, with 0.3 s of silence before and 0.6 s after the speech."""
     tts = workdir / "tts.wav"
     subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(tts)], check=True)
-    pcm = subprocess.run(["sox", str(tts), "-r", str(RATE), "-c", "1", "-b", "16", "-e", "signed-integer",
-                          "-t", "raw", "-"], check=True, capture_output=True).stdout
+    pcm = subprocess.run(
+        ["sox", str(tts), "-r", str(RATE), "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw", "-"],
+        check=True,
+        capture_output=True,
+    ).stdout
     return bytes(int(0.3 * RATE) * 2) + pcm + bytes(int(0.6 * RATE) * 2)
 
 
@@ -91,9 +97,14 @@ def process_tree_cpu_s(root: int) -> float:
 def server_section(max_streams: int, **more) -> dict:
     alternatives = " | ".join(text for _, text in PHRASES)
     grammar = f"#JSGF V1.0;\ngrammar {GRAMMAR_MODEL};\npublic <command> = {alternatives};\n"
-    return {"models": {GRAMMAR_MODEL: {"language": "en-US", "jsgf": grammar},
-                       REJECTING_MODEL: {"language": "en-US", "jsgf": grammar, "rejection_margin": REJECTION_MARGIN}},
-            "limits": {"max_streams": max_streams + 4}, **more}
+    return {
+        "models": {
+            GRAMMAR_MODEL: {"language": "en-US", "jsgf": grammar},
+            REJECTING_MODEL: {"language": "en-US", "jsgf": grammar, "rejection_margin": REJECTION_MARGIN},
+        },
+        "limits": {"max_streams": max_streams + 4},
+        **more,
+    }
 
 
 class Session:
@@ -130,7 +141,7 @@ def recognize(session: RecognitionSession, pcm: bytes, realtime: bool) -> tuple[
     for index, start in enumerate(range(0, len(pcm), size)):
         if realtime:
             time.sleep(max(0.0, started + index * CHUNK_S - time.monotonic()))
-        session.send(pcm[start:start + size])
+        session.send(pcm[start : start + size])
     session.finish()
     half_closed = time.monotonic()
     if not done.wait(120):
@@ -150,8 +161,13 @@ def real_time_factor(server: ServeProcess, model: str, phrases: list[tuple[str, 
     cpu = process_tree_cpu_s(server.process.pid) - cpu_before
     audio = sum(audio_seconds(pcm) for _, pcm in phrases)
     client.close()
-    return {"model": model, "audio_s": round(audio, 2), "server_cpu_s": round(cpu, 2),
-            "rtf": round(cpu / audio, 4), "exact_phrases": f"{exact}/{len(phrases)}"}
+    return {
+        "model": model,
+        "audio_s": round(audio, 2),
+        "server_cpu_s": round(cpu, 2),
+        "rtf": round(cpu / audio, 4),
+        "exact_phrases": f"{exact}/{len(phrases)}",
+    }
 
 
 def concurrency_level(server: ServeProcess, model: str, streams: int, pcm: bytes, lag_bound_s: float) -> dict:
@@ -167,8 +183,9 @@ def concurrency_level(server: ServeProcess, model: str, streams: int, pcm: bytes
             failures.append(str(exc))
 
     cpu_before, wall_before = process_tree_cpu_s(server.process.pid), time.monotonic()
-    threads = [threading.Thread(target=one, args=(session, i * CHUNK_S / streams)) for i, session in
-               enumerate(sessions)]
+    threads = [
+        threading.Thread(target=one, args=(session, i * CHUNK_S / streams)) for i, session in enumerate(sessions)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -177,11 +194,15 @@ def concurrency_level(server: ServeProcess, model: str, streams: int, pcm: bytes
     for session in sessions:
         session.close()
     held = not failures and max(lags) <= lag_bound_s
-    return {"streams": streams, "held": held, "max_lag_s": round(max(lags), 3) if lags else None,
-            "median_lag_s": round(statistics.median(lags), 3) if lags else None,
-            "server_cores_busy": round(cpu / wall, 2),
-            "server_cpu_s_per_stream_audio_s": round(cpu / (streams * audio_seconds(pcm)), 4),
-            "failures": failures[:3]}
+    return {
+        "streams": streams,
+        "held": held,
+        "max_lag_s": round(max(lags), 3) if lags else None,
+        "median_lag_s": round(statistics.median(lags), 3) if lags else None,
+        "server_cores_busy": round(cpu / wall, 2),
+        "server_cpu_s_per_stream_audio_s": round(cpu / (streams * audio_seconds(pcm)), 4),
+        "failures": failures[:3],
+    }
 
 
 def stream_counts(maximum: int) -> list[int]:
@@ -199,10 +220,13 @@ def concurrency(workdir: Path, model: str, workers: int, maximum: int, pcm: byte
         for streams in stream_counts(maximum):
             level = concurrency_level(server, model, streams, pcm, lag_bound_s)
             levels.append(level)
-            print(f"{model:>18}, {workers} worker(s): {streams:>3} real-time streams "
-                  f"{'held' if level['held'] else 'NOT held'}; final lag median {level['median_lag_s']} s, "
-                  f"max {level['max_lag_s']} s; server busy {level['server_cores_busy']} cores"
-                  + (f"; failures: {level['failures']}" if level["failures"] else ""), flush=True)
+            print(
+                f"{model:>18}, {workers} worker(s): {streams:>3} real-time streams "
+                f"{'held' if level['held'] else 'NOT held'}; final lag median {level['median_lag_s']} s, "
+                f"max {level['max_lag_s']} s; server busy {level['server_cores_busy']} cores"
+                + (f"; failures: {level['failures']}" if level["failures"] else ""),
+                flush=True,
+            )
             if not level["held"]:
                 break
     finally:
@@ -242,16 +266,17 @@ def held_streams(target: str, model: str, count: int, pcm: bytes):
 
 
 def memory_curve(workdir: Path, model: str, counts: list[int], pcm: bytes) -> dict:
-    server = ServeProcess(workdir / f"memory-{model}", server_section(max(counts), idle_decoders=0,
-                                                                      preload=[model]))
+    server = ServeProcess(workdir / f"memory-{model}", server_section(max(counts), idle_decoders=0, preload=[model]))
     points = []
     try:
         fresh = server.pss_mb()
         for count in counts:
             with held_streams(server.target, model, count, pcm) as outcomes:
                 points.append({"streams": count, "pss_mb": round(server.pss_mb(), 1), "served": sum(outcomes)})
-            print(f"{model:>18}: {count:>3} streams held, server PSS {points[-1]['pss_mb']} MB "
-                  f"(fresh {fresh:.0f} MB)", flush=True)
+            print(
+                f"{model:>18}: {count:>3} streams held, server PSS {points[-1]['pss_mb']} MB (fresh {fresh:.0f} MB)",
+                flush=True,
+            )
     finally:
         server.stop()
     return {"model": model, "fresh_pss_mb": round(fresh, 1), "points": points}
@@ -260,10 +285,19 @@ def memory_curve(workdir: Path, model: str, counts: list[int], pcm: bytes) -> di
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--max-streams", type=int, default=40, help="stop each ramp here (default 40)")
-    parser.add_argument("--lag-bound", type=float, default=1.0,
-                        help="seconds from half-close to the final beyond which a level is not held (default 1.0)")
-    parser.add_argument("--workers", type=int, nargs="+", default=sorted({1, os.cpu_count() or 1}),
-                        help="numbers of worker processes to measure (default: 1 and the number of cores)")
+    parser.add_argument(
+        "--lag-bound",
+        type=float,
+        default=1.0,
+        help="seconds from half-close to the final beyond which a level is not held (default 1.0)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=sorted({1, os.cpu_count() or 1}),
+        help="numbers of worker processes to measure (default: 1 and the number of cores)",
+    )
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--memory-streams", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
@@ -272,23 +306,33 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         phrases = [(text, synthesize(text, voice, workdir)) for voice, text in PHRASES]
-        print(f"{len(phrases)} phrases, {sum(audio_seconds(p) for _, p in phrases):.1f} s of audio; machine: "
-              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start", flush=True)
+        print(
+            f"{len(phrases)} phrases, {sum(audio_seconds(p) for _, p in phrases):.1f} s of audio; machine: "
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start",
+            flush=True,
+        )
         server = ServeProcess(workdir / "rtf", server_section(4))
         try:
             results["rtf"] = [real_time_factor(server, model, phrases) for model in args.models]
         finally:
             server.stop()
         for row in results["rtf"]:
-            print(f"RTF {row['model']:>18}: {row['rtf']:.3f} server CPU s per audio s "
-                  f"({row['server_cpu_s']} s for {row['audio_s']} s; exact phrases {row['exact_phrases']})")
+            print(
+                f"RTF {row['model']:>18}: {row['rtf']:.3f} server CPU s per audio s "
+                f"({row['server_cpu_s']} s for {row['audio_s']} s; exact phrases {row['exact_phrases']})"
+            )
         # one stream: three phrases back to back (about 7 s), like a user giving commands
         stream_pcm = b"".join(pcm for _, pcm in phrases[:3])
-        results["concurrency"] = [concurrency(workdir, model, workers, args.max_streams, stream_pcm, args.lag_bound)
-                                  for model in args.models for workers in args.workers]
+        results["concurrency"] = [
+            concurrency(workdir, model, workers, args.max_streams, stream_pcm, args.lag_bound)
+            for model in args.models
+            for workers in args.workers
+        ]
         for row in results["concurrency"]:
-            print(f"{row['model']:>18}, {row['workers']} worker(s): {row['max_streams_held']} concurrent real-time "
-                  f"streams held (final within {args.lag_bound} s of the half-close)")
+            print(
+                f"{row['model']:>18}, {row['workers']} worker(s): {row['max_streams_held']} concurrent real-time "
+                f"streams held (final within {args.lag_bound} s of the half-close)"
+            )
         results["memory"] = [memory_curve(workdir, model, args.memory_streams, phrases[1][1]) for model in args.models]
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))

@@ -30,8 +30,9 @@ DEMO = ROOT / "voiced" / "data" / "demo.wav"
 
 def run(*args: str, timeout: float = 1800) -> str:
     print("+", " ".join(args), file=sys.stderr, flush=True)
-    return subprocess.run([sys.executable, *args], cwd=ROOT, check=True, capture_output=True, text=True,
-                          timeout=timeout).stdout
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, check=True, capture_output=True, text=True, timeout=timeout
+    ).stdout
 
 
 def ready_time_s(*command: str, repeats: int = 3) -> float:
@@ -44,9 +45,13 @@ def ready_time_s(*command: str, repeats: int = 3) -> float:
             sock.bind(str(path))
             sock.settimeout(120)
             started = time.monotonic()
-            child = subprocess.Popen([sys.executable, "-m", "voiced", *command], cwd=ROOT,
-                                     env={**os.environ, "NOTIFY_SOCKET": str(path)},
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            child = subprocess.Popen(
+                [sys.executable, "-m", "voiced", *command],
+                cwd=ROOT,
+                env={**os.environ, "NOTIFY_SOCKET": str(path)},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             while b"READY=1" not in sock.recv(4096):
                 pass
             times.append(time.monotonic() - started)
@@ -61,7 +66,7 @@ def demo_speech_ends_s() -> list[float]:
     run over the file: the reference the latencies are measured from."""
     import wave
 
-    from voiced.endpointing import Endpointer, EndpointerSettings, FrameSplitter, SpeechEnded, SpeechTimedOut
+    from voiced.audio.vad import Endpointer, EndpointerSettings, FrameSplitter, SpeechEnded, SpeechTimedOut
 
     with wave.open(str(DEMO), "rb") as wav:
         rate, pcm = wav.getframerate(), wav.readframes(wav.getnframes())
@@ -88,19 +93,45 @@ def action_latency(quick: bool) -> dict:
     # the demo's two commands, each with an action that succeeds at once (`true`), so the
     # figure is the daemon's own latency, not a smart-home server's
     workdir = Path(tempfile.mkdtemp(prefix="voiced-latency-"))
-    (workdir / "commands.yaml").write_text(json.dumps({
-        "languages": {"en": {"lists": {"room": {"values": [{"in": "kitchen", "out": "kitchen"}]},
-                                       "minutes": {"range": {"from": 1, "to": 60}}}}},
-        "commands": {
-            "LightOn": {"sentences": {"en": ["turn on [the] lights in [the] {room}"]},
-                        "actions": [{"type": "exec", "argv": ["true"]}]},
-            "SetTimer": {"sentences": {"en": ["set [a] timer for {minutes} minutes"]},
-                         "actions": [{"type": "exec", "argv": ["true"]}]}}}))
+    (workdir / "commands.yaml").write_text(
+        json.dumps(
+            {
+                "languages": {
+                    "en": {
+                        "lists": {
+                            "room": {"values": [{"in": "kitchen", "out": "kitchen"}]},
+                            "minutes": {"range": {"from": 1, "to": 60}},
+                        }
+                    }
+                },
+                "commands": {
+                    "LightOn": {
+                        "sentences": {"en": ["turn on [the] lights in [the] {room}"]},
+                        "actions": [{"type": "exec", "argv": ["true"]}],
+                    },
+                    "SetTimer": {
+                        "sentences": {"en": ["set [a] timer for {minutes} minutes"]},
+                        "actions": [{"type": "exec", "argv": ["true"]}],
+                    },
+                },
+            }
+        )
+    )
     (workdir / "voiced.yaml").write_text(json.dumps({"commands": {"files": ["commands.yaml"]}}))
     samples: dict[str, list[float]] = {"final": [], "command_matched": [], "action_finished": []}
     for _ in range(rounds):
-        out = run("-m", "voiced", "run", "--config", str(workdir / "voiced.yaml"), "--input", str(DEMO),
-                  "--events", "jsonl", timeout=300)
+        out = run(
+            "-m",
+            "voiced",
+            "run",
+            "--config",
+            str(workdir / "voiced.yaml"),
+            "--input",
+            str(DEMO),
+            "--events",
+            "jsonl",
+            timeout=300,
+        )
         events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
         starts = [e for e in events if e["type"] == "speech_started"]
         audio_zero = statistics.median(e["ts"] - e["audio_s"] - e["pre_roll_s"] for e in starts)
@@ -138,7 +169,9 @@ def plots(latency: dict, listening: dict) -> list[str]:
     fig.tight_layout()
     fig.savefig(OUT / "latency.png", dpi=110)
     names.append("latency.png")
-    detectors = {k: v for k, v in listening["detectors"].items() if isinstance(v, dict) and "cpu_per_audio_s_noise" in v}
+    detectors = {
+        k: v for k, v in listening["detectors"].items() if isinstance(v, dict) and "cpu_per_audio_s_noise" in v
+    }
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.barh(list(detectors), [v["cpu_per_audio_s_noise"] for v in detectors.values()])
     ax.set_xscale("log")
@@ -154,57 +187,114 @@ def plots(latency: dict, listening: dict) -> list[str]:
 def markdown(results: dict) -> str:
     lat = results["latency"]
     lines = [
-        "# voiced benchmark report", "",
+        "# voiced benchmark report",
+        "",
         f"Machine: {results['machine']}. Produced by `.venv/bin/python bench/report.py"
-        f"{' --quick' if results['quick'] else ''}` on {results['date']}.", "",
-        "## Speech end -> result (`voiced run`, embedded local server, demo at real-time pace, exec `true` actions)", "",
-        "| result | samples | p50 ms | p95 ms | max ms |", "|---|---|---|---|---|",
+        f"{' --quick' if results['quick'] else ''}` on {results['date']}.",
+        "",
+        "## Speech end -> result (`voiced run`, embedded local server, demo at real-time pace, exec `true` actions)",
+        "",
+        "| result | samples | p50 ms | p95 ms | max ms |",
+        "|---|---|---|---|---|",
     ]
     for kind, values in lat.items():
         if values:
-            lines.append(f"| {kind} | {len(values)} | {1000 * percentile(values, 50):.0f} | "
-                         f"{1000 * percentile(values, 95):.0f} | {1000 * max(values):.0f} |")
-    lines += ["", "Measured from the end of the last word (audio time), so they include the 0.7 s of "
-              "trailing silence that tells the end of speech from a pause (`endpointing.end_silence`).", "",
-              "![latency](latency.png)", "",
-              "## Listening: CPU per audio second, and endpointers side by side (same audio)", "",
-              "| detector | silence | mic floor | noise | segments in silence+noise | segments in speech track | IoU with truth |",
-              "|---|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {kind} | {len(values)} | {1000 * percentile(values, 50):.0f} | "
+                f"{1000 * percentile(values, 95):.0f} | {1000 * max(values):.0f} |"
+            )
+    lines += [
+        "",
+        "Measured from the end of the last word (audio time), so they include the 0.7 s of "
+        "trailing silence that tells the end of speech from a pause (`endpointing.end_silence`).",
+        "",
+        "![latency](latency.png)",
+        "",
+        "## Listening: CPU per audio second, and endpointers side by side (same audio)",
+        "",
+        "| detector | silence | mic floor | noise | segments in silence+noise | segments in speech track"
+        " | IoU with truth |",
+        "|---|---|---|---|---|---|---|",
+    ]
     detectors = results["listening"]["detectors"]
     for name, row in detectors.items():
         if isinstance(row, dict) and "cpu_per_audio_s_noise" in row:
-            lines.append(f"| {name} | {row['cpu_per_audio_s_silence']} | {row['cpu_per_audio_s_mic_floor']} | "
-                         f"{row['cpu_per_audio_s_noise']} | {row.get('segments_in_silence_and_noise')} | "
-                         f"{row.get('segments_in_speech_track', '-')} | {row.get('iou_with_truth', '-')} |")
-    lines += ["", f"Speech track: {detectors['truth_segments']} utterances in {detectors['track_s']} s.", "",
-              "![cpu](cpu.png)", ""]
+            lines.append(
+                f"| {name} | {row['cpu_per_audio_s_silence']} | {row['cpu_per_audio_s_mic_floor']} | "
+                f"{row['cpu_per_audio_s_noise']} | {row.get('segments_in_silence_and_noise')} | "
+                f"{row.get('segments_in_speech_track', '-')} | {row.get('iou_with_truth', '-')} |"
+            )
+    lines += [
+        "",
+        f"Speech track: {detectors['truth_segments']} utterances in {detectors['track_s']} s.",
+        "",
+        "![cpu](cpu.png)",
+        "",
+    ]
     engine = results["listening"].get("engine", {})
     if engine:
-        lines += ["## Daemon on the speech track (embedded server)", "",
-                  f"- speech end -> final: p50 {engine['latency_s_p50']} s, p95 {engine['latency_s_p95']} s "
-                  f"({engine['finals']} finals of {engine['utterances']} utterances)",
-                  f"- peak RSS of `voiced run` with its embedded server: {engine['daemon_peak_rss_mb']} MB", ""]
+        lines += [
+            "## Daemon on the speech track (embedded server)",
+            "",
+            f"- speech end -> final: p50 {engine['latency_s_p50']} s, p95 {engine['latency_s_p95']} s "
+            f"({engine['finals']} finals of {engine['utterances']} utterances)",
+            f"- peak RSS of `voiced run` with its embedded server: {engine['daemon_peak_rss_mb']} MB",
+            "",
+        ]
     server = results["server"]
     lines += ["## Local server", "", "| model | RTF (server CPU s per audio s) | exact phrases |", "|---|---|---|"]
     lines += [f"| {r['model']} | {r['rtf']} | {r['exact_phrases']} |" for r in server["rtf"]]
-    lines += ["", "Concurrent real-time streams held (final within 1 s of the half-close), one connection per "
-              "stream:", "", "| model | workers | streams held | server cores busy at the last level held |",
-              "|---|---|---|---|"]
+    lines += [
+        "",
+        "Concurrent real-time streams held (final within 1 s of the half-close), one connection per stream:",
+        "",
+        "| model | workers | streams held | server cores busy at the last level held |",
+        "|---|---|---|---|",
+    ]
     for row in server["concurrency"]:
         busy = [level["server_cores_busy"] for level in row["levels"] if level["held"]]
-        lines.append(f"| {row['model']} | {row['workers']} | **{row['max_streams_held']}** | "
-                     f"{busy[-1] if busy else '-'} |")
-    lines += ["", "Server memory (PSS) with N streams held open, one worker:", "",
-              "| model | fresh | " + " | ".join(f"{p['streams']} streams" for p in server["memory"][0]["points"])
-              + " |", "|---|---|" + "---|" * len(server["memory"][0]["points"])]
-    lines += [f"| {row['model']} | {row['fresh_pss_mb']:.0f} MB | "
-              + " | ".join(f"{p['pss_mb']:.0f} MB" for p in row["points"]) + " |" for row in server["memory"]]
-    lines += ["", "## Bytes per utterance: LPCM vs Ogg Opus", "", "```", results["opus"].strip(), "```", "",
-              "## Start -> READY (sd_notify)", "",
-              f"- `voiced serve`: {results['ready']['serve']:.2f} s", f"- `voiced run` (embedded server): "
-              f"{results['ready']['run']:.2f} s", "", "## Commands on the local engine", "", "```",
-              results["commands"].strip(), "```", "", "## Soak", "", "```json", json.dumps(results["soak"], indent=1),
-              "```", ""]
+        lines.append(
+            f"| {row['model']} | {row['workers']} | **{row['max_streams_held']}** | {busy[-1] if busy else '-'} |"
+        )
+    lines += [
+        "",
+        "Server memory (PSS) with N streams held open, one worker:",
+        "",
+        "| model | fresh | " + " | ".join(f"{p['streams']} streams" for p in server["memory"][0]["points"]) + " |",
+        "|---|---|" + "---|" * len(server["memory"][0]["points"]),
+    ]
+    lines += [
+        f"| {row['model']} | {row['fresh_pss_mb']:.0f} MB | "
+        + " | ".join(f"{p['pss_mb']:.0f} MB" for p in row["points"])
+        + " |"
+        for row in server["memory"]
+    ]
+    lines += [
+        "",
+        "## Bytes per utterance: LPCM vs Ogg Opus",
+        "",
+        "```",
+        results["opus"].strip(),
+        "```",
+        "",
+        "## Start -> READY (sd_notify)",
+        "",
+        f"- `voiced serve`: {results['ready']['serve']:.2f} s",
+        f"- `voiced run` (embedded server): {results['ready']['run']:.2f} s",
+        "",
+        "## Commands on the local engine",
+        "",
+        "```",
+        results["commands"].strip(),
+        "```",
+        "",
+        "## Soak",
+        "",
+        "```json",
+        json.dumps(results["soak"], indent=1),
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -218,15 +308,22 @@ def commands(quick: bool) -> str:
 
 def soak(quick: bool) -> dict:
     soak_json = OUT / "soak.json"
-    subprocess.run([sys.executable, "bench/soak.py", "--minutes", "5" if quick else "60", "--json", str(soak_json)],
-                   cwd=ROOT, check=False)
+    subprocess.run(
+        [sys.executable, "bench/soak.py", "--minutes", "5" if quick else "60", "--json", str(soak_json)],
+        cwd=ROOT,
+        check=False,
+    )
     return json.loads(soak_json.read_text())
 
 
 def server(quick: bool) -> dict:
     server_json = OUT / "server.json"
-    run("bench/bench_server.py", "--json", str(server_json),
-        *(["--max-streams", "6", "--memory-streams", "1", "2"] if quick else []))
+    run(
+        "bench/bench_server.py",
+        "--json",
+        str(server_json),
+        *(["--max-streams", "6", "--memory-streams", "1", "2"] if quick else []),
+    )
     return json.loads(server_json.read_text())
 
 
@@ -234,8 +331,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="shorter runs (a smoke test of the report)")
     parser.add_argument("--render-only", action="store_true", help="redo REPORT.md and plots from results.json")
-    parser.add_argument("--redo", metavar="PARTS", help="measure only these again (comma list of: ready, latency, "
-                                                       "listening, server, commands, soak), keep the rest of results.json")
+    parser.add_argument(
+        "--redo",
+        metavar="PARTS",
+        help="measure only these again (comma list of: ready, latency, "
+        "listening, server, commands, soak), keep the rest of results.json",
+    )
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.render_only or args.redo:
@@ -258,8 +359,11 @@ def main() -> int:
         (OUT / "REPORT.md").write_text(markdown(results))
         return 0
     quick = args.quick
-    results: dict = {"quick": quick, "date": time.strftime("%Y-%m-%d"),
-                     "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"}
+    results: dict = {
+        "quick": quick,
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+    }
     results["ready"] = ready_times()
     results["latency"] = action_latency(quick)
     results["listening"] = listening(quick)

@@ -4,10 +4,10 @@ with the daemon's RSS and open file descriptors sampled as it goes.
     .venv/bin/python bench/soak.py --minutes 60          # the full soak (~15 min on 2 cores)
     .venv/bin/python bench/soak.py --minutes 3 --json out.json
 
-Pass criteria (exit status 1 otherwise): every session accounted for (each session opened
-ended in a final or a session error), RSS grows by at most --rss-bound-mb from the second quarter of the run to the last, open
-file descriptors at the end within --fd-bound of their first sample. tests/test_daemon.py runs a short
-variant in CI.
+Pass criteria (exit status 1 otherwise): every session accounted for (each session opened ended
+in a final or a session error), RSS grows by at most --rss-bound-mb from the second quarter of
+the run to the last, open file descriptors at the end within --fd-bound of their first sample.
+tests/test_daemon.py runs a short variant in CI.
 """
 
 from __future__ import annotations
@@ -23,14 +23,17 @@ import threading
 import time
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parent.parent / "tests")]
-
-from conftest import noise, read_pcm, synthesize, write_wav  # noqa: E402
+from voiced.testing import noise, read_pcm, synthesize, write_wav
 
 RATE = 16000
-PHRASES = [("slt", "turn on the kitchen light"), ("kal16", "what time is it"), ("awb", "set a timer for five minutes"),
-           ("rms", "play some music in the living room"), ("slt", "turn off the bedroom lights"),
-           ("awb", "open the garage door")]
+PHRASES = [
+    ("slt", "turn on the kitchen light"),
+    ("kal16", "what time is it"),
+    ("awb", "set a timer for five minutes"),
+    ("rms", "play some music in the living room"),
+    ("slt", "turn off the bedroom lights"),
+    ("awb", "open the garage door"),
+]
 
 
 def mixed_audio(minutes: float, workdir: Path, seed: int = 7) -> tuple[Path, int]:
@@ -61,8 +64,12 @@ def _sample(pid: int) -> tuple[float, int] | None:
 
 def soak(minutes: float, workdir: Path, interval_s: float = 0.5) -> dict:
     audio, phrases = mixed_audio(minutes, workdir)
-    child = subprocess.Popen([sys.executable, "-m", "voiced", "run", "--input", str(audio), "--fast",
-                              "--events", "jsonl"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "voiced", "run", "--input", str(audio), "--fast", "--events", "jsonl"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     samples: list[tuple[float, float, int]] = []
     started = time.monotonic()
 
@@ -77,27 +84,37 @@ def soak(minutes: float, workdir: Path, interval_s: float = 0.5) -> dict:
     stdout, stderr = child.communicate()
     sampler.join()
     events = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
-    sessions = {kind: {e["session"] for e in events if e["type"] == kind}
-                for kind in ("speech_started", "final", "session_error")}
+    sessions = {
+        kind: {e["session"] for e in events if e["type"] == kind}
+        for kind in ("speech_started", "final", "session_error")
+    }
     count = {kind: len(ids) for kind, ids in sessions.items()}
     # after the first quarter (models loaded, buffers at working size), memory must not creep:
     # compare the mean of the second quarter with the mean of the last quarter
     quarter = max(1, len(samples) // 4)
-    early, late = samples[quarter:2 * quarter] or samples, samples[-quarter:]
+    early, late = samples[quarter : 2 * quarter] or samples, samples[-quarter:]
     steady = samples[quarter:] or samples
     return {
-        "audio_minutes": minutes, "phrases": phrases, "wall_s": round(time.monotonic() - started, 1),
-        "exit_code": child.returncode, "stderr_tail": stderr[-500:] if child.returncode else "",
-        "sessions": count["speech_started"], "finals": count["final"], "session_errors": count["session_error"],
+        "audio_minutes": minutes,
+        "phrases": phrases,
+        "wall_s": round(time.monotonic() - started, 1),
+        "exit_code": child.returncode,
+        "stderr_tail": stderr[-500:] if child.returncode else "",
+        "sessions": count["speech_started"],
+        "finals": count["final"],
+        "session_errors": count["session_error"],
         # every session opened ended in a final (maybe empty: nothing recognized) or an error
         "accounted": sessions["speech_started"] == sessions["final"] | sessions["session_error"],
         "rss_mb_first": round(samples[0][1], 1) if samples else None,
         "rss_mb_steady_min": round(min(s[1] for s in steady), 1) if steady else None,
         "rss_mb_steady_max": round(max(s[1] for s in steady), 1) if steady else None,
-        "fds_min": min((s[2] for s in samples), default=None), "fds_max": max((s[2] for s in samples), default=None),
-        "fds_first": samples[0][2] if samples else None, "fds_last": samples[-1][2] if samples else None,
+        "fds_min": min((s[2] for s in samples), default=None),
+        "fds_max": max((s[2] for s in samples), default=None),
+        "fds_first": samples[0][2] if samples else None,
+        "fds_last": samples[-1][2] if samples else None,
         "rss_mb_growth": round(sum(s[1] for s in late) / len(late) - sum(s[1] for s in early) / len(early), 1)
-        if samples else None,
+        if samples
+        else None,
         "samples": len(samples),
     }
 

@@ -29,19 +29,27 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
     """(cert, key) PEM files for localhost and 127.0.0.1; the cert is its own CA."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_file, key_file = directory / "server.pem", directory / "server.key"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_file, key_file
 
 
@@ -52,13 +60,21 @@ class ServiceAccountKeyPair:
         self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.id = key_id
         self.service_account_id = service_account_id
-        self.private_pem = self.private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                      serialization.NoEncryption()).decode()
+        self.private_pem = self.private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
 
     def json(self) -> str:
-        return json.dumps({"id": self.id, "service_account_id": self.service_account_id,
-                           "created_at": "2025-01-01T00:00:00Z", "key_algorithm": "RSA_2048",
-                           "public_key": "-----BEGIN PUBLIC KEY-----\n...", "private_key": self.private_pem})
+        return json.dumps(
+            {
+                "id": self.id,
+                "service_account_id": self.service_account_id,
+                "created_at": "2025-01-01T00:00:00Z",
+                "key_algorithm": "RSA_2048",
+                "public_key": "-----BEGIN PUBLIC KEY-----\n...",
+                "private_key": self.private_pem,
+            }
+        )
 
 
 class FakeIam(iam_grpc.IamTokenServiceServicer):
@@ -75,8 +91,13 @@ class FakeIam(iam_grpc.IamTokenServiceServicer):
     def Create(self, request, context):
         try:
             header = jwt.get_unverified_header(request.jwt)
-            claims = jwt.decode(request.jwt, self.key.private.public_key(), algorithms=["PS256"], audience=AUDIENCE,
-                                options={"require": ["exp", "iat", "iss", "aud"]})
+            claims = jwt.decode(
+                request.jwt,
+                self.key.private.public_key(),
+                algorithms=["PS256"],
+                audience=AUDIENCE,
+                options={"require": ["exp", "iat", "iss", "aud"]},
+            )
             assert header.get("kid") == self.key.id, "kid"
             assert claims["iss"] == self.key.service_account_id, "iss"
             assert claims["exp"] - claims["iat"] <= 3600, "lifetime"

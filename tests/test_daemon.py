@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import free_port, mix, noise, read_pcm, silence, start_http_recorder, write_wav
-from test_capture import asound_home
 
+from tests.audio.test_sources import asound_home
+from tests.conftest import start_http_recorder
 from voiced.commands.loading import load_configured
 from voiced.daemon import run_daemon
 from voiced.settings import DaemonSettings
+from voiced.testing import free_port, mix, noise, read_pcm, silence, write_wav
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "voiced" / "data" / "demo.wav"
@@ -50,8 +51,15 @@ def of_type(events, kind):
 
 
 def voiced_cli(*args, env=None, timeout=120, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "voiced", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, check=False, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "voiced", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+        cwd=cwd,
+    )
 
 
 def no_commands(tmp_path) -> str:
@@ -61,8 +69,9 @@ def no_commands(tmp_path) -> str:
 
 
 def test_demo_on_the_embedded_server_gives_partials_and_finals_as_jsonl(tmp_path):
-    child = voiced_cli("run", "--config", no_commands(tmp_path), "--input", str(DEMO), "--fast", "--events", "jsonl",
-                       cwd=tmp_path)
+    child = voiced_cli(
+        "run", "--config", no_commands(tmp_path), "--input", str(DEMO), "--fast", "--events", "jsonl", cwd=tmp_path
+    )
     assert child.returncode == 0, child.stderr[-3000:]
     events = [json.loads(line) for line in child.stdout.splitlines()]
     assert [e["type"] for e in events if e["type"].startswith("speech")] == ["speech_started", "speech_ended"] * 2
@@ -84,11 +93,31 @@ def test_text_output_to_a_pipe_has_finals_and_no_carriage_returns(tmp_path):
     assert len(lines) == 2 and "lights in the kitchen" in lines[0] and "timer for 5 minutes" in lines[1]
 
 
+def test_an_8_khz_input_is_recognized_at_its_own_rate(tmp_path):
+    """The recognizer is told the rate the WAV really has: told 16 kHz, 8 kHz audio would be
+    decoded at twice its speed and match nothing."""
+    _, rate = read_pcm(DEMO)
+    wav = tmp_path / "demo8k.wav"
+    subprocess.run(["sox", str(DEMO), "-r", "8000", str(wav)], check=True)
+    assert read_pcm(wav)[1] == 8000 and rate == RATE
+    shipped = yaml.safe_load((ROOT / "config" / "commands.yaml").read_text())
+    for command in shipped["commands"].values():
+        command["actions"] = [{"type": "exec", "argv": ["true"]}]
+    (tmp_path / "commands.yaml").write_text(yaml.safe_dump(shipped, allow_unicode=True))
+    settings = DaemonSettings.model_validate({"commands": {"files": [str(tmp_path / "commands.yaml")]}})
+    matched = [e["intent"] for e in of_type(run_collect(settings, wav), "command_matched")]
+    assert matched == ["LightOn", "SetTimer"]
+
+
 @pytest.fixture(scope="module")
 def noisy_commands(speech, tmp_path_factory) -> tuple[Path, list[str]]:
     """Four commands by four voices, separated by pauses, over a steady background noise."""
-    phrases = [("flite:kal16", "open the garage door"), ("flite:slt", "stop the music"),
-               ("flite:awb", "play some music"), ("flite:rms", "what time is it")]
+    phrases = [
+        ("flite:kal16", "open the garage door"),
+        ("flite:slt", "stop the music"),
+        ("flite:awb", "play some music"),
+        ("flite:rms", "what time is it"),
+    ]
     pcm = silence(1.0, RATE)
     for voice, text in phrases:
         pcm += read_pcm(speech(text, voice))[0] + silence(1.5, RATE)
@@ -137,15 +166,26 @@ def test_unreachable_server_gives_session_errors_and_the_daemon_goes_on(tmp_path
 
 
 def test_microphone_pipeline_on_a_virtual_alsa_device(local_server, speech, tmp_path):
-    pcm = silence(1.0, RATE) + read_pcm(speech("turn on the lights in the kitchen"))[0] + silence(1.5, RATE) \
-        + read_pcm(speech("set a timer for five minutes", "flite:kal16"))[0] + silence(3.0, RATE)
+    pcm = (
+        silence(1.0, RATE)
+        + read_pcm(speech("turn on the lights in the kitchen"))[0]
+        + silence(1.5, RATE)
+        + read_pcm(speech("set a timer for five minutes", "flite:kal16"))[0]
+        + silence(3.0, RATE)
+    )
     infile = tmp_path / "mic.raw"
     infile.write_bytes(pcm)
     env = asound_home(tmp_path, infile)
     config = tmp_path / "voiced.yaml"
     config.write_text(f"audio:\n  device: wavmic\nrecognition:\n  endpoint: {local_server.target}\n  language: en-US\n")
-    daemon = subprocess.Popen([sys.executable, "-m", "voiced", "run", "--config", str(config), "--events", "jsonl"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp_path)
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "voiced", "run", "--config", str(config), "--events", "jsonl"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=tmp_path,
+    )
     finals, errors = [], []
     try:
         timer = threading.Timer(120, daemon.kill)  # only against a hang
@@ -188,40 +228,67 @@ def home(tmp_path_factory, http_server, mosquitto):
     """A command file whose actions write a file, publish to the broker and POST to loopback,
     and one local server with its grammar (rejection on), as the embedded one would have."""
     from voiced.commands.loading import load_configured
-    from voiced.daemon import with_commands
+    from voiced.listen.recognizers import local_server, with_commands
     from voiced.server.app import start_server
 
     directory = tmp_path_factory.mktemp("home")
     log = directory / "actions.log"
-    write = lambda *args: {"type": "exec", "argv": [sys.executable, "-c", WRITE_ARGS, str(log), *args]}  # noqa: E731
+    write = lambda *args: {"type": "exec", "argv": [sys.executable, "-c", WRITE_ARGS, str(log), *args]}
     commands = {
-        "languages": {"en": {
-            "lists": {"room": {"values": [{"in": "kitchen", "out": "kitchen"}, {"in": "bedroom", "out": "bedroom"},
-                                          {"in": "(living room|lounge)", "out": "living_room"}]},
-                      "minutes": {"range": {"from": 1, "to": 60}}},
-            "expansion_rules": {"light": "(light|lights|lamp)"}}},
+        "languages": {
+            "en": {
+                "lists": {
+                    "room": {
+                        "values": [
+                            {"in": "kitchen", "out": "kitchen"},
+                            {"in": "bedroom", "out": "bedroom"},
+                            {"in": "(living room|lounge)", "out": "living_room"},
+                        ]
+                    },
+                    "minutes": {"range": {"from": 1, "to": 60}},
+                },
+                "expansion_rules": {"light": "(light|lights|lamp)"},
+            }
+        },
         "commands": {
-            "LightOn": {"sentences": {"en": ["turn on [the] {room} <light>", "turn on [the] <light> in [the] {room}"]},
-                        "actions": [write("on", "$room"), {"type": "mqtt", "topic": "home/$room/light", "payload": "ON"}]},
-            "LightOff": {"sentences": {"en": ["turn off [the] {room} <light>", "turn off [the] <light> in [the] {room}"]},
-                         "actions": [write("off", "$room")]},
-            "SetTimer": {"sentences": {"en": ["set [a] timer for {minutes} (minute|minutes)"]},
-                         "actions": [write("timer", "$minutes"),
-                                     {"type": "http", "url": f"http://127.0.0.1:{http_server.server_port}/timer",
-                                      "json": {"minutes": "$minutes"}}]},
+            "LightOn": {
+                "sentences": {"en": ["turn on [the] {room} <light>", "turn on [the] <light> in [the] {room}"]},
+                "actions": [write("on", "$room"), {"type": "mqtt", "topic": "home/$room/light", "payload": "ON"}],
+            },
+            "LightOff": {
+                "sentences": {"en": ["turn off [the] {room} <light>", "turn off [the] <light> in [the] {room}"]},
+                "actions": [write("off", "$room")],
+            },
+            "SetTimer": {
+                "sentences": {"en": ["set [a] timer for {minutes} (minute|minutes)"]},
+                "actions": [
+                    write("timer", "$minutes"),
+                    {
+                        "type": "http",
+                        "url": f"http://127.0.0.1:{http_server.server_port}/timer",
+                        "json": {"minutes": "$minutes"},
+                    },
+                ],
+            },
         },
     }
     path = directory / "commands.yaml"
     path.write_text(yaml.safe_dump(commands))
-    sections = {"commands": {"files": [str(path)]}, "actions": {"mqtt": {"port": mosquitto.port}},
-                # this server and the daemon share one process: on a loaded machine the daemon's
-                # messages may be late by more than the service's 5 s (not what is tested here)
-                "server": {"limits": {"max_gap_s": 60}}}
+    sections = {
+        "commands": {"files": [str(path)]},
+        "actions": {"mqtt": {"port": mosquitto.port}},
+        # this server and the daemon share one process: on a loaded machine the daemon's
+        # messages may be late by more than the service's 5 s (not what is tested here)
+        "server": {"limits": {"max_gap_s": 60}},
+    }
     embedded = DaemonSettings.model_validate(sections)
     command_set = load_configured(embedded.commands)
-    server = start_server(with_commands(embedded, command_set).embedded_server(), command_sets={"commands": command_set})
-    settings = DaemonSettings.model_validate({
-        **sections, "recognition": {"endpoint": server.target, "language": "en-US", "model": "commands"}})
+    server = start_server(
+        local_server(with_commands(embedded, command_set).server, "commands"), command_sets={"commands": command_set}
+    )
+    settings = DaemonSettings.model_validate(
+        {**sections, "recognition": {"endpoint": server.target, "language": "en-US", "model": "commands"}}
+    )
     yield settings, log
     server.stop()
 
@@ -237,38 +304,63 @@ def test_spoken_commands_run_their_actions_with_the_slot_values(home, speech, mo
     settings, log = home
     log.unlink(missing_ok=True)
     subscriber = mosquitto.subscribe("home/#")
-    wav = spoken(speech, tmp_path, [("flite:kal16", "turn on the kitchen light"),
-                                    ("flite:awb", "set a timer for twelve minutes"),
-                                    ("flite:rms", "turn off the lights in the bedroom"),
-                                    ("espeak:en-us", "turn on the living room light"),
-                                    ("flite:slt", "set a timer for forty five minutes")])
+    wav = spoken(
+        speech,
+        tmp_path,
+        [
+            ("flite:kal16", "turn on the kitchen light"),
+            ("flite:awb", "set a timer for twelve minutes"),
+            ("flite:rms", "turn off the lights in the bedroom"),
+            ("espeak:en-us", "turn on the living room light"),
+            ("flite:slt", "set a timer for forty five minutes"),
+        ],
+    )
     events = run_collect(settings, wav)
     matched = sorted((e["intent"], tuple(sorted(e["slots"].items()))) for e in of_type(events, "command_matched"))
-    assert matched == sorted([("LightOn", (("room", "kitchen"),)), ("SetTimer", (("minutes", 12),)),
-                              ("LightOff", (("room", "bedroom"),)), ("LightOn", (("room", "living_room"),)),
-                              ("SetTimer", (("minutes", 45),))])
+    assert matched == sorted(
+        [
+            ("LightOn", (("room", "kitchen"),)),
+            ("SetTimer", (("minutes", 12),)),
+            ("LightOff", (("room", "bedroom"),)),
+            ("LightOn", (("room", "living_room"),)),
+            ("SetTimer", (("minutes", 45),)),
+        ]
+    )
     # every action ran before run_daemon returned (the runner is drained on the way out)
-    assert sorted(log.read_text().splitlines()) == ["off bedroom", "on kitchen", "on living_room",
-                                                    "timer 12", "timer 45"]
+    assert sorted(log.read_text().splitlines()) == [
+        "off bedroom",
+        "on kitchen",
+        "on living_room",
+        "timer 12",
+        "timer 45",
+    ]
     assert not of_type(events, "action_failed") and len(of_type(events, "action_finished")) == 9
     assert sorted(json.loads(body)["minutes"] for _, _, _, body in http_server.requests[-2:]) == [12, 45]
     subscriber.loop_stop()
     # (retained messages other tests left on the shared broker arrive flagged: not ours)
     assert sorted((topic, payload) for topic, payload, retained in subscriber.messages if not retained) == [
-        ("home/kitchen/light", b"ON"), ("home/living_room/light", b"ON")]
+        ("home/kitchen/light", b"ON"),
+        ("home/living_room/light", b"ON"),
+    ]
 
 
 def test_speech_that_is_not_a_command_runs_nothing_and_says_why(home, speech, tmp_path):
     settings, log = home
     log.unlink(missing_ok=True)
-    wav = spoken(speech, tmp_path, [("flite:slt", "switch on the television"),
-                                    ("flite:kal16", "turn on the garden sprinkler"),
-                                    ("flite:awb", "what is the weather like tomorrow"),
-                                    ("flite:rms", "close the window in the kitchen"),
-                                    ("espeak:en-us", "did you see the game last night"),
-                                    # near misses: a number out of range, a room the file lacks
-                                    ("flite:slt", "set a timer for ninety minutes"),
-                                    ("flite:awb", "turn on the lights in the attic")])
+    wav = spoken(
+        speech,
+        tmp_path,
+        [
+            ("flite:slt", "switch on the television"),
+            ("flite:kal16", "turn on the garden sprinkler"),
+            ("flite:awb", "what is the weather like tomorrow"),
+            ("flite:rms", "close the window in the kitchen"),
+            ("espeak:en-us", "did you see the game last night"),
+            # near misses: a number out of range, a room the file lacks
+            ("flite:slt", "set a timer for ninety minutes"),
+            ("flite:awb", "turn on the lights in the attic"),
+        ],
+    )
     events = run_collect(settings, wav)
     assert len(of_type(events, "speech_started")) == 7 and not of_type(events, "session_error")
     assert not of_type(events, "command_matched") and not of_type(events, "action_started")
@@ -288,8 +380,17 @@ def test_demo_with_the_shipped_commands_matches_both_sentences(tmp_path):
         command["actions"] = [{"type": "exec", "argv": [sys.executable, "-c", WRITE_ARGS, str(log), "$intent"]}]
     (tmp_path / "commands.yaml").write_text(yaml.safe_dump(shipped, allow_unicode=True))
     (tmp_path / "voiced.yaml").write_text("commands:\n  files: [commands.yaml]\n")
-    child = voiced_cli("run", "--config", str(tmp_path / "voiced.yaml"), "--input", str(DEMO), "--fast",
-                       "--events", "jsonl", cwd=tmp_path)
+    child = voiced_cli(
+        "run",
+        "--config",
+        str(tmp_path / "voiced.yaml"),
+        "--input",
+        str(DEMO),
+        "--fast",
+        "--events",
+        "jsonl",
+        cwd=tmp_path,
+    )
     assert child.returncode == 0, child.stderr[-3000:]
     events = [json.loads(line) for line in child.stdout.splitlines()]
     matched = {e["session"]: (e["intent"], e["slots"]) for e in of_type(events, "command_matched")}
@@ -310,10 +411,14 @@ def test_broken_command_file_stops_the_start_with_a_located_error(tmp_path):
 
 def test_short_soak_accounts_for_every_session_and_leaks_no_descriptors(tmp_path):
     """The CI variant of bench/soak.py: two minutes of speech, silence and noise, read --fast."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-    from soak import soak
-
-    result = soak(2.0, tmp_path)
+    report = tmp_path / "soak.json"
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "soak.py"), "--minutes", "2", "--json", str(report)],
+        capture_output=True,
+        timeout=600,
+        check=False,
+    )
+    result = json.loads(report.read_text())
     assert result["exit_code"] == 0, result["stderr_tail"]
     assert result["accounted"] and result["sessions"] >= result["phrases"] - 1, result
     assert result["fds_last"] - result["fds_first"] <= 8, result
@@ -328,9 +433,14 @@ class DaemonProcess:
         self.notify.bind(str(tmp_path / "notify"))
         self.notify.settimeout(60)
         env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify")}
-        self.child = subprocess.Popen([sys.executable, "-m", "voiced", "run", "--config", str(config), "--input", "-",
-                                       "--events", "jsonl"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+        self.child = subprocess.Popen(
+            [sys.executable, "-m", "voiced", "run", "--config", str(config), "--input", "-", "--events", "jsonl"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=tmp_path,
+        )
         self.events: list[dict] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -368,8 +478,7 @@ def daemon_config(tmp_path):
     return config
 
 
-def test_sighup_reloads_a_valid_config_and_keeps_the_running_one_on_an_invalid_one(tmp_path, daemon_config,
-                                                                                  speech_pcm):
+def test_sighup_reloads_a_valid_config_and_keeps_the_running_one_on_an_invalid_one(tmp_path, daemon_config, speech_pcm):
     daemon = DaemonProcess(tmp_path, daemon_config)
     try:
         assert b"READY=1" in b"".join(daemon.notifications(b"READY=1"))

@@ -39,7 +39,13 @@ def test_jsonl_one_object_per_event_with_type_and_timestamp():
     emit({"type": "action_finished", "ok": True})
     records = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [r["type"] for r in records] == ["speech_started", "partial", "final", "command", "action_finished"]
-    assert records[0] == {"ts": 1700000000.123, "type": "speech_started", "session": 1, "audio_s": 0.51, "pre_roll_s": 0.81}
+    assert records[0] == {
+        "ts": 1700000000.123,
+        "type": "speech_started",
+        "session": 1,
+        "audio_s": 0.51,
+        "pre_roll_s": 0.81,
+    }
     assert records[1]["text"] == "включи свет"  # not \\u-escaped
     assert "включи" in out.getvalue()
 
@@ -47,8 +53,10 @@ def test_jsonl_one_object_per_event_with_type_and_timestamp():
 def test_jsonl_lines_stay_whole_under_concurrent_emitters():
     out = io.StringIO()
     emit = JsonlWriter(out)
-    threads = [threading.Thread(target=lambda n=n: [emit(PartialEvent(session=n, text="x" * 500)) for _ in range(200)])
-               for n in range(8)]
+    threads = [
+        threading.Thread(target=lambda n=n: [emit(PartialEvent(session=n, text="x" * 500)) for _ in range(200)])
+        for n in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -94,18 +102,24 @@ def test_timeline_log_times_each_utterances_milestones_from_its_start(caplog):
 
     timeline = TimelineLog(logging.getLogger("timeline"))
     with caplog.at_level(logging.INFO, logger="timeline"):
-        for record in [{"type": "speech_started", "session": 1, "ts": 100.0},
-                       {"type": "partial", "session": 1, "ts": 100.3, "text": "turn"},
-                       {"type": "partial", "session": 1, "ts": 100.5, "text": "turn on"},
-                       {"type": "speech_ended", "session": 1, "ts": 101.6},
-                       {"type": "final", "session": 1, "ts": 101.9, "text": "turn on the light"},
-                       {"type": "command_matched", "session": 1, "ts": 101.9, "intent": "LightOn"},
-                       {"type": "action_finished", "session": 1, "ts": 102.2, "intent": "LightOn", "action": "mqtt"}]:
+        for record in [
+            {"type": "speech_started", "session": 1, "ts": 100.0},
+            {"type": "partial", "session": 1, "ts": 100.3, "text": "turn"},
+            {"type": "partial", "session": 1, "ts": 100.5, "text": "turn on"},
+            {"type": "speech_ended", "session": 1, "ts": 101.6},
+            {"type": "final", "session": 1, "ts": 101.9, "text": "turn on the light"},
+            {"type": "command_matched", "session": 1, "ts": 101.9, "intent": "LightOn"},
+            {"type": "action_finished", "session": 1, "ts": 102.2, "intent": "LightOn", "action": "mqtt"},
+        ]:
             timeline(record)
-    assert caplog.messages == ["session 1: speech_started +0.00 s", "session 1: partial +0.30 s 'turn'",
-                               "session 1: speech_ended +1.60 s", "session 1: final +1.90 s 'turn on the light'",
-                               "session 1: command_matched +1.90 s 'LightOn'",
-                               "session 1: action_finished +2.20 s 'mqtt'"]
+    assert caplog.messages == [
+        "session 1: speech_started +0.00 s",
+        "session 1: partial +0.30 s 'turn'",
+        "session 1: speech_ended +1.60 s",
+        "session 1: final +1.90 s 'turn on the light'",
+        "session 1: command_matched +1.90 s 'LightOn'",
+        "session 1: action_finished +2.20 s 'mqtt'",
+    ]
 
 
 def test_a_failing_sink_is_isolated_from_the_others(caplog):

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import free_port
 from google.protobuf import descriptor_pb2
 
 from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2 as stt
+from voiced.testing import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SDK_VENV = ROOT / ".venv-yandexcloud"
@@ -40,8 +40,11 @@ def voiced_serve(tmp_path_factory):
     config = tmp_path_factory.mktemp("serve") / "server.yaml"
     config.write_text(f"server:\n  auth:\n    bearer_tokens: [{TOKEN}]\n")
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "voiced", "serve", "--config", str(config), "--port", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "voiced", "serve", "--config", str(config), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     target = f"127.0.0.1:{port}"
     try:
         with grpc.insecure_channel(target) as channel:
@@ -56,9 +59,25 @@ def voiced_serve(tmp_path_factory):
 
 def seed_client(python: Path, target: str, pcm_path: Path, rate: int, token: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(python), str(INTEROP / "seed_client.py"), "--endpoint", target, "--token", token,
-         "--folder_id", "b1gvmob95yysaplct532", "--path", str(pcm_path), "--rate", str(rate)],
-        capture_output=True, text=True, timeout=120, check=False)
+        [
+            str(python),
+            str(INTEROP / "seed_client.py"),
+            "--endpoint",
+            target,
+            "--token",
+            token,
+            "--folder_id",
+            "b1gvmob95yysaplct532",
+            "--path",
+            str(pcm_path),
+            "--rate",
+            str(rate),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def seed_results(stdout: str) -> list[tuple[list[str], bool]]:
@@ -73,12 +92,16 @@ def seed_results(stdout: str) -> list[tuple[list[str], bool]]:
     return results
 
 
-@pytest.mark.parametrize(("rate", "voice", "text", "expected"), [
-    (48000, "flite:awb", "what time is it", "time"),  # 8 kHz: see the client tests (grammar model)
-    (16000, "flite:slt", "turn on the kitchen lights", "kitchen"),
-])
-def test_seed_example_on_the_official_stubs_gets_results(voiced_serve, sdk_python, speech_pcm, tmp_path,
-                                                        rate, voice, text, expected):
+@pytest.mark.parametrize(
+    ("rate", "voice", "text", "expected"),
+    [
+        (48000, "flite:awb", "what time is it", "time"),  # 8 kHz: see the client tests (grammar model)
+        (16000, "flite:slt", "turn on the kitchen lights", "kitchen"),
+    ],
+)
+def test_seed_example_on_the_official_stubs_gets_results(
+    voiced_serve, sdk_python, speech_pcm, tmp_path, rate, voice, text, expected
+):
     pcm_path = tmp_path / "speech.pcm"
     pcm_path.write_bytes(speech_pcm(text, voice, rate))
     child = seed_client(sdk_python, voiced_serve, pcm_path, rate, TOKEN)
@@ -100,8 +123,13 @@ def test_seed_example_with_a_wrong_token_is_refused(voiced_serve, sdk_python, sp
 
 
 def compare_descriptors(python: Path, file_proto: descriptor_pb2.FileDescriptorProto) -> tuple[int, dict]:
-    child = subprocess.run([str(python), str(INTEROP / "compare_descriptors.py")],
-                           input=file_proto.SerializeToString(), capture_output=True, timeout=60, check=False)
+    child = subprocess.run(
+        [str(python), str(INTEROP / "compare_descriptors.py")],
+        input=file_proto.SerializeToString(),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     return child.returncode, json.loads(child.stdout)
 
 
@@ -115,8 +143,14 @@ def test_streaming_descriptors_are_identical_to_the_official_sdks(sdk_python):
     returncode, report = compare_descriptors(sdk_python, our_file_proto())
     assert report["differences"] == [] and returncode == 0
     assert sorted(name.rpartition(".")[2] for name in report["compared"]) == [
-        "RecognitionConfig", "RecognitionSpec", "SpeechRecognitionAlternative", "SpeechRecognitionChunk",
-        "StreamingRecognitionRequest", "StreamingRecognitionResponse", "WordInfo"]
+        "RecognitionConfig",
+        "RecognitionSpec",
+        "SpeechRecognitionAlternative",
+        "SpeechRecognitionChunk",
+        "StreamingRecognitionRequest",
+        "StreamingRecognitionResponse",
+        "WordInfo",
+    ]
     assert report["ours"]["method"]["client_streaming"] and report["ours"]["method"]["server_streaming"]
 
 

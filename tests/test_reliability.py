@@ -27,16 +27,16 @@ from pathlib import Path
 import grpc
 import pytest
 import yaml
-from conftest import free_port, silence, write_wav
-from tcp_proxy import TcpProxy
-from test_capture import asound_home
-from test_speechkit_recognizer import serve
 
+from tests.audio.test_sources import asound_home
+from tests.speechkit.test_recognizer import serve
+from tests.tcp_proxy import TcpProxy
 from voiced.commands.loading import load_configured
 from voiced.daemon import Worker, run_daemon
-from voiced.metrics import VoicedMetrics
+from voiced.ops.metrics import VoicedMetrics
 from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2_grpc as stt_grpc
 from voiced.settings import DaemonSettings
+from voiced.testing import free_port, silence, write_wav
 
 RATE = 16000
 FAST_RETRY = {"attempts": 3, "initial_s": 0.05, "max_s": 0.2, "jitter_s": 0.05, "auth_backoff_s": 0}
@@ -45,8 +45,14 @@ CHUNK = 3200  # 100 ms of audio per write
 
 
 def settings_for(target: str, **sections) -> DaemonSettings:
-    recognition = {"endpoint": target, "language": "en-US", "model": "lights", "retry": FAST_RETRY,
-                   "timeouts": {"connect_s": 0.5}, **sections.pop("recognition", {})}
+    recognition = {
+        "endpoint": target,
+        "language": "en-US",
+        "model": "lights",
+        "retry": FAST_RETRY,
+        "timeouts": {"connect_s": 0.5},
+        **sections.pop("recognition", {}),
+    }
     sections.setdefault("commands", {"files": []})
     return DaemonSettings.model_validate({"recognition": recognition, **sections})
 
@@ -92,7 +98,7 @@ class PipedDaemon:
 
     def feed(self, pcm: bytes) -> None:
         for start in range(0, len(pcm), CHUNK):
-            self._pipe.write(pcm[start:start + CHUNK])
+            self._pipe.write(pcm[start : start + CHUNK])
 
     def finish(self, timeout: float = 15) -> Events:
         """End the input; the daemon must finish its sessions and return (not crash, not hang)."""
@@ -158,8 +164,7 @@ def proxy(local_server):
         yield running
 
 
-def test_dropped_connections_mid_utterance_are_an_error_then_the_next_utterance_works(proxy, speech_pcm,
-                                                                                       monkeypatch):
+def test_dropped_connections_mid_utterance_are_an_error_then_the_next_utterance_works(proxy, speech_pcm, monkeypatch):
     daemon = PipedDaemon(settings_for(proxy.target), monkeypatch)
     mid_utterance_fault(daemon, speech_pcm(KITCHEN), proxy.drop)
     daemon.events.wait_for(lambda e: e.of("session_error", 1))
@@ -172,8 +177,7 @@ def test_dropped_connections_mid_utterance_are_an_error_then_the_next_utterance_
     every_session_accounted_for(events)
 
 
-def test_connection_stalled_mid_utterance_ends_at_the_final_deadline_then_recovers(proxy, speech_pcm,
-                                                                                   monkeypatch):
+def test_connection_stalled_mid_utterance_ends_at_the_final_deadline_then_recovers(proxy, speech_pcm, monkeypatch):
     daemon = PipedDaemon(settings_for(proxy.target), monkeypatch)
     mid_utterance_fault(daemon, speech_pcm(KITCHEN), proxy.blackhole)
     # nothing comes back: the daemon's own deadline after the end of speech ends the wait
@@ -221,13 +225,21 @@ def refusing_server(local_server):
 
 
 # calls one session makes before it gives up (FAST_RETRY attempts = 3; one credential refresh)
-CALLS = {"INVALID_ARGUMENT": 1, "UNAUTHENTICATED": 2, "PERMISSION_DENIED": 1, "RESOURCE_EXHAUSTED": 3,
-         "INTERNAL": 3, "UNAVAILABLE": 3, "DEADLINE_EXCEEDED": 3}
+CALLS = {
+    "INVALID_ARGUMENT": 1,
+    "UNAUTHENTICATED": 2,
+    "PERMISSION_DENIED": 1,
+    "RESOURCE_EXHAUSTED": 3,
+    "INTERNAL": 3,
+    "UNAVAILABLE": 3,
+    "DEADLINE_EXCEEDED": 3,
+}
 
 
 @pytest.mark.parametrize("code", list(CALLS))
 def test_each_status_code_is_reported_after_the_policy_and_the_next_session_works(
-        code, refusing_server, speech_pcm, monkeypatch):
+    code, refusing_server, speech_pcm, monkeypatch
+):
     servicer, target = refusing_server
     servicer.code, servicer.calls = code, 0
     daemon = PipedDaemon(settings_for(target), monkeypatch)
@@ -257,12 +269,23 @@ def test_missing_microphone_is_reported_until_it_returns_then_speech_is_heard(lo
     infile = tmp_path / "mic.raw"
     env = asound_home(tmp_path, infile)
     config = tmp_path / "voiced.yaml"
-    config.write_text(yaml.safe_dump({
-        "audio": {"device": "wavmic", "reopen_backoff_s": 0.05, "reopen_backoff_max_s": 0.2},
-        "recognition": {"endpoint": local_server.target, "language": "en-US", "model": "lights"},
-        "commands": {"files": []}}))
-    daemon = subprocess.Popen([sys.executable, "-m", "voiced", "run", "--config", str(config), "--events", "jsonl"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp_path)
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "audio": {"device": "wavmic", "reopen_backoff_s": 0.05, "reopen_backoff_max_s": 0.2},
+                "recognition": {"endpoint": local_server.target, "language": "en-US", "model": "lights"},
+                "commands": {"files": []},
+            }
+        )
+    )
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "voiced", "run", "--config", str(config), "--events", "jsonl"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=tmp_path,
+    )
     timer = threading.Timer(60, daemon.kill)  # only against a hang
     timer.start()
     errors, final = [], None
@@ -299,31 +322,47 @@ def python_action(code: str, **options) -> dict:
     return {"type": "exec", "argv": [sys.executable, "-c", code], **options}
 
 
-def test_hanging_crashing_and_flooding_actions_are_reported_and_the_daemon_goes_on(local_server, speech_pcm,
-                                                                                    monkeypatch, tmp_path):
+def test_hanging_crashing_and_flooding_actions_are_reported_and_the_daemon_goes_on(
+    local_server, speech_pcm, monkeypatch, tmp_path
+):
     log = tmp_path / "actions.log"
     actions = [
-        python_action("import time; time.sleep(600)", timeout_s=1),                       # hangs
-        python_action("import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"),          # crashes
-        python_action("import sys\nwhile True: sys.stdout.write('x' * 65536)", timeout_s=1,
-                      max_output_bytes=1024),                                              # floods forever
+        python_action("import time; time.sleep(600)", timeout_s=1),  # hangs
+        python_action("import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"),  # crashes
+        python_action(
+            "import sys\nwhile True: sys.stdout.write('x' * 65536)", timeout_s=1, max_output_bytes=1024
+        ),  # floods forever
         python_action("import sys; sys.stdout.write('y' * 20_000_000)", max_output_bytes=1024),  # a big burst
         {"type": "exec", "argv": [sys.executable, "-c", WRITE_ARGS, str(log), "on", "$room"]},
     ]
-    commands = {"languages": {"en": {"lists": {"room": {"values": ["kitchen", "bedroom"]}}}},
-                "commands": {"LightOn": {"sentences": {"en": ["turn on the {room} lights"]}, "actions": actions}}}
+    commands = {
+        "languages": {"en": {"lists": {"room": {"values": ["kitchen", "bedroom"]}}}},
+        "commands": {"LightOn": {"sentences": {"en": ["turn on the {room} lights"]}, "actions": actions}},
+    }
     (tmp_path / "commands.yaml").write_text(yaml.safe_dump(commands))
-    daemon = PipedDaemon(settings_for(local_server.target, commands={"files": [str(tmp_path / "commands.yaml")]}),
-                         monkeypatch)
+    daemon = PipedDaemon(
+        settings_for(local_server.target, commands={"files": [str(tmp_path / "commands.yaml")]}), monkeypatch
+    )
     daemon.feed(speech_pcm(KITCHEN) + silence(1.0, RATE) + speech_pcm(BEDROOM) + silence(1.0, RATE))
     events = daemon.finish(timeout=30)  # returns once every action has finished or was killed
     assert sorted(e["slots"]["room"] for e in events.of("command_matched")) == ["bedroom", "kitchen"]
-    outcomes = sorted((e["index"], e["type"], e.get("error") or e.get("detail")) for e in events
-                      if e["type"] in ("action_failed", "action_finished"))
+    outcomes = sorted(
+        (e["index"], e["type"], e.get("error") or e.get("detail"))
+        for e in events
+        if e["type"] in ("action_failed", "action_finished")
+    )
     assert [(index, kind) for index, kind, _ in outcomes] == [
-        (0, "action_failed"), (0, "action_failed"), (1, "action_failed"), (1, "action_failed"),
-        (2, "action_failed"), (2, "action_failed"), (3, "action_finished"), (3, "action_finished"),
-        (4, "action_finished"), (4, "action_finished")]
+        (0, "action_failed"),
+        (0, "action_failed"),
+        (1, "action_failed"),
+        (1, "action_failed"),
+        (2, "action_failed"),
+        (2, "action_failed"),
+        (3, "action_finished"),
+        (3, "action_finished"),
+        (4, "action_finished"),
+        (4, "action_finished"),
+    ]
     by_index = {index: detail for index, _, detail in outcomes}
     assert "timeout" in by_index[0] and "killed by signal 11" in by_index[1] and "timeout" in by_index[2]
     assert by_index[3] == "exit 0 (output truncated)"
@@ -374,8 +413,12 @@ def test_reload_storm_with_valid_and_broken_configs_keeps_running_and_finishes(l
         directory = Path(name)
         wav = write_wav(directory / "in.wav", speech_pcm(KITCHEN) + silence(1.0, RATE), RATE)
         config = directory / "voiced.yaml"
-        valid = yaml.safe_dump({"recognition": {"endpoint": local_server.target, "language": "en-US",
-                                                "model": "lights"}, "commands": {"files": []}})
+        valid = yaml.safe_dump(
+            {
+                "recognition": {"endpoint": local_server.target, "language": "en-US", "model": "lights"},
+                "commands": {"files": []},
+            }
+        )
         broken = valid + "endpointing: {frame_ms: 7}\n"
 
         def write_config(text: str) -> None:  # as an editor saves: a whole new file
@@ -385,10 +428,22 @@ def test_reload_storm_with_valid_and_broken_configs_keeps_running_and_finishes(l
         write_config(valid)
         notify = NotifySocket(directory)
         env = {**os.environ, "NOTIFY_SOCKET": notify.path}
-        command = [sys.executable, "-m", "voiced", "-v", "run", "--config", str(config), "--input", str(wav),
-                   "--events", "jsonl"]
-        daemon = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  cwd=directory)
+        command = [
+            sys.executable,
+            "-m",
+            "voiced",
+            "-v",
+            "run",
+            "--config",
+            str(config),
+            "--input",
+            str(wav),
+            "--events",
+            "jsonl",
+        ]
+        daemon = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=directory
+        )
         try:
             notify.messages.wait_for(lambda m: notify.count("READY=1"), timeout=30)  # the signal handlers are installed
             for index in range(30):

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from voiced.commands import load_commands
+from voiced.config.loader import ConfigError
+from voiced.listen.recognizers import with_commands
 from voiced.settings import DaemonSettings, load_settings
-from voiced.yamlconfig import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "voiced.yaml"
 
@@ -38,12 +40,15 @@ def test_sections_are_read(tmp_path):
     assert load_settings(path).audio.device == 3
 
 
-@pytest.mark.parametrize(("text", "where", "words"), [
-    ("endpointing:\n  end_silence: slow\n", ":2:16:", "end_silence"),
-    ("audio:\n  sample_rate: 44100\n", ":2:16:", "sample_rate"),
-    ("audio:\n  sample_rate: 16000\nmicrophone: {}\n", ":3:13:", "microphone"),
-    ("endpointing:\n  frame_ms: [\n", ":3:1:", "YAML"),
-])
+@pytest.mark.parametrize(
+    ("text", "where", "words"),
+    [
+        ("endpointing:\n  end_silence: slow\n", ":2:16:", "end_silence"),
+        ("audio:\n  sample_rate: 44100\n", ":2:16:", "sample_rate"),
+        ("audio:\n  sample_rate: 16000\nmicrophone: {}\n", ":3:13:", "microphone"),
+        ("endpointing:\n  frame_ms: [\n", ":3:1:", "YAML"),
+    ],
+)
 def test_errors_are_located(tmp_path, text, where, words):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -53,29 +58,24 @@ def test_errors_are_located(tmp_path, text, where, words):
     assert message.startswith(str(path) + where) and words in message
 
 
-def test_recognizer_is_told_the_real_sample_rate():
-    settings = DaemonSettings()
-    assert settings.recognition.endpoint is None  # the embedded local server by default
-    assert settings.with_sample_rate(48000).recognition.sample_rate == 48000
-    assert settings.with_sample_rate(48000).audio == settings.audio
-
-
 def test_command_files_are_relative_to_the_config_and_the_grammar_is_asked_for(tmp_path):
     path = tmp_path / "voiced.yaml"
-    path.write_text("commands:\n  files: [cmds, /abs/x.yaml]\n  local_grammar: {rejection_margin: 0.8}\n"
-                    "actions:\n  max_concurrent: 3\n")
+    path.write_text(
+        "commands:\n  files: [cmds, /abs/x.yaml]\n  local_grammar: {rejection_margin: 0.8}\n"
+        "actions:\n  max_concurrent: 3\n"
+    )
     settings = load_settings(path)
     assert settings.commands.files == [tmp_path / "cmds", Path("/abs/x.yaml")]
     assert settings.actions.max_concurrent == 3
-    assert settings.uses_command_grammar()  # embedded server, recognition.model left out
-    chosen = settings.with_command_grammar("#JSGF V1.0;\ngrammar g;\npublic <a> = stop;\n")
+    commands = load_commands(["config/commands.yaml"])
+    chosen = with_commands(settings, commands)  # the local engine, recognition.model left out
     assert chosen.recognition.model == "commands"
     assert chosen.server.models["commands"].rejection_margin == 0.8
     assert chosen.server.models["commands"].language == "en-US"
     path.write_text("recognition:\n  model: general\n")  # the open LM, kept on purpose
-    assert not load_settings(path).uses_command_grammar()
+    assert with_commands(load_settings(path), commands).recognition.model == "general"
     path.write_text("recognition:\n  endpoint: stt.api.cloud.yandex.net:443\n")
-    assert not load_settings(path).uses_command_grammar()
+    assert "commands" not in with_commands(load_settings(path), commands).server.models
     path.write_text("commands:\n  local_grammar: {rejection_margin: -1}\n")
     with pytest.raises(ConfigError, match=r":2:37: commands.local_grammar.rejection_margin"):
         load_settings(path)

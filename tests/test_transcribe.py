@@ -8,14 +8,19 @@ import wave
 from pathlib import Path
 
 import pytest
-from conftest import free_port, read_pcm, silence
 
+from voiced.testing import free_port, read_pcm, silence
 from voiced.transcribe import InputError, Recording, chunks, read_recording
 
 
 def voiced_transcribe(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    child = subprocess.run([sys.executable, "-m", "voiced", "transcribe", *args], input=stdin,
-                           capture_output=True, timeout=120, check=False)
+    child = subprocess.run(
+        [sys.executable, "-m", "voiced", "transcribe", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     return subprocess.CompletedProcess(child.args, child.returncode, child.stdout.decode(), child.stderr.decode())
 
 
@@ -105,16 +110,16 @@ def test_wav_file_gives_partials_then_the_final_words(local_server, speech):
 def test_raw_pcm_on_stdin_at_real_time_pace(local_server, speech_pcm):
     pcm = speech_pcm("open the garage door", "flite:kal16", 8000) + silence(0.5, 8000)
     # 8 kHz: the grammar model (the open model gets narrow-band audio wrong too often)
-    child = voiced_transcribe("-", "--rate", "8000", "--model", "lights", "--endpoint", local_server.target,
-                              stdin=pcm)
+    child = voiced_transcribe("-", "--rate", "8000", "--model", "lights", "--endpoint", local_server.target, stdin=pcm)
     assert child.returncode == 0, child.stderr
     results = _results(child.stdout)
     assert results == [("final", "open the garage door")], child.stdout  # no --partial: finals only
 
 
 def test_server_rejection_is_reported_with_its_code_and_details(local_server, speech):
-    child = voiced_transcribe(str(speech("hello")), "--endpoint", local_server.target, "--model", "no-such-model",
-                              "--fast")
+    child = voiced_transcribe(
+        str(speech("hello")), "--endpoint", local_server.target, "--model", "no-such-model", "--fast"
+    )
     assert child.returncode == 1
     assert child.stderr.startswith("voiced transcribe: INVALID_ARGUMENT: ") and "general" in child.stderr, child.stderr
     assert "Traceback" not in child.stderr

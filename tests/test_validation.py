@@ -23,11 +23,20 @@ NOBODY = 65534
 def voiced(*args, cwd, env=None, user=None, timeout=60) -> subprocess.CompletedProcess:
     """`voiced ARGS`; as uid `user` when given (and this test runs as root: permissions do
     not apply to root, so an unreadable directory is only unreadable to someone else)."""
-    prefix = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] \
-        if user is not None and os.geteuid() == 0 else []
+    prefix = (
+        ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"]
+        if user is not None and os.geteuid() == 0
+        else []
+    )
     environment = {key: value for key, value in (env or os.environ).items() if key != "VOICED_CONFIG"}
-    return subprocess.run([*prefix, sys.executable, "-m", "voiced", *args], capture_output=True, text=True,
-                          cwd=cwd, env={**environment, "XDG_CONFIG_HOME": str(cwd)}, timeout=timeout)
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "voiced", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**environment, "XDG_CONFIG_HOME": str(cwd)},
+        timeout=timeout,
+    )
 
 
 def run_and_check(config: Path) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
@@ -55,8 +64,10 @@ def test_a_language_without_a_model_is_refused_by_both(tmp_path):
     run, check = run_and_check(config)
     assert (run.returncode, check.returncode) == (2, 1)
     assert problems(run) == problems(check) and len(problems(run)) == 1
-    assert problems(run)[0].startswith(f"{config}:2:13: recognition.language: the embedded recognizer would refuse "
-                                       "every session: language_code ru-RU has no installed model")
+    assert problems(run)[0].startswith(
+        f"{config}:2:13: recognition.language: the embedded recognizer would refuse "
+        "every session: language_code ru-RU has no installed model"
+    )
 
 
 def test_an_unwritable_recording_directory_is_refused_by_both(shared_dir):
@@ -68,15 +79,25 @@ def test_an_unwritable_recording_directory_is_refused_by_both(shared_dir):
     run = voiced("run", "--config", str(config), "--input", str(DEMO), "--fast", cwd=shared_dir, user=NOBODY)
     check = voiced("check-config", "--config", str(config), cwd=shared_dir, user=NOBODY)
     assert (run.returncode, check.returncode) == (2, 1), run.stderr
-    assert problems(run) == problems(check) == [
-        f"{config}:2:32: audio.debug_recording.directory: cannot record into {recordings}: "
-        f"{recordings}: Permission denied"]
+    assert (
+        problems(run)
+        == problems(check)
+        == [
+            f"{config}:2:32: audio.debug_recording.directory: cannot record into {recordings}: "
+            f"{recordings}: Permission denied"
+        ]
+    )
 
 
 @pytest.mark.parametrize("kind", ["missing", "fifo", "device", "directory named .yaml", "unreadable directory"])
 def test_named_command_paths_must_be_usable(shared_dir, kind):
-    target = {"missing": shared_dir / "absent.yaml", "fifo": shared_dir / "fifo.yaml", "device": Path("/dev/zero"),
-              "directory named .yaml": shared_dir / "sub.yaml", "unreadable directory": shared_dir / "commands.d"}[kind]
+    target = {
+        "missing": shared_dir / "absent.yaml",
+        "fifo": shared_dir / "fifo.yaml",
+        "device": Path("/dev/zero"),
+        "directory named .yaml": shared_dir / "sub.yaml",
+        "unreadable directory": shared_dir / "commands.d",
+    }[kind]
     if kind == "fifo":
         os.mkfifo(target)
     elif kind.startswith(("directory", "unreadable")):
@@ -90,16 +111,28 @@ def test_named_command_paths_must_be_usable(shared_dir, kind):
     assert (run.returncode, check.returncode) == (2, 1), run.stderr
     [problem] = problems(run)
     assert problems(check) == [problem]
-    reason = {"missing": "does not exist", "fifo": "is not a regular file", "device": "is not a regular file",
-              "directory named .yaml": "is a directory, not a command file",
-              "unreadable directory": "cannot be read: Permission denied"}[kind]
+    reason = {
+        "missing": "does not exist",
+        "fifo": "is not a regular file",
+        "device": "is not a regular file",
+        "directory named .yaml": "is a directory, not a command file",
+        "unreadable directory": "cannot be read: Permission denied",
+    }[kind]
     assert problem.startswith(f"{config}:2:11: commands.files.0: {target} {reason}"), problem
 
 
-@pytest.mark.parametrize("content", [b"audio:\n  device: \xff\n", b"x: " + b"[" * 100_000 + b"]" * 100_000,
-                                     b"a: &a [x, x, x, x, x, x, x, x, x, x]\n" + b"".join(
-                                         b"a%d: &a%d [%s]\n" % (i, i, b", ".join([b"*a" if i == 1 else b"*a%d" % (i - 1)]
-                                                                                 * 10)) for i in range(1, 10))])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"audio:\n  device: \xff\n",
+        b"x: " + b"[" * 100_000 + b"]" * 100_000,
+        b"a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+        + b"".join(
+            b"a%d: &a%d [%s]\n" % (i, i, b", ".join([b"*a" if i == 1 else b"*a%d" % (i - 1)] * 10))
+            for i in range(1, 10)
+        ),
+    ],
+)
 def test_a_hostile_config_stops_the_start_with_exit_2(tmp_path, content):
     config = tmp_path / "voiced.yaml"
     config.write_bytes(content)
@@ -116,24 +149,26 @@ def test_a_directory_entry_that_is_not_a_file_is_an_error(tmp_path):
     os.mkfifo(commands / "b.yaml")
     result = voiced("check-config", "--commands", str(commands), cwd=tmp_path)
     assert result.returncode == 1
-    assert problems(result) == [f"{commands / 'b.yaml'}:1:1: is not a regular file (a FIFO, device or socket): not "
-                                "read as a YAML file"]
+    assert problems(result) == [
+        f"{commands / 'b.yaml'}:1:1: is not a regular file (a FIFO, device or socket): not read as a YAML file"
+    ]
 
 
 def test_undefined_lists_and_rules_are_located_at_their_sentences(tmp_path):
     commands = tmp_path / "commands.yaml"
-    commands.write_text("languages:\n  en:\n    lists: {room: {values: [kitchen]}}\n"
-                        "commands:\n  LightOn:\n    sentences:\n      en:\n        - 'turn on the {room} light'\n"
-                        "        - 'turn on the {place} light'\n        - 'switch <on> the {floor}'\n")
+    commands.write_text(
+        "languages:\n  en:\n    lists: {room: {values: [kitchen]}}\n"
+        "commands:\n  LightOn:\n    sentences:\n      en:\n        - 'turn on the {room} light'\n"
+        "        - 'turn on the {place} light'\n        - 'switch <on> the {floor}'\n"
+    )
     result = voiced("check-config", "--commands", str(commands), cwd=tmp_path)
     assert result.returncode == 1
     assert problems(result) == [
-        f"{commands}:9:11: template 'turn on the {{place}} light': list {{place}} is not defined in "
-        "languages.en.lists",
+        f"{commands}:9:11: template 'turn on the {{place}} light': list {{place}} is not defined in languages.en.lists",
         f"{commands}:10:11: template 'switch <on> the {{floor}}': rule <on> is not defined in "
         "languages.en.expansion_rules",
-        f"{commands}:10:11: template 'switch <on> the {{floor}}': list {{floor}} is not defined in "
-        "languages.en.lists"]
+        f"{commands}:10:11: template 'switch <on> the {{floor}}': list {{floor}} is not defined in languages.en.lists",
+    ]
 
 
 def test_command_words_the_embedded_recognizer_cannot_say_are_refused_by_both(tmp_path):
@@ -143,8 +178,9 @@ def test_command_words_the_embedded_recognizer_cannot_say_are_refused_by_both(tm
     run, check = run_and_check(config)
     assert (run.returncode, check.returncode) == (2, 1)
     assert problems(run) == problems(check) and len(problems(run)) == 1
-    assert problems(run)[0].startswith(f"{config}:2:3: the embedded recognizer cannot load a model: words not in "
-                                       "the pronunciation dictionary") and problems(run)[0].endswith("zzyzxq")
+    assert problems(run)[0].startswith(
+        f"{config}:2:3: the embedded recognizer cannot load a model: words not in the pronunciation dictionary"
+    ) and problems(run)[0].endswith("zzyzxq")
 
 
 def test_loose_permissions_of_secret_files_are_warned_about(tmp_path):
@@ -155,12 +191,15 @@ def test_loose_permissions_of_secret_files_are_warned_about(tmp_path):
     password.write_text("s3cret\n")
     password.chmod(0o600)
     config = tmp_path / "voiced.yaml"
-    config.write_text(f"recognition:\n  endpoint: 127.0.0.1:1\n  api_key: {{file: {key}}}\n"
-                      f"actions:\n  mqtt: {{password_file: {password}}}\ncommands:\n  files: []\n")
+    config.write_text(
+        f"recognition:\n  endpoint: 127.0.0.1:1\n  api_key: {{file: {key}}}\n"
+        f"actions:\n  mqtt: {{password_file: {password}}}\ncommands:\n  files: []\n"
+    )
     check = voiced("check-config", "--config", str(config), cwd=tmp_path)
     assert check.returncode == 0
-    assert problems(check) == [f"{key}:1:1: warning: recognition.api_key can be read by every user (mode 0644): "
-                               f"chmod o-rw {key}"]
+    assert problems(check) == [
+        f"{key}:1:1: warning: recognition.api_key can be read by every user (mode 0644): chmod o-rw {key}"
+    ]
     key.chmod(0o640)
     assert problems(voiced("check-config", "--config", str(config), cwd=tmp_path)) == []
 
@@ -168,7 +207,11 @@ def test_loose_permissions_of_secret_files_are_warned_about(tmp_path):
 def test_the_config_is_searched_for_and_named_at_start(tmp_path):
     environ = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "VOICED_CONFIG": str(tmp_path / "env.yaml")}
     assert [source for _, source in config_candidates(environ)] == [
-        "$VOICED_CONFIG", "user config", "system config", "bundled example"]
+        "$VOICED_CONFIG",
+        "user config",
+        "system config",
+        "bundled example",
+    ]
     assert config_candidates(environ)[-1][0] == EXAMPLE_CONFIG and EXAMPLE_CONFIG.is_file()
     assert find_config("given.yaml", environ).describe() == "given.yaml (--config)"
     user = tmp_path / "xdg" / "voiced" / "voiced.yaml"
@@ -179,9 +222,14 @@ def test_the_config_is_searched_for_and_named_at_start(tmp_path):
     # outside any checkout, from another directory: the user's config and its commands are found
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    result = subprocess.run([sys.executable, "-m", "voiced", "check-config"], capture_output=True, text=True,
-                            cwd=elsewhere, env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg")},
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "voiced", "check-config"],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg")},
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines()[0] == f"config: {user} (user config)"
     assert result.stdout == f"OK: 1 commands (en) from {user.parent / 'mine.yaml'}\n"
@@ -192,29 +240,39 @@ def test_run_names_its_config_and_an_empty_command_set_is_said(tmp_path):
     config.write_text("recognition:\n  model: general\n")  # no commands.yaml beside it
     run = voiced("run", "--config", str(config), "--input", str(DEMO), "--fast", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    assert run.stderr.splitlines()[:2] == [f"voiced: config {config} (--config)",
-                                           "voiced: no commands: transcribing only"]
+    assert run.stderr.splitlines()[:2] == [
+        f"voiced: config {config} (--config)",
+        "voiced: no commands: transcribing only",
+    ]
     empty = tmp_path / "empty.d"
     empty.mkdir()
     config.write_text(f"commands:\n  files: [{empty}]\n")
     check = voiced("check-config", "--config", str(config), cwd=tmp_path)
     assert check.returncode == 0 and check.stdout == "OK: no commands: transcribing only\n"
-    assert problems(check) == [f"{config}:2:10: warning: the command files define no commands: the daemon only "
-                               "transcribes"]
+    assert problems(check) == [
+        f"{config}:2:10: warning: the command files define no commands: the daemon only transcribes"
+    ]
 
 
 def test_cli_rough_edges(tmp_path):
     config = tmp_path / "voiced.yaml"
     config.write_text("commands:\n  files: [commands.yaml]\n")
     (tmp_path / "commands.yaml").write_text(
-        "commands:\n" + "".join(f"  C{i}:\n    sentences: {{en: ['{word}']}}\n"
-                                 for i, word in enumerate(["alpha", "bravo", "charlie"])))
+        "commands:\n"
+        + "".join(
+            f"  C{i}:\n    sentences: {{en: ['{word}']}}\n" for i, word in enumerate(["alpha", "bravo", "charlie"])
+        )
+    )
     # -v after the subcommand is accepted, and counts
     verbose = voiced("run", "-v", "--config", str(config), "--input", str(DEMO), "--fast", cwd=tmp_path)
     assert verbose.returncode == 0 and "INFO voiced." in verbose.stderr, verbose.stderr
     # `voiced match ... | head -c 1`: the reader leaves early, no BrokenPipeError traceback
-    match = subprocess.Popen([sys.executable, "-m", "voiced", "match", "bravo", "--config", str(config)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    match = subprocess.Popen(
+        [sys.executable, "-m", "voiced", "match", "bravo", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
     match.stdout.read(1)
     match.stdout.close()
     _, stderr = match.communicate(timeout=60)
@@ -232,10 +290,13 @@ def test_secret_file_modes_are_read_not_guessed(tmp_path):
     key.chmod(0o640)
     assert stat.S_IMODE(key.stat().st_mode) == 0o640
     config = tmp_path / "voiced.yaml"
-    config.write_text(f"server:\n  tls: {{cert_file: {key}, key_file: {key}}}\n  auth: {{api_key_files: [{key}]}}\n"
-                      "recognition:\n  endpoint: 127.0.0.1:1\ncommands:\n  files: []\n")
+    config.write_text(
+        f"server:\n  tls: {{cert_file: {key}, key_file: {key}}}\n  auth: {{api_key_files: [{key}]}}\n"
+        "recognition:\n  endpoint: 127.0.0.1:1\ncommands:\n  files: []\n"
+    )
     assert problems(voiced("check-config", "--config", str(config), cwd=tmp_path)) == []
     key.chmod(0o646)
-    assert [line.split(": warning: ")[1].split(" can")[0] for line in
-            problems(voiced("check-config", "--config", str(config), cwd=tmp_path))] == [
-        "server.tls.key_file", "server.auth.api_key_files"]
+    assert [
+        line.split(": warning: ")[1].split(" can")[0]
+        for line in problems(voiced("check-config", "--config", str(config), cwd=tmp_path))
+    ] == ["server.tls.key_file", "server.auth.api_key_files"]

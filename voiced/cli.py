@@ -10,14 +10,14 @@ import os
 import sys
 
 from voiced import __version__
-from voiced.notify import JournalFormatter, stderr_is_journal
-
-DEFAULT_LOCAL_PORT = 50051
+from voiced.ops.notify import JournalFormatter, stderr_is_journal
+from voiced.protocol.vocabulary import DEFAULT_PORT
 
 # -v is accepted after the subcommand too (`voiced run -v`); counted apart, then added up
 _VERBOSITY = argparse.ArgumentParser(add_help=False)
-_VERBOSITY.add_argument("-v", "--verbose", dest="verbose_after", action="count", default=0,
-                        help="more logging (-vv for debug)")
+_VERBOSITY.add_argument(
+    "-v", "--verbose", dest="verbose_after", action="count", default=0, help="more logging (-vv for debug)"
+)
 
 
 def _positive(text: str) -> int:
@@ -30,18 +30,24 @@ def _add_serve(sub) -> None:
     p = sub.add_parser("serve", parents=[_VERBOSITY], help="run the local SpeechKit-v2-compatible recognition server")
     p.add_argument("--config", metavar="FILE", help="YAML file with a `server:` section")
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, help=f"TCP port (default {DEFAULT_LOCAL_PORT}; 0 = any free)")
-    p.add_argument("--workers", type=_positive, metavar="N",
-                   help="worker processes serving the port, e.g. one per core (default: server.workers, 1)")
+    p.add_argument("--port", type=int, help=f"TCP port (default {DEFAULT_PORT}; 0 = any free)")
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        metavar="N",
+        help="worker processes serving the port, e.g. one per core (default: server.workers, 1)",
+    )
     p.set_defaults(handler="voiced.server.app:main")
 
 
 def _add_transcribe(sub) -> None:
-    p = sub.add_parser("transcribe", parents=[_VERBOSITY],
-                       help="stream a WAV or raw PCM file to a recognizer and print results")
+    p = sub.add_parser(
+        "transcribe", parents=[_VERBOSITY], help="stream a WAV or raw PCM file to a recognizer and print results"
+    )
     p.add_argument("file", help="WAV file, or raw 16-bit PCM with --rate; - reads stdin")
-    p.add_argument("--endpoint", default=f"127.0.0.1:{DEFAULT_LOCAL_PORT}",
-                   help="host:port of the server (default: the local server)")
+    p.add_argument(
+        "--endpoint", default=f"127.0.0.1:{DEFAULT_PORT}", help="host:port of the server (default: the local server)"
+    )
     p.add_argument("--language", default="en-US", help="language code (default en-US)")
     p.add_argument("--model", default="general", help="model name (default general)")
     p.add_argument("--partial", action="store_true", help="ask for intermediate results")
@@ -52,55 +58,76 @@ def _add_transcribe(sub) -> None:
 
 def _add_run(sub) -> None:
     p = sub.add_parser("run", parents=[_VERBOSITY], help="run the voice-command daemon in the foreground")
-    p.add_argument("--config", metavar="FILE",
-                   help="daemon YAML (default: $VOICED_CONFIG, ~/.config/voiced/voiced.yaml, "
-                        "/etc/voiced/voiced.yaml, then the bundled example)")
-    p.add_argument("--input", metavar="FILE|-", help="read a WAV file (or raw PCM on stdin with -) instead of the microphone")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="daemon YAML (default: $VOICED_CONFIG, ~/.config/voiced/voiced.yaml, "
+        "/etc/voiced/voiced.yaml, then the bundled example)",
+    )
+    p.add_argument(
+        "--input", metavar="FILE|-", help="read a WAV file (or raw PCM on stdin with -) instead of the microphone"
+    )
     p.add_argument("--fast", action="store_true", help="read --input FILE as fast as possible, not at real-time pace")
-    p.add_argument("--events", choices=["text", "jsonl"], default="text",
-                   help="text: live caption and finals; jsonl: one JSON event per line on stdout")
+    p.add_argument(
+        "--events",
+        choices=["text", "jsonl"],
+        default="text",
+        help="text: live caption and finals; jsonl: one JSON event per line on stdout",
+    )
     p.set_defaults(handler="voiced.daemon:main")
 
 
 def _add_devices(sub) -> None:
     p = sub.add_parser("devices", parents=[_VERBOSITY], help="list audio input devices")
-    p.set_defaults(handler="voiced.capture:list_devices_main")
+    p.set_defaults(handler="voiced.audio.devices:list_devices_main")
 
 
 def _add_check_config(sub) -> None:
-    p = sub.add_parser("check-config", parents=[_VERBOSITY],
-                       help="validate the config and command files; print located errors")
+    p = sub.add_parser(
+        "check-config", parents=[_VERBOSITY], help="validate the config and command files; print located errors"
+    )
     p.add_argument("--config", metavar="FILE", help="daemon YAML to check (default: as `voiced run` finds it)")
-    p.add_argument("--commands", nargs="+", metavar="PATH",
-                   help="command files or directories (default: those the config names)")
+    p.add_argument(
+        "--commands", nargs="+", metavar="PATH", help="command files or directories (default: those the config names)"
+    )
     p.set_defaults(handler="voiced.commands.cli:check_config_main")
 
 
 def _add_match(sub) -> None:
-    p = sub.add_parser("match", parents=[_VERBOSITY],
-                       help="show which command a sentence matches and the actions it would run")
+    p = sub.add_parser(
+        "match", parents=[_VERBOSITY], help="show which command a sentence matches and the actions it would run"
+    )
     p.add_argument("text", help="the sentence, as a recognizer would return it")
     p.add_argument("--config", metavar="FILE", help="daemon YAML naming the command files")
     p.add_argument("--run", action="store_true", help="also run the actions")
-    p.add_argument("--commands", nargs="+", metavar="PATH",
-                   help="command files or directories (default: those the config names)")
+    p.add_argument(
+        "--commands", nargs="+", metavar="PATH", help="command files or directories (default: those the config names)"
+    )
     p.add_argument("--language", help="language of the text (default: the config's recognition language)")
     p.set_defaults(handler="voiced.commands.cli:match_main")
 
 
 def _add_install_service(sub) -> None:
-    p = sub.add_parser("install-service", parents=[_VERBOSITY],
-                       help="install voiced as a systemd service (user, config, unit)")
+    p = sub.add_parser(
+        "install-service", parents=[_VERBOSITY], help="install voiced as a systemd service (user, config, unit)"
+    )
     p.add_argument("--dry-run", action="store_true", help="print what would be done, change nothing")
-    p.add_argument("--unit", choices=["voiced", "serve"], default="voiced",
-                   help="voiced: the daemon (default); serve: the standalone recognition server")
+    p.add_argument(
+        "--unit",
+        choices=["voiced", "serve"],
+        default="voiced",
+        help="voiced: the daemon (default); serve: the standalone recognition server",
+    )
     p.add_argument("--now", action="store_true", help="also start the service")
     p.add_argument("--executable", metavar="PATH", help="voiced executable the unit runs (default: this one)")
-    p.add_argument("--example-config", metavar="FILE",
-                   help="copied to /etc/voiced/voiced.yaml if that is absent "
-                        "(default: this checkout's config/voiced.yaml, with its commands.yaml)")
+    p.add_argument(
+        "--example-config",
+        metavar="FILE",
+        help="copied to /etc/voiced/voiced.yaml if that is absent "
+        "(default: this checkout's config/voiced.yaml, with its commands.yaml)",
+    )
     p.add_argument("--root", default="/", metavar="DIR", help="install into an image or chroot at DIR")
-    p.set_defaults(handler="voiced.service:main")
+    p.set_defaults(handler="voiced.ops.install:main")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,12 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.WARNING - 10 * (args.verbose + args.verbose_after)
-    logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=max(level, logging.DEBUG), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
     if stderr_is_journal():  # under systemd: journald records the level itself
         logging.getLogger().handlers[0].setFormatter(JournalFormatter("%(name)s: %(message)s"))
     if args.command in ("run", "serve"):  # long-running: before any thread starts
-        from voiced.server.engine import limit_malloc_arenas
+        from voiced.ops.memory import limit_malloc_arenas
 
         limit_malloc_arenas()
     module_name, _, function_name = args.handler.partition(":")

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, TextIO
+from typing import Any, ClassVar, Protocol, TextIO
 
 EventSink = Callable[[Any], None]
 
@@ -90,15 +90,25 @@ def event_dict(event: Any) -> dict[str, Any]:
         return dict(event)
     if hasattr(event, "to_dict"):
         return event.to_dict()
-    if dataclasses.is_dataclass(event):
+    if dataclasses.is_dataclass(event) and not isinstance(event, type):
         return {"type": getattr(event, "type", type(event).__name__), **dataclasses.asdict(event)}
     raise TypeError(f"not an event: {event!r}")
+
+
+class TextOutput(Protocol):
+    """Where the writers print: a text stream, or the daemon's OutputStream around stdout."""
+
+    def write(self, text: str, /) -> Any: ...
+
+    def flush(self) -> None: ...
+
+    def isatty(self) -> bool: ...
 
 
 class JsonlWriter:
     """One JSON object per line; thread-safe (actions emit from their worker threads)."""
 
-    def __init__(self, stream: TextIO = sys.stdout, clock: Callable[[], float] = time.time):
+    def __init__(self, stream: TextOutput = sys.stdout, clock: Callable[[], float] = time.time):
         self._stream = stream
         self._clock = clock
         self._lock = threading.Lock()
@@ -118,7 +128,7 @@ class CaptionWriter:
     file, journal) carriage returns would only garble the output, so partials are not shown.
     """
 
-    def __init__(self, stream: TextIO = sys.stdout, live: bool | None = None):
+    def __init__(self, stream: TextOutput = sys.stdout, live: bool | None = None):
         self._stream = stream
         self._live = stream.isatty() if live is None else live
         self._caption_width = 0
@@ -162,8 +172,17 @@ class TimelineLog:
 
     Partials are chatty: only the first one is a milestone."""
 
-    MILESTONES = ("speech_started", "partial", "speech_ended", "final", "session_error", "command_matched",
-                  "rejected", "action_finished", "action_failed")
+    MILESTONES = (
+        "speech_started",
+        "partial",
+        "speech_ended",
+        "final",
+        "session_error",
+        "command_matched",
+        "rejected",
+        "action_finished",
+        "action_failed",
+    )
 
     def __init__(self, logger: logging.Logger):
         self._log = logger
@@ -186,8 +205,11 @@ class TimelineLog:
                 return
             self._partial_seen.add(session)
         offset = ts - self._started.get(session, ts)
-        detail = record.get("text") if kind in ("final", "partial") else \
-            record.get("action") or record.get("intent") or record.get("code") or record.get("reason")
+        detail = (
+            record.get("text")
+            if kind in ("final", "partial")
+            else record.get("action") or record.get("intent") or record.get("code") or record.get("reason")
+        )
         self._log.info("session %d: %s +%.2f s%s", session, kind, offset, f" {detail!r}" if detail else "")
 
 
@@ -219,8 +241,10 @@ class OutputStream:
             operation(*args)
         except (BrokenPipeError, ValueError) as exc:  # ValueError: the stream was closed
             self._broken = True
-            log.warning("event output closed (%s): events are no longer written; listening and "
-                        "actions go on", exc.strerror if isinstance(exc, OSError) else exc)
+            log.warning(
+                "event output closed (%s): events are no longer written; listening and actions go on",
+                exc.strerror if isinstance(exc, OSError) else exc,
+            )
             try:
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, self._stream.fileno())
@@ -241,8 +265,12 @@ def fan_out(*sinks: EventSink) -> EventSink:
             except Exception as exc:
                 if index not in failed:
                     failed.add(index)
-                    log.warning("event sink %r failed (%s: %s); its further failures are logged at debug level",
-                                sink, type(exc).__name__, exc)
+                    log.warning(
+                        "event sink %r failed (%s: %s); its further failures are logged at debug level",
+                        sink,
+                        type(exc).__name__,
+                        exc,
+                    )
                 else:
                     log.debug("event sink %r failed again: %s", sink, exc)
 

@@ -9,30 +9,27 @@ local recognizer, peer-proven endpointing.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import pydantic
-
 from voiced.actions.config import ActionsSettings
-from voiced.capture import AudioSettings
+from voiced.audio.sources import AudioSettings
+from voiced.audio.vad import EndpointerSettings
 from voiced.commands.config import CommandsSettings
-from voiced.endpointing import EndpointerSettings
-from voiced.feedback import FeedbackSettings
-from voiced.metrics import MetricsSettings
-from voiced.server.config import GrammarModel, ServerSettings
-from voiced.service import ServiceSettings
-from voiced.speechkit.settings import RecognitionSettings
-from voiced.yamlconfig import LocatedDocument, read_yaml, validate
+from voiced.config.loader import FrozenModel, LocatedDocument, read_yaml, validate
+from voiced.listen.earcons import FeedbackSettings
+from voiced.ops.metrics import MetricsSettings
+from voiced.ops.signals import ServiceSettings
+from voiced.server.config import ServerSettings
+from voiced.speechkit.config import RecognitionSettings
 
 # the example of this checkout (config/ beside the package): the last place a config is looked for
 EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "config" / "voiced.yaml"
 CONFIG_VARIABLE = "VOICED_CONFIG"
 
 
-class DaemonSettings(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
-
+class DaemonSettings(FrozenModel):
     server: ServerSettings = ServerSettings()
     recognition: RecognitionSettings = RecognitionSettings()
     audio: AudioSettings = AudioSettings()
@@ -42,35 +39,6 @@ class DaemonSettings(pydantic.BaseModel):
     service: ServiceSettings = ServiceSettings()
     commands: CommandsSettings = CommandsSettings()
     actions: ActionsSettings = ActionsSettings()
-
-    def with_sample_rate(self, sample_rate: int) -> DaemonSettings:
-        """The recognizer must be told the rate the audio really has (a WAV input decides it)."""
-        recognition = self.recognition.model_copy(update={"sample_rate": sample_rate})
-        return self.model_copy(update={"recognition": recognition})
-
-    def uses_command_grammar(self) -> bool:
-        """Whether the embedded server should recognize with the commands' grammar: no
-        endpoint, and `recognition.model` left out (or naming that grammar)."""
-        recognition = self.recognition
-        return recognition.endpoint is None and (
-            "model" not in recognition.model_fields_set or recognition.model == self.commands.local_grammar.model)
-
-    def with_command_grammar(self, jsgf: str) -> DaemonSettings:
-        """Register `jsgf` (the commands' grammar) on the embedded server and ask for it; with
-        the Whisper engine the server also needs the commands themselves (start_server's
-        `command_sets`)."""
-        grammar = self.commands.local_grammar
-        model = GrammarModel(language=self.recognition.language, jsgf=jsgf, engine=grammar.chosen_engine(),
-                             rejection_margin=grammar.rejection_margin, whisper=grammar.whisper)
-        server = self.server.model_copy(update={"models": {**self.server.models, grammar.model: model}})
-        recognition = self.recognition.model_copy(update={"model": grammar.model})
-        return self.model_copy(update={"server": server, "recognition": recognition})
-
-    def embedded_server(self) -> ServerSettings:
-        """Settings of the engine the daemon runs in its process when no endpoint is configured:
-        its only client is this daemon's microphone, so the engine keeps adapting to that
-        channel, and only the model the daemon asks for is loaded up front."""
-        return self.server.model_copy(update={"keep_channel_adaptation": True, "preload": (self.recognition.model,)})
 
 
 @dataclass(frozen=True)
@@ -82,12 +50,15 @@ class ConfigChoice:
         return f"{self.path} ({self.source})" if self.path else f"none ({self.source})"
 
 
-def config_candidates(environ: dict[str, str] | None = None) -> list[tuple[Path, str]]:
+def config_candidates(environ: Mapping[str, str] | None = None) -> list[tuple[Path, str]]:
     """Where a config is looked for when --config is not given, in order."""
     environ = os.environ if environ is None else environ
     user_dir = Path(environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"))
-    candidates = [(user_dir / "voiced" / "voiced.yaml", "user config"),
-                  (Path("/etc/voiced/voiced.yaml"), "system config"), (EXAMPLE_CONFIG, "bundled example")]
+    candidates = [
+        (user_dir / "voiced" / "voiced.yaml", "user config"),
+        (Path("/etc/voiced/voiced.yaml"), "system config"),
+        (EXAMPLE_CONFIG, "bundled example"),
+    ]
     if environ.get(CONFIG_VARIABLE):
         candidates.insert(0, (Path(environ[CONFIG_VARIABLE]), f"${CONFIG_VARIABLE}"))
     return candidates

@@ -53,7 +53,7 @@ def spoken_words(text: str) -> list[str]:
 
 
 def base_language(language: str) -> str:
-    """"en-US", "en_us", "EN" -> "en"."""
+    """ "en-US", "en_us", "EN" -> "en"."""
     return language.replace("_", "-").split("-")[0].lower()
 
 

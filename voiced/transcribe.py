@@ -14,14 +14,13 @@ import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import get_args
 
+from voiced.protocol.results import Final, Partial, RecognitionEvent, SessionError
+from voiced.protocol.vocabulary import SAMPLE_RATES
 from voiced.speechkit.client import RecognitionSession, SpeechKitClient
-from voiced.speechkit.events import Final, Partial, RecognitionEvent, SessionError
-from voiced.speechkit.settings import RecognitionSettings
+from voiced.speechkit.config import RecognitionSettings
 
 CHUNK_S = 0.1
-SUPPORTED_RATES: tuple[int, ...] = get_args(RecognitionSettings.model_fields["sample_rate"].annotation)
 
 
 class InputError(Exception):
@@ -42,8 +41,10 @@ def _read_wav(data: bytes, rate: int | None) -> Recording:
     except (wave.Error, EOFError) as exc:
         raise InputError(f"not a PCM WAV file ({exc}); convert it: sox IN -r 16000 -c 1 -b 16 out.wav") from None
     if channels != 1 or width != 2:
-        raise InputError(f"WAV must be mono 16-bit, this one has {channels} channel(s) of {8 * width}-bit samples; "
-                         "convert it: sox IN -c 1 -b 16 out.wav")
+        raise InputError(
+            f"WAV must be mono 16-bit, this one has {channels} channel(s) of {8 * width}-bit samples; "
+            "convert it: sox IN -c 1 -b 16 out.wav"
+        )
     if rate is not None and rate != header_rate:
         raise InputError(f"--rate {rate} contradicts the WAV header ({header_rate} Hz); leave --rate out for WAV files")
     return Recording(pcm, header_rate)
@@ -59,16 +60,18 @@ def read_recording(data: bytes, rate: int | None) -> Recording:
         raise InputError("raw PCM must be whole 16-bit samples, but the input has an odd number of bytes")
     else:
         recording = Recording(data, rate)
-    if recording.sample_rate not in SUPPORTED_RATES:
-        raise InputError(f"{recording.sample_rate} Hz is not a SpeechKit v2 rate ({', '.join(map(str, SUPPORTED_RATES))}); "
-                         "resample it: sox IN -r 16000 out.wav")
+    if recording.sample_rate not in SAMPLE_RATES:
+        raise InputError(
+            f"{recording.sample_rate} Hz is not a SpeechKit v2 rate ({', '.join(map(str, SAMPLE_RATES))}); "
+            "resample it: sox IN -r 16000 out.wav"
+        )
     return recording
 
 
 def chunks(recording: Recording, chunk_s: float = CHUNK_S) -> Iterator[bytes]:
     size = 2 * round(recording.sample_rate * chunk_s)
     for start in range(0, len(recording.pcm), size):
-        yield recording.pcm[start:start + size]
+        yield recording.pcm[start : start + size]
 
 
 def format_event(event: Partial | Final) -> str:
@@ -99,7 +102,7 @@ def transcribe(recording: Recording, client: SpeechKitClient, realtime: bool, ou
         for event in session.events():
             if isinstance(event, SessionError):
                 error = event
-            else:
+            elif isinstance(event, Partial | Final):
                 print(format_event(event), file=out, flush=True)
     finally:
         stop.set()
@@ -118,8 +121,13 @@ def main(args) -> int:
     except InputError as exc:
         print(f"voiced transcribe: {args.file}: {exc}", file=sys.stderr)
         return 2
-    settings = RecognitionSettings(endpoint=args.endpoint, language=args.language, model=args.model,
-                                   partial_results=args.partial, sample_rate=recording.sample_rate)
+    settings = RecognitionSettings(
+        endpoint=args.endpoint,
+        language=args.language,
+        model=args.model,
+        partial_results=args.partial,
+        sample_rate=recording.sample_rate,
+    )
     with SpeechKitClient(settings, args.endpoint) as client:
         error = transcribe(recording, client, realtime=not args.fast)
     if error is not None:

@@ -18,10 +18,11 @@ from pathlib import Path
 
 from voiced.actions.config import HttpAction
 from voiced.commands.loading import load_commands, load_configured, path_problem
-from voiced.commands.matching import CommandSet, base_language
+from voiced.commands.matching import CommandSet
+from voiced.config.loader import ConfigError, ConfigProblem, LocatedDocument, read_yaml
+from voiced.listen.recognizers import local_server, with_commands
 from voiced.settings import ConfigChoice, DaemonSettings, settings_from
-from voiced.speechkit.settings import EMBEDDED
-from voiced.yamlconfig import ConfigError, ConfigProblem, LocatedDocument, read_yaml
+from voiced.speechkit.config import EMBEDDED
 
 DEFAULTS = LocatedDocument("(built-in defaults)", {}, {})
 
@@ -36,32 +37,21 @@ class CheckedConfig:
     def describe_commands(self) -> str:
         if self.commands is None:
             return "no commands: transcribing only"
-        files = ", ".join(str(path) for path in self.settings.commands.files)
+        files = ", ".join(str(path) for path in self.settings.commands.files or [])
         return f"{len(self.commands.commands)} commands ({', '.join(self.commands.languages)}) from {files}"
 
 
-def with_commands(settings: DaemonSettings, command_set: CommandSet | None) -> DaemonSettings:
-    """The settings with the commands' model on the embedded server, when it applies."""
-    from voiced.commands.grammar import to_jsgf
-
-    language = settings.recognition.language
-    if command_set is None or not settings.uses_command_grammar() \
-            or base_language(language) not in command_set.languages:
-        return settings
-    grammar = settings.commands.local_grammar
-    # the Whisper engine's grammar only gives partials: no rejection branch
-    garbage = grammar.garbage_weight if grammar.chosen_engine() == "pocketsphinx" else None
-    return settings.with_command_grammar(to_jsgf(command_set, language, garbage_weight=garbage))
-
-
 def _named_commands(doc: LocatedDocument, settings: DaemonSettings) -> list[ConfigProblem]:
-    return [doc.problem(("commands", "files", index), f"commands.files.{index}: {path} {problem}")
-            for index, path in enumerate(settings.commands.files or [])
-            if (problem := path_problem(path)) is not None]
+    return [
+        doc.problem(("commands", "files", index), f"commands.files.{index}: {path} {problem}")
+        for index, path in enumerate(settings.commands.files or [])
+        if (problem := path_problem(path)) is not None
+    ]
 
 
-def _embedded_recognizer(doc: LocatedDocument, settings: DaemonSettings,
-                         command_set: CommandSet | None) -> list[ConfigProblem]:
+def _embedded_recognizer(
+    doc: LocatedDocument, settings: DaemonSettings, command_set: CommandSet | None
+) -> list[ConfigProblem]:
     """What the local engine would refuse: a model it cannot load, or the language and model
     every session would ask of it (checked as `voiced run` checks them: voiced.server.local)."""
     recognition = settings.recognition
@@ -73,16 +63,23 @@ def _embedded_recognizer(doc: LocatedDocument, settings: DaemonSettings,
     if not asked:
         return []
     try:
-        from voiced.server.engine import Engine, ModelError
+        from voiced.server.decoding import ModelError
+        from voiced.server.engine import Engine
         from voiced.server.local import LocalRecognizer
         from voiced.server.spec import SpecError
     except ImportError as exc:
-        return [doc.problem(asked[0][0], f"the embedded recognizer cannot run here ({exc}): install the 'local' "
-                                         "extra (pip install 'voiced[local]') or set recognition.endpoint")]
+        return [
+            doc.problem(
+                asked[0][0],
+                f"the embedded recognizer cannot run here ({exc}): install the 'local' "
+                "extra (pip install 'voiced[local]') or set recognition.endpoint",
+            )
+        ]
 
     try:
         commands = {settings.commands.local_grammar.model: command_set} if command_set is not None else {}
-        engine = Engine(settings.embedded_server(), commands)
+        server = local_server(settings.server, settings.recognition.model)
+        engine = Engine(server, commands)
     except ModelError as exc:
         where = ("server",) if "server" in (doc.data or {}) else ("commands",)
         return [doc.problem(where, f"the embedded recognizer cannot load a model: {exc}")]
@@ -90,11 +87,16 @@ def _embedded_recognizer(doc: LocatedDocument, settings: DaemonSettings,
         problems = []
         for path, name, request in asked:
             try:
-                LocalRecognizer(engine, request, settings.embedded_server())
+                LocalRecognizer(engine, request, server)
             except SpecError as exc:
-                problems.append(doc.problem(path, f"{name}: the embedded recognizer would refuse every session: "
-                                                  f"{exc} (add the language under server.languages, or set "
-                                                  "recognition.endpoint)"))
+                problems.append(
+                    doc.problem(
+                        path,
+                        f"{name}: the embedded recognizer would refuse every session: "
+                        f"{exc} (add the language under server.languages, or set "
+                        "recognition.endpoint)",
+                    )
+                )
         return problems
     finally:
         engine.close()
@@ -120,8 +122,12 @@ def _recording(doc: LocatedDocument, settings: DaemonSettings) -> list[ConfigPro
     recording = settings.audio.debug_recording
     if recording is None or (problem := _writable_directory(recording.directory)) is None:
         return []
-    return [doc.problem(("audio", "debug_recording", "directory"),
-                        f"audio.debug_recording.directory: cannot record into {recording.directory}: {problem}")]
+    return [
+        doc.problem(
+            ("audio", "debug_recording", "directory"),
+            f"audio.debug_recording.directory: cannot record into {recording.directory}: {problem}",
+        )
+    ]
 
 
 def _secret_files(settings: DaemonSettings, commands: CommandSet | None) -> Iterator[tuple[str, Path]]:
@@ -137,7 +143,7 @@ def _secret_files(settings: DaemonSettings, commands: CommandSet | None) -> Iter
             yield f"server.auth.{name}", path
     if settings.actions.mqtt.password_file is not None:
         yield "actions.mqtt.password_file", settings.actions.mqtt.password_file
-    for intent, command in (commands.commands.items() if commands else ()):
+    for intent, command in commands.commands.items() if commands else ():
         for index, action in enumerate(command.actions):
             if isinstance(action, HttpAction):
                 for header, path in action.headers_from_file.items():
@@ -155,9 +161,16 @@ def permission_warnings(settings: DaemonSettings, commands: CommandSet | None) -
             continue  # a missing file is an error where it is read, not a permission matter
         loose = [what for bit, what in ((stat.S_IROTH, "read"), (stat.S_IWOTH, "written")) if mode & bit]
         if loose:
-            warnings.append(ConfigProblem(str(path), 1, 1, f"warning: {setting} can be {' and '.join(loose)} "
-                                                           f"by every user (mode {stat.S_IMODE(mode):04o}): "
-                                                           f"chmod o-rw {path}"))
+            warnings.append(
+                ConfigProblem(
+                    str(path),
+                    1,
+                    1,
+                    f"warning: {setting} can be {' and '.join(loose)} "
+                    f"by every user (mode {stat.S_IMODE(mode):04o}): "
+                    f"chmod o-rw {path}",
+                )
+            )
     return warnings
 
 
@@ -170,15 +183,21 @@ def load_checked(choice: ConfigChoice, commands: list[str] | None = None) -> Che
     if commands is not None:
         named = [Path(path) for path in commands]
         settings = settings.model_copy(update={"commands": settings.commands.model_copy(update={"files": named})})
-        problems = [ConfigProblem(str(path), 1, 1, f"{path} {problem}")
-                    for path in named if (problem := path_problem(path)) is not None]
+        problems = [
+            ConfigProblem(str(path), 1, 1, f"{path} {problem}")
+            for path in named
+            if (problem := path_problem(path)) is not None
+        ]
     else:
         problems = _named_commands(doc, settings)
     command_set = None
     if not problems:
         try:
-            command_set = load_configured(settings.commands) if commands is None \
-                else load_commands(settings.commands.files, settings.commands)
+            command_set = (
+                load_configured(settings.commands)
+                if commands is None
+                else load_commands(settings.commands.files or [], settings.commands)
+            )
         except ConfigError as exc:
             problems += exc.problems
     if not problems:  # the grammar comes from the commands: only once they are right
@@ -189,6 +208,12 @@ def load_checked(choice: ConfigChoice, commands: list[str] | None = None) -> Che
     warnings = permission_warnings(settings, command_set) + (command_set.warnings if command_set else [])
     if settings.commands.files and not (command_set and command_set.commands):
         where = doc.problem(("commands", "files"), "") if commands is None else ConfigProblem(commands[0], 1, 1, "")
-        warnings.append(ConfigProblem(where.file, where.line, where.column,
-                                      "warning: the command files define no commands: the daemon only transcribes"))
+        warnings.append(
+            ConfigProblem(
+                where.file,
+                where.line,
+                where.column,
+                "warning: the command files define no commands: the daemon only transcribes",
+            )
+        )
     return CheckedConfig(choice, settings, command_set if command_set and command_set.commands else None, warnings)

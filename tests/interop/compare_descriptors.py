@@ -5,12 +5,12 @@ Runs in .venv-yandexcloud (the SDK's stubs cannot share a process with voiced's)
 (google.api.http, validation annotations) are stripped: they are not on the wire. Prints a
 JSON report; exits 1 on any difference.
 """
+
 import json
 import sys
 
-from google.protobuf import descriptor_pb2, json_format
-
 import yandex.cloud.ai.stt.v2.stt_service_pb2 as sdk_stt
+from google.protobuf import descriptor_pb2, json_format
 
 METHOD = "StreamingRecognize"
 
@@ -21,7 +21,7 @@ def strip_options(message):
         if field.name == "options":
             message.ClearField("options")
         elif field.type == field.TYPE_MESSAGE:
-            for item in (value if field.is_repeated else [value]):
+            for item in value if field.is_repeated else [value]:
                 strip_options(item)
 
 
@@ -48,8 +48,10 @@ def view(file_proto):
         "syntax": file_proto.syntax,
         "service": service.name,
         "method": json_format.MessageToDict(method, preserving_proto_field_name=True),
-        "messages": {name: json_format.MessageToDict(m, preserving_proto_field_name=True)
-                     for name, m in reachable_messages(file_proto, method).items()},
+        "messages": {
+            name: json_format.MessageToDict(m, preserving_proto_field_name=True)
+            for name, m in reachable_messages(file_proto, method).items()
+        },
     }
 
 
@@ -59,10 +61,18 @@ def main():
     ours = descriptor_pb2.FileDescriptorProto.FromString(sys.stdin.buffer.read())
     sdk_view, our_view = view(sdk), view(ours)
     differences = [key for key in sdk_view if key != "messages" and sdk_view[key] != our_view[key]]
-    differences += ["message " + name for name in sorted(sdk_view["messages"].keys() | our_view["messages"].keys())
-                    if sdk_view["messages"].get(name) != our_view["messages"].get(name)]
-    print(json.dumps({"compared": sorted(sdk_view["messages"]), "differences": differences,
-                      "sdk": sdk_view, "ours": our_view}, indent=1, sort_keys=True))
+    differences += [
+        "message " + name
+        for name in sorted(sdk_view["messages"].keys() | our_view["messages"].keys())
+        if sdk_view["messages"].get(name) != our_view["messages"].get(name)
+    ]
+    print(
+        json.dumps(
+            {"compared": sorted(sdk_view["messages"]), "differences": differences, "sdk": sdk_view, "ours": our_view},
+            indent=1,
+            sort_keys=True,
+        )
+    )
     sys.exit(1 if differences else 0)
 
 

@@ -13,19 +13,15 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from voiced.actions.templating import topic_problem
+from voiced.config.loader import FrozenModel
+
+_ANY_VALUE: defaultdict[str, str] = defaultdict(lambda: "x")  # what any $name stands for when a template is checked
 
 
-_ANY_VALUE = defaultdict(lambda: "x")  # what any $name stands for when a template is checked
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class _Action(_Frozen):
+class _Action(FrozenModel):
     timeout_s: float = Field(10.0, gt=0)
 
 
@@ -82,12 +78,10 @@ class SayAction(_Action):
     text: str
 
 
-Action = Annotated[
-    ExecAction | HttpAction | MqttAction | SoundAction | SayAction, Field(discriminator="type")
-]
+Action = Annotated[ExecAction | HttpAction | MqttAction | SoundAction | SayAction, Field(discriminator="type")]
 
 
-class MqttBroker(_Frozen):
+class MqttBroker(FrozenModel):
     host: str = "127.0.0.1"
     port: int = 1883
     # None: "voiced-" and a random suffix, new for each process. A broker disconnects a client
@@ -105,7 +99,7 @@ class MqttBroker(_Frozen):
     connect_timeout_s: float = Field(5.0, gt=0)
 
 
-class ActionsSettings(_Frozen):
+class ActionsSettings(FrozenModel):
     """The `actions:` section of the daemon YAML: how actions run, not which."""
 
     max_concurrent: int = Field(2, ge=1, le=16)

@@ -1,33 +1,11 @@
-"""Events of command matching and actions, emitted through the daemon's EventSink."""
+"""Events of actions (started, finished, failed, all done), emitted through the daemon's EventSink."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from voiced.events import Event
-
-
-@dataclass(frozen=True)
-class CommandMatchedEvent(Event):
-    type: ClassVar[str] = "command_matched"
-    intent: str
-    slots: dict[str, Any]
-    text: str
-    score: float
-    is_fallback: bool
-    session: int | None = None  # the recognition session whose final this was
-
-
-@dataclass(frozen=True)
-class RejectedEvent(Event):
-    """A final that runs no command (the fallback's actions may still run): what was heard and
-    why it is not a command."""
-
-    type: ClassVar[str] = "rejected"
-    text: str
-    reason: str
-    session: int | None = None
 
 
 @dataclass(frozen=True)

@@ -11,16 +11,13 @@ from __future__ import annotations
 import logging
 import os
 import ssl
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from voiced.actions.config import HttpAction
-from voiced.actions.process import ActionError
+from voiced.actions.context import Match
+from voiced.actions.errors import ActionError
 from voiced.actions.templating import render, render_data, template_values, url_component
-from voiced.yamlconfig import ConfigError, read_text
-
-if TYPE_CHECKING:
-    from voiced.commands.matching import Match
+from voiced.config.loader import ConfigError, read_text
 
 REDACTED = "***"
 

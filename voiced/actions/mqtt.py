@@ -13,17 +13,16 @@ import logging
 import os
 import secrets
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from voiced.actions.config import MqttAction, MqttBroker
-from voiced.actions.process import ActionError
+from voiced.actions.context import Match
+from voiced.actions.errors import ActionError
 from voiced.actions.templating import render, render_data, template_values, topic_level, topic_problem
-from voiced.yamlconfig import ConfigError, read_text
-
-if TYPE_CHECKING:
-    from voiced.commands.matching import Match
+from voiced.config.loader import ConfigError, read_text
 
 log = logging.getLogger(__name__)
+
 
 class MqttPublisher:
     """Connects on first use; paho's network loop reconnects with backoff after a drop."""

@@ -17,6 +17,9 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from voiced.actions.errors import ActionError
 
 SUPERVISOR = Path(__file__).resolve().parent / "supervisor.py"
 # what a program needs from the daemon's environment to run at all: where programs are, who
@@ -25,10 +28,6 @@ CHILD_VARIABLES = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 STOP_GRACE_S = 2.0  # for the supervisor to kill the program's processes before it is killed itself
 _CHUNK = 65536
-
-
-class ActionError(Exception):
-    """An action failed; the message is safe to log (no secrets)."""
 
 
 @dataclass(frozen=True)
@@ -42,16 +41,20 @@ class ProcessResult:
 def child_environment(extra: dict[str, str] | None = None, passed: tuple[str, ...] = ()) -> dict[str, str]:
     """CHILD_VARIABLES (and LC_*) of the daemon's environment, the variables named in `passed`,
     then `extra`."""
-    inherited = {name: value for name, value in os.environ.items()
-                 if name in CHILD_VARIABLES or name.startswith("LC_") or name in passed}
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if name in CHILD_VARIABLES or name.startswith("LC_") or name in passed
+    }
     inherited.setdefault("PATH", DEFAULT_PATH)
     return {**inherited, **(extra or {})}
 
 
 def failure(program: str, result: ProcessResult) -> ActionError:
     """The error of a program that exited unsuccessfully: its status and its last words."""
-    status = f"was killed by signal {-result.returncode}" if result.returncode < 0 \
-        else f"exited with {result.returncode}"
+    status = (
+        f"was killed by signal {-result.returncode}" if result.returncode < 0 else f"exited with {result.returncode}"
+    )
     said = tail(result.stderr)
     return ActionError(f"{program!r} {status}{': ' + said if said else ''}")
 
@@ -119,6 +122,7 @@ def _exchange(proc: subprocess.Popen, stdin: bytes, limit: int, deadline: float)
     """Write stdin, read stdout and stderr (kept up to `limit` each, the rest read and dropped,
     so a chatty program is never blocked on a full pipe) until both end or the deadline passes.
     (stdout, stderr, truncated, timed out)."""
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None  # all piped
     selector = selectors.DefaultSelector()
     pending = memoryview(stdin)
     if pending:
@@ -126,9 +130,9 @@ def _exchange(proc: subprocess.Popen, stdin: bytes, limit: int, deadline: float)
         selector.register(proc.stdin, selectors.EVENT_WRITE)
     else:
         proc.stdin.close()
-    kept = {proc.stdout: bytearray(), proc.stderr: bytearray()}
-    for stream in kept:
-        selector.register(stream, selectors.EVENT_READ)
+    kept: dict[Any, bytearray] = {proc.stdout: bytearray(), proc.stderr: bytearray()}
+    for pipe in kept:
+        selector.register(pipe, selectors.EVENT_READ)
     truncated = False
     try:
         while selector.get_map():
@@ -136,10 +140,10 @@ def _exchange(proc: subprocess.Popen, stdin: bytes, limit: int, deadline: float)
             if remaining <= 0:
                 return bytes(kept[proc.stdout]), bytes(kept[proc.stderr]), truncated, True
             for key, _ in selector.select(remaining):
-                stream = key.fileobj
+                stream: Any = key.fileobj
                 if stream is proc.stdin:
                     try:
-                        pending = pending[os.write(stream.fileno(), pending[:_CHUNK]):]
+                        pending = pending[os.write(stream.fileno(), pending[:_CHUNK]) :]
                     except BrokenPipeError:  # the program does not read its input: that is its right
                         pending = pending[:0]
                     if not pending:
@@ -177,8 +181,13 @@ def run_process(
     try:
         proc = subprocess.Popen(
             [sys.executable, "-I", "-S", str(SUPERVISOR), str(status_write), str(os.getpid()), "--", *argv],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(status_write,),
-            env=child_environment() if env is None else env, cwd=cwd, start_new_session=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(status_write,),
+            env=child_environment() if env is None else env,
+            cwd=cwd,
+            start_new_session=True,
         )
     except OSError as exc:
         os.close(status_read)
@@ -202,7 +211,8 @@ def run_process(
             _stop(proc)
         programs.discard(proc)
         for stream in (proc.stdin, proc.stdout, proc.stderr):
-            stream.close()
+            if stream is not None:
+                stream.close()
         with os.fdopen(status_read, "rb") as status:
             report = status.read().split()
     if report[:1] == [b"error"]:

@@ -11,19 +11,15 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING
 
-from voiced.actions.config import (ActionsSettings, ExecAction, HttpAction, MqttAction,
-                                   SayAction, SoundAction)
+from voiced.actions.config import ActionsSettings, ExecAction, HttpAction, MqttAction, SayAction, SoundAction
+from voiced.actions.context import Match
 from voiced.actions.events import ActionFailedEvent, ActionFinishedEvent, ActionsDoneEvent, ActionStartedEvent
 from voiced.actions.execute import exec_action, say_action, say_text, sound_action
 from voiced.actions.http import http_action
 from voiced.actions.mqtt import MqttPublisher, mqtt_action
 from voiced.actions.process import STOP_GRACE_S, RunningPrograms
 from voiced.events import EventSink
-
-if TYPE_CHECKING:
-    from voiced.commands.matching import Match
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +63,11 @@ class ActionRunner:
                 self._failed(match, index, action.type, str(exc) or type(exc).__name__, session)
                 failed += 1
                 continue
-            self._emit(ActionFinishedEvent(match.intent, index, action.type,
-                                           round(time.monotonic() - started, 3), detail, session))
+            self._emit(
+                ActionFinishedEvent(
+                    match.intent, index, action.type, round(time.monotonic() - started, 3), detail, session
+                )
+            )
         self._emit(ActionsDoneEvent(match.intent, failed, session))
 
     def _run_one(self, action, match: Match) -> str:
@@ -97,7 +96,12 @@ class ActionRunner:
         True if everything finished."""
         done = threading.Event()
         self._pool.shutdown(wait=False)  # dispatch refuses from now on
-        threading.Thread(target=lambda: (self._pool.shutdown(wait=True), done.set()), daemon=True).start()
+
+        def drain() -> None:
+            self._pool.shutdown(wait=True)
+            done.set()
+
+        threading.Thread(target=drain, daemon=True).start()
         finished = done.wait(timeout)
         if not finished:
             self._pool.shutdown(wait=False, cancel_futures=True)

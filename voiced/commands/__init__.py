@@ -2,6 +2,6 @@
 
 from voiced.commands.config import CommandsSettings
 from voiced.commands.loading import load_commands
-from voiced.commands.matching import CommandSet, Match
+from voiced.commands.matching import CommandSet
 
-__all__ = ["CommandSet", "CommandsSettings", "Match", "load_commands"]
+__all__ = ["CommandSet", "CommandsSettings", "load_commands"]

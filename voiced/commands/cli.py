@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any
 
-from voiced.yamlconfig import ConfigError
+from voiced.config.loader import ConfigError
 
 
 def _load(args):
@@ -52,8 +52,12 @@ def match_main(args) -> int:
         print("no command matches", file=sys.stderr)
         return 2
     output = OutputStream(sys.stdout)  # `| head` may close it: the actions still run
-    output.write(json.dumps(match.to_dict() | {"actions": [_describe_action(a) for a in match.actions]},
-                            ensure_ascii=False, indent=2) + "\n")
+    output.write(
+        json.dumps(
+            match.to_dict() | {"actions": [_describe_action(a) for a in match.actions]}, ensure_ascii=False, indent=2
+        )
+        + "\n"
+    )
     output.flush()
     if args.run:
         from voiced.actions.runner import ActionRunner

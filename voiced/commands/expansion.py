@@ -147,8 +147,7 @@ def expand_template(intents: Intents, intent: str, template: int, limit: int = D
     """The sentences of one template (raises TooManySentences, OpenTemplate, ValueError)."""
     sentence = [s for data in intents.intents[intent].data for s in data.sentences][template]
     speller = _Speller(intents, limit)
-    return [Expansion(intent, template, words, slots) for words, slots in speller.pieces(sentence.expression)
-            if words]
+    return [Expansion(intent, template, words, slots) for words, slots in speller.pieces(sentence.expression) if words]
 
 
 def expand(intents: Intents, limit: int = DEFAULT_LIMIT) -> Iterator[Expansion]:

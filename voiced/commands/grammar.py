@@ -15,8 +15,16 @@ from __future__ import annotations
 
 import re
 
-from hassil.expression import (Alternative, Expression, ListReference, Permutation, RuleReference,
-                               Sentence, Sequence, TextChunk)
+from hassil.expression import (
+    Alternative,
+    Expression,
+    ListReference,
+    Permutation,
+    RuleReference,
+    Sentence,
+    Sequence,
+    TextChunk,
+)
 from hassil.intents import Intents, RangeSlotList, TextSlotList
 
 from voiced.commands.matching import CommandSet, base_language
@@ -26,36 +34,32 @@ from voiced.textnorm import number_words, spoken_words
 # finds a cheap path through them. Words used by the commands themselves are left out.
 GARBAGE_WORDS = {
     "en": (
-        "a the of and to in is it you that he was for on are as with his they i at be this "
-        "have from or one had by but not what all were we when your can said there use an each "
-        "which she do how their if will up other about out many then them these so some her "
-        "would make like him into time has look two more write go see number no way could "
-        "people my than first water been call who oil its now find long down day did get come "
-        "made may part over new sound take only little work know place year live me back give "
-        "most very after thing our just name good sentence man think say great where help "
-        "through much before line right too mean old any same tell boy follow came want show "
-        "also around form three small put end does another well large must big even such "
-        "because turn here why ask went men read need land different home us move try kind "
-        "hand picture again change play spell air away animal house point page letter mother "
-        "answer found study still learn should world high every near add food between own below "
-        "country plant last school father keep tree never start city earth eye light thought "
-        "head under story saw left few while along might close something seem next hard open "
-        "example begin life always those both paper together got group often run important "
-        "until children side feet car mile night walk white sea began grow took river four "
-        "carry state once book hear stop without second later miss idea enough eat face watch "
-        "far really almost let above girl sometimes mountain cut young talk soon list song "
-        "being leave family it's oh uh um ah yes okay hey"
+        "a the of and to in is it you that he was for on are as with his they i at be this have from or one "
+        "had by but not what all were we when your can said there use an each which she do how their if will "
+        "up other about out many then them these so some her would make like him into time has look two more "
+        "write go see number no way could people my than first water been call who oil its now find long down "
+        "day did get come made may part over new sound take only little work know place year live me back "
+        "give most very after thing our just name good sentence man think say great where help through much "
+        "before line right too mean old any same tell boy follow came want show also around form three small "
+        "put end does another well large must big even such because turn here why ask went men read need land "
+        "different home us move try kind hand picture again change play spell air away animal house point "
+        "page letter mother answer found study still learn should world high every near add food between own "
+        "below country plant last school father keep tree never start city earth eye light thought head under "
+        "story saw left few while along might close something seem next hard open example begin life always "
+        "those both paper together got group often run important until children side feet car mile night walk "
+        "white sea began grow took river four carry state once book hear stop without second later miss idea "
+        "enough eat face watch far really almost let above girl sometimes mountain cut young talk soon list "
+        "song being leave family it's oh uh um ah yes okay hey"
     ).split(),
     "ru": (
-        "и в не на я он что с а как это по но они к у же вы за бы от то из о мы так все её "
-        "его ты был она только мне было вот меня еще нет ему теперь когда даже ну вдруг ли если "
-        "уже или ни быть был него до вас нибудь опять уж вам ведь там потом себя ничего ей может "
-        "они тут где есть надо ней для мы тебя их чем была сам чтоб без будто чего раз тоже себе "
-        "под будет ж тогда кто этот того потому этого какой совсем ним здесь этом один почти мой "
-        "тем чтобы нее сейчас были куда зачем всех никогда можно при наконец два об другой хоть "
-        "после над больше тот через эти нас про всего них какая много разве три эту моя впрочем "
-        "хорошо свою этой перед иногда лучше чуть том нельзя такой им более всегда конечно всю "
-        "между да ага угу э ммм"
+        "и в не на я он что с а как это по но они к у же вы за бы от то из о мы так все её его ты был она "
+        "только мне было вот меня еще нет ему теперь когда даже ну вдруг ли если уже или ни быть был него до "
+        "вас нибудь опять уж вам ведь там потом себя ничего ей может они тут где есть надо ней для мы тебя их "
+        "чем была сам чтоб без будто чего раз тоже себе под будет ж тогда кто этот того потому этого какой "
+        "совсем ним здесь этом один почти мой тем чтобы нее сейчас были куда зачем всех никогда можно при "
+        "наконец два об другой хоть после над больше тот через эти нас про всего них какая много разве три "
+        "эту моя впрочем хорошо свою этой перед иногда лучше чуть том нельзя такой им более всегда конечно "
+        "всю между да ага угу э ммм"
     ).split(),
 }
 
@@ -138,8 +142,9 @@ def _safe(name: str) -> str:
     return re.sub(r"\W", "_", name.replace("..", "_to_"))
 
 
-def to_jsgf(command_set: CommandSet, language: str, garbage_weight: float | None = 1.0,
-            command_weight: float = 1.0) -> str:
+def to_jsgf(
+    command_set: CommandSet, language: str, garbage_weight: float | None = 1.0, command_weight: float = 1.0
+) -> str:
     """The JSGF grammar of `language`'s commands. `garbage_weight=None` leaves out rejection."""
     language = base_language(language)
     intents = command_set.spoken_intents(language)
@@ -164,15 +169,3 @@ def to_jsgf(command_set: CommandSet, language: str, garbage_weight: float | None
         lines.append("<filler> = (" + " | ".join(dict.fromkeys(fillers)) + ");")
     lines.extend(f"<{name}> = {body};" for name, body in compiler.rules.items() if body)
     return "\n".join(lines) + "\n"
-
-
-def command_words(command_set: CommandSet, language: str) -> set[str]:
-    """Every word the command grammar of `language` can produce (without filler words)."""
-    language = base_language(language)
-    intents = command_set.spoken_intents(language)
-    compiler = _Compiler(intents, language)
-    for intent in intents.intents.values():
-        for data in intent.data:
-            for sentence in data.sentences:
-                compiler.expression(sentence.expression)
-    return compiler.words

@@ -20,7 +20,7 @@ from hassil.parse_expression import parse_sentence
 from voiced.commands.config import CommandFile, CommandsSettings
 from voiced.commands.expansion import TooManySentences
 from voiced.commands.matching import CommandSet, base_language
-from voiced.yamlconfig import ConfigError, ConfigProblem, LocatedDocument, read_yaml, validation_problems
+from voiced.config.loader import ConfigError, ConfigProblem, LocatedDocument, read_yaml, validation_problems
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,9 @@ def command_paths(paths: Iterable[str | Path]) -> list[Path]:
             try:
                 found.extend(sorted(p for p in path.iterdir() if p.suffix in SUFFIXES))
             except OSError as exc:
-                raise ConfigError([ConfigProblem(str(path), 1, 1, f"cannot list the directory: "
-                                                                  f"{exc.strerror}")]) from None
+                raise ConfigError(
+                    [ConfigProblem(str(path), 1, 1, f"cannot list the directory: {exc.strerror}")]
+                ) from None
         else:
             found.append(path)
     return found
@@ -65,17 +66,22 @@ def _references(expression: Expression) -> Iterator[ListReference | RuleReferenc
             yield from _references(item)
 
 
-def _template_problems(doc: LocatedDocument, command_file: CommandFile,
-                       defined: dict[str, tuple[set[str], set[str]]]) -> list[ConfigProblem]:
+def _template_problems(
+    doc: LocatedDocument, command_file: CommandFile, defined: dict[str, tuple[set[str], set[str]]]
+) -> list[ConfigProblem]:
     """Syntax errors and undefined {lists} / <rules> of every template and rule of the file;
     `defined`: base language -> (list names, rule names) of all files."""
-    checks = [(("commands", name, "sentences", language, index), language, template, "template")
-              for name, command in command_file.commands.items()
-              for language, templates in command.sentences.items()
-              for index, template in enumerate(templates)]
-    checks += [(("languages", language, "expansion_rules", rule), language, template, "rule")
-               for language, section in command_file.languages.items()
-               for rule, template in section.expansion_rules.items()]
+    checks: list[tuple[tuple[str | int, ...], str, str, str]] = [
+        (("commands", name, "sentences", language, index), language, template, "template")
+        for name, command in command_file.commands.items()
+        for language, templates in command.sentences.items()
+        for index, template in enumerate(templates)
+    ]
+    checks += [
+        (("languages", language, "expansion_rules", rule), language, template, "rule")
+        for language, section in command_file.languages.items()
+        for rule, template in section.expansion_rules.items()
+    ]
     problems = []
     for path, language, template, kind in checks:
         try:
@@ -86,18 +92,29 @@ def _template_problems(doc: LocatedDocument, command_file: CommandFile,
         lists, rules = defined.get(base_language(language), (set(), set()))
         for reference in _references(sentence.expression):
             if isinstance(reference, RuleReference) and reference.rule_name not in rules:
-                problems.append(doc.problem(path, f"{kind} {template!r}: rule <{reference.rule_name}> is not "
-                                                  f"defined in languages.{language}.expansion_rules"))
-            elif isinstance(reference, ListReference) and not reference.is_inline_range \
-                    and reference.list_name not in lists:
-                problems.append(doc.problem(path, f"{kind} {template!r}: list {{{reference.list_name}}} is not "
-                                                  f"defined in languages.{language}.lists"))
+                problems.append(
+                    doc.problem(
+                        path,
+                        f"{kind} {template!r}: rule <{reference.rule_name}> is not "
+                        f"defined in languages.{language}.expansion_rules",
+                    )
+                )
+            elif (
+                isinstance(reference, ListReference)
+                and not reference.is_inline_range
+                and reference.list_name not in lists
+            ):
+                problems.append(
+                    doc.problem(
+                        path,
+                        f"{kind} {template!r}: list {{{reference.list_name}}} is not "
+                        f"defined in languages.{language}.lists",
+                    )
+                )
     return problems
 
 
-def load_commands(
-    paths: Iterable[str | Path], settings: CommandsSettings | None = None
-) -> CommandSet:
+def load_commands(paths: Iterable[str | Path], settings: CommandsSettings | None = None) -> CommandSet:
     """Parse and validate all command files; raise ConfigError listing every problem."""
     settings = settings or CommandsSettings()
     problems: list[ConfigProblem] = []
@@ -139,19 +156,30 @@ def load_commands(
             command_set.check(language)
             command_set.sentences(language)  # the closed set: bounded by commands.max_sentences
         except TooManySentences:
-            problems.append(ConfigProblem(loaded[0][0].file, 1, 1, (
-                f"language {language}: the templates spell out more than {settings.max_sentences} sentences; "
-                "use fewer alternatives or narrower ranges, or raise commands.max_sentences")))
+            problems.append(
+                ConfigProblem(
+                    loaded[0][0].file,
+                    1,
+                    1,
+                    (
+                        f"language {language}: the templates spell out more than {settings.max_sentences} sentences; "
+                        "use fewer alternatives or narrower ranges, or raise commands.max_sentences"
+                    ),
+                )
+            )
         except Exception as exc:
-            problems.append(ConfigProblem(loaded[0][0].file if loaded else "<none>", 1, 1,
-                                          f"language {language}: {exc}"))
+            problems.append(
+                ConfigProblem(loaded[0][0].file if loaded else "<none>", 1, 1, f"language {language}: {exc}")
+            )
     if problems:
         raise ConfigError(problems)
     command_set.warnings = _template_warnings(loaded, command_set)
     return command_set
 
 
-def _template_warnings(loaded: list[tuple[LocatedDocument, CommandFile]], command_set: CommandSet) -> list[ConfigProblem]:
+def _template_warnings(
+    loaded: list[tuple[LocatedDocument, CommandFile]], command_set: CommandSet
+) -> list[ConfigProblem]:
     """check-config's warnings: templates that never run their own command, located."""
     where: dict[tuple[str, str, int], ConfigProblem] = {}  # (intent, language, template) -> its place
     for doc, command_file in loaded:
@@ -167,8 +195,14 @@ def _template_warnings(loaded: list[tuple[LocatedDocument, CommandFile]], comman
     for language in command_set.languages:
         for finding in command_set.lint(language):
             place = where[(finding.intent, finding.language, finding.template)]
-            warnings.append(ConfigProblem(place.file, place.line, place.column,
-                                          f"warning: commands.{finding.intent} ({language}) {finding.message}"))
+            warnings.append(
+                ConfigProblem(
+                    place.file,
+                    place.line,
+                    place.column,
+                    f"warning: commands.{finding.intent} ({language}) {finding.message}",
+                )
+            )
     return warnings
 
 

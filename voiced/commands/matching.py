@@ -19,28 +19,12 @@ from hassil.intents import RangeSlotList
 from hassil.sample import sample_intents
 
 from voiced.actions.config import Action
+from voiced.actions.context import Match
 from voiced.commands.config import Command, CommandFile, CommandsSettings, LanguageSection
 from voiced.commands.expansion import Expansion, OpenTemplate, TooManySentences, expand, expand_template
 from voiced.textnorm import base_language, fold, normalize, words_to_digits
 
 FALLBACK_INTENT = "fallback"
-
-
-@dataclass(frozen=True)
-class Match:
-    intent: str
-    slots: dict[str, Any]
-    text: str  # the normalized text that was matched (wake name removed)
-    score: float  # 1.0 for an exact template match, the similarity for a fuzzy one
-    language: str
-    actions: tuple[Action, ...] = ()
-    original_text: str = ""
-    is_fallback: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"intent": self.intent, "slots": self.slots, "text": self.text,
-                "score": round(self.score, 3), "language": self.language,
-                "is_fallback": self.is_fallback}
 
 
 def _typed(value: Any) -> Any:
@@ -102,22 +86,30 @@ class CommandSet:
             wake_names.extend(normalize(w, language) for w in section.wake_names)
 
         def intents(fold_template: Callable[[str], str]) -> Intents:
-            compiled = Intents.from_dict({
-                "language": language,
-                "intents": {name: {"data": [{"sentences": [fold_template(t) for t in templates],
-                                             "slots": command.slots}]}
-                            for name, command in self.commands.items()
-                            for lang, templates in command.sentences.items() if base_language(lang) == language},
-                "lists": {name: _fold_list(slot_list, fold_template) for name, slot_list in lists.items()},
-                "expansion_rules": {name: fold_template(rule) for name, rule in rules.items()},
-                "skip_words": skip_words,
-            })
+            compiled = Intents.from_dict(
+                {
+                    "language": language,
+                    "intents": {
+                        name: {"data": [{"sentences": [fold_template(t) for t in templates], "slots": command.slots}]}
+                        for name, command in self.commands.items()
+                        for lang, templates in command.sentences.items()
+                        if base_language(lang) == language
+                    },
+                    "lists": {name: _fold_list(slot_list, fold_template) for name, slot_list in lists.items()},
+                    "expansion_rules": {name: fold_template(rule) for name, rule in rules.items()},
+                    "skip_words": skip_words,
+                }
+            )
             _add_inline_ranges(compiled)
             return compiled
 
         # longest first, so "alice please" is stripped before "alice"
-        return _Language(intents(normalize_template), intents(spoken_template),
-                         tuple(sorted(set(wake_names), key=len, reverse=True)), tuple(dict.fromkeys(skip_words)))
+        return _Language(
+            intents(normalize_template),
+            intents(spoken_template),
+            tuple(sorted(set(wake_names), key=len, reverse=True)),
+            tuple(dict.fromkeys(skip_words)),
+        )
 
     def intents(self, language: str) -> Intents:
         """What transcripts are matched against (templates folded as transcripts are)."""
@@ -149,7 +141,7 @@ class CommandSet:
     def strip_wake_name(self, text: str, language: str) -> tuple[str, bool]:
         for name in self.wake_names(language):
             if text == name or text.startswith(name + " "):
-                return text[len(name):].strip(), True
+                return text[len(name) :].strip(), True
         return text, False
 
     def match(self, text: str, language: str, fuzzy: bool = True) -> Match | None:
@@ -164,8 +156,7 @@ class CommandSet:
         if found is None and normalized and fuzzy:
             found = self._fuzzy(normalized, language, text)
         if found is None and self.fallback_actions is not None and normalized:
-            found = Match(FALLBACK_INTENT, {}, normalized, 0.0, language, self.fallback_actions,
-                          text, is_fallback=True)
+            found = Match(FALLBACK_INTENT, {}, normalized, 0.0, language, self.fallback_actions, text, is_fallback=True)
         return found
 
     def _exact(self, normalized: str, language: str, original: str, score: float = 1.0) -> Match | None:
@@ -174,8 +165,7 @@ class CommandSet:
             return None
         slots = {name: _typed(entity.value) for name, entity in result.entities.items()}
         command = self.commands[result.intent.name]
-        return Match(result.intent.name, slots, normalized, score, language,
-                     tuple(command.actions), original)
+        return Match(result.intent.name, slots, normalized, score, language, tuple(command.actions), original)
 
     def _fuzzy(self, normalized: str, language: str, original: str) -> Match | None:
         """The nearest sentence that differs from `normalized` only where nothing is at stake:
@@ -195,8 +185,9 @@ class CommandSet:
         # compared without fillers: how many a speaker adds says nothing about what was asked
         texts = self._sentence_texts(language)
         key = " ".join(word for word in heard if word not in fillers)
-        for _, score, index in rapidfuzz.process.extract(key, texts, scorer=rapidfuzz.fuzz.ratio,
-                                                           limit=8, score_cutoff=threshold * 100):
+        for _, score, index in rapidfuzz.process.extract(
+            key, texts, scorer=rapidfuzz.fuzz.ratio, limit=8, score_cutoff=threshold * 100
+        ):
             sentence = sentences[index]
             if only_harmless_differences(sentence, heard, fillers):
                 return self._exact(sentence.text, language, original, score / 100)
@@ -210,8 +201,9 @@ class CommandSet:
         compiled = self._languages[base_language(language)]
         if compiled.sentence_texts is None:
             fillers = self._fillers(language)
-            compiled.sentence_texts = [" ".join(w for w in sentence.words if w not in fillers)
-                                       for sentence in self.sentences(language)]
+            compiled.sentence_texts = [
+                " ".join(w for w in sentence.words if w not in fillers) for sentence in self.sentences(language)
+            ]
         return compiled.sentence_texts
 
     def lint(self, language: str, per_template: int = 500) -> list[TemplateFinding]:
@@ -234,11 +226,24 @@ class CommandSet:
                 matched = [self.match(s.text, language, fuzzy=False) for s in sentences]
                 intents = {m.intent for m in matched if m is not None and not m.is_fallback}
                 if not intents:
-                    findings.append(TemplateFinding(name, language, template, "can never match: none of its "
-                                                    f"sentences matches a command (e.g. {example!r})"))
+                    findings.append(
+                        TemplateFinding(
+                            name,
+                            language,
+                            template,
+                            f"can never match: none of its sentences matches a command (e.g. {example!r})",
+                        )
+                    )
                 elif name not in intents:
-                    findings.append(TemplateFinding(name, language, template, f"is shadowed by {', '.join(sorted(intents))}: "
-                                                    f"each of its sentences runs that command (e.g. {example!r})"))
+                    findings.append(
+                        TemplateFinding(
+                            name,
+                            language,
+                            template,
+                            f"is shadowed by {', '.join(sorted(intents))}: "
+                            f"each of its sentences runs that command (e.g. {example!r})",
+                        )
+                    )
         return findings
 
 
@@ -278,7 +283,8 @@ def same_word(template_word: str, heard_word: str) -> bool:
     if template_word.isdigit() or heard_word.isdigit():
         return False
     shorter = min(len(template_word), len(heard_word))
-    common = len(os.path.commonprefix([template_word, heard_word]))
+    # A character prefix is what is wanted here ("light" / "lights"), not a path prefix.
+    common = len(os.path.commonprefix([template_word, heard_word]))  # noqa: RUF071
     return common >= max(3, shorter - 1) and abs(len(template_word) - len(heard_word)) <= 2
 
 
@@ -296,16 +302,22 @@ def _add_inline_ranges(intents: Intents) -> None:
                     if found and name not in intents.slot_lists:
                         start, stop, step = found.groups()
                         intents.slot_lists[name] = RangeSlotList(
-                            name=name, start=int(start), stop=int(stop), step=int(step or 1))
+                            name=name, start=int(start), stop=int(stop), step=int(step or 1)
+                        )
 
 
 def _fold_list(slot_list: Any, fold_template: Callable[[str], str]) -> Any:
     """A hassil list with its spoken forms (`in`) folded like templates; values out stay."""
     if not isinstance(slot_list, dict) or not isinstance(slot_list.get("values"), list):
         return slot_list
-    values = [{"in": fold_template(value), "out": value} if isinstance(value, str) else
-              {**value, "in": fold_template(value["in"])} if isinstance(value, dict) and isinstance(value.get("in"), str)
-              else value for value in slot_list["values"]]
+    values = [
+        {"in": fold_template(value), "out": value}
+        if isinstance(value, str)
+        else {**value, "in": fold_template(value["in"])}
+        if isinstance(value, dict) and isinstance(value.get("in"), str)
+        else value
+        for value in slot_list["values"]
+    ]
     return {**slot_list, "values": values}
 
 

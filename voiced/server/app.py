@@ -14,8 +14,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from voiced.protocol.vocabulary import DEFAULT_PORT
 from voiced.server.config import ServerSettings
-from voiced.server.engine import Engine, ModelError
+from voiced.server.decoding import ModelError
+from voiced.server.engine import Engine
 from voiced.server.service import SERVICE_NAME, SttService
 
 if TYPE_CHECKING:
@@ -23,7 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 50051
 STOP_MARGIN_S = 5.0  # past the grace: cancelled calls end within a slice of decoding
 
 
@@ -47,8 +48,10 @@ class RunningServer:
         return stopped
 
 
-def load_engine(settings: ServerSettings, command_sets: Mapping[str, CommandSet] | None = None,
-                ) -> tuple[Engine, tuple[tuple[str, ...], tuple[str, ...]]]:
+def load_engine(
+    settings: ServerSettings,
+    command_sets: Mapping[str, CommandSet] | None = None,
+) -> tuple[Engine, tuple[tuple[str, ...], tuple[str, ...]]]:
     """(the engine with its preloaded models, the accepted credentials). Configured auth whose
     key files are unreadable or hold no key raises ConfigError first; a broken model ModelError.
     `command_sets`: loaded commands for grammar models, by name (see Engine)."""
@@ -58,15 +61,17 @@ def load_engine(settings: ServerSettings, command_sets: Mapping[str, CommandSet]
     return engine, credentials
 
 
-def serve_engine(settings: ServerSettings, engine: Engine, credentials, host: str, port: int,
-                 reuse_port: bool = False) -> RunningServer:
+def serve_engine(
+    settings: ServerSettings, engine: Engine, credentials, host: str, port: int, reuse_port: bool = False
+) -> RunningServer:
     """A gRPC server for `engine` on host:port (0 = any). Only `reuse_port` servers (workers)
     share their port: otherwise a second server on a port in use fails to bind, as it should."""
     limits = settings.limits
     # a few threads beyond the cap, so calls past it can be answered RESOURCE_EXHAUSTED
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=limits.max_streams + 4, thread_name_prefix="stt"),
-                         options=[("grpc.max_receive_message_length", limits.max_message_bytes),
-                                  ("grpc.so_reuseport", int(reuse_port))])
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=limits.max_streams + 4, thread_name_prefix="stt"),
+        options=[("grpc.max_receive_message_length", limits.max_message_bytes), ("grpc.so_reuseport", int(reuse_port))],
+    )
     SttService(settings, engine, credentials).add_to(server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -84,18 +89,22 @@ def serve_engine(settings: ServerSettings, engine: Engine, credentials, host: st
     return RunningServer(server, engine, bound, f"{target_host}:{bound}", owns_engine=not reuse_port)
 
 
-def start_server(settings: ServerSettings, host: str = "127.0.0.1", port: int = 0,
-                 command_sets: Mapping[str, CommandSet] | None = None) -> RunningServer:
+def start_server(
+    settings: ServerSettings,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    command_sets: Mapping[str, CommandSet] | None = None,
+) -> RunningServer:
     """Load the models, then serve on host:port (0 = any); errors as `load_engine`."""
     engine, credentials = load_engine(settings, command_sets)
     return serve_engine(settings, engine, credentials, host, port)
 
 
 def main(args) -> int:
-    from voiced.notify import Notifier
-    from voiced.service import SignalRequests
+    from voiced.config.loader import ConfigError
+    from voiced.ops.notify import Notifier
+    from voiced.ops.signals import SignalRequests
     from voiced.settings import load_settings
-    from voiced.yamlconfig import ConfigError
 
     try:
         settings = load_settings(args.config).server
@@ -124,15 +133,16 @@ def main(args) -> int:
         except (OSError, RuntimeError) as exc:
             print(f"voiced serve: cannot start: {exc}", file=sys.stderr)
             return 1
-        log.warning("serving SpeechKit STT v2 on %s (%s)", running.target,
-                    ", ".join([*settings.languages, *settings.models]))
+        log.warning(
+            "serving SpeechKit STT v2 on %s (%s)", running.target, ", ".join([*settings.languages, *settings.models])
+        )
         notifier.ready(f"serving on {running.target}")
         return serve_until_stopped(running, signals, notifier)
 
 
 def serve_until_stopped(running: RunningServer, signals, notifier=None) -> int:
     """Serve until SIGTERM/SIGINT, then stop within a bound (0: every call ended in time)."""
-    from voiced.service import STOP
+    from voiced.ops.signals import STOP
 
     while signals.next(timeout=1.0) != STOP:
         pass  # SIGHUP: nothing to reload without a restart (models load at start)

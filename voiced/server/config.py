@@ -11,15 +11,12 @@ from typing import Annotated, Literal
 
 import pydantic
 
-from voiced.endpointing import EndpointerSettings
-from voiced.yamlconfig import ConfigError, ConfigProblem
+from voiced.audio.vad import EndpointerSettings
+from voiced.config.loader import ConfigError, ConfigProblem, FrozenModel
+from voiced.protocol.vocabulary import MAX_AUDIO_S, MAX_BYTES, MAX_GAP_S
 
 
-class _Frozen(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
-
-
-class LanguageModel(_Frozen):
+class LanguageModel(FrozenModel):
     """A pocketsphinx model directory (acoustic model) with its dictionary and LM.
 
     Every path None = the en-us model shipped inside the pocketsphinx wheel."""
@@ -31,7 +28,7 @@ class LanguageModel(_Frozen):
     phone_language_model: Path | None = None
 
 
-class WhisperSettings(_Frozen):
+class WhisperSettings(FrozenModel):
     """The Whisper commands engine (the `whisper` extra)."""
 
     # a CTranslate2 Whisper model directory (model.bin, tokenizer.json...); None = tiny.en from
@@ -53,7 +50,7 @@ class WhisperSettings(_Frozen):
     threads: int = pydantic.Field(1, ge=1, le=16)  # CPU threads of one decoding
 
 
-class GrammarModel(_Frozen):
+class GrammarModel(FrozenModel):
     """A named grammar selectable through the spec's `model` field (e.g. the commands).
 
     `engine: pocketsphinx` decodes with the grammar itself. `engine: whisper` needs the
@@ -79,13 +76,13 @@ class GrammarModel(_Frozen):
         return self
 
 
+class ServerLimits(FrozenModel):
+    """What the service documents, and the server's own bounds; past any of them the call
+    ends with a status."""
 
-class SessionLimits(_Frozen):
-    """What the service documents; past any of them the call ends with a status."""
-
-    max_gap_s: float = pydantic.Field(5.0, gt=0)  # between two messages -> DEADLINE_EXCEEDED
-    max_audio_s: float = pydantic.Field(300.0, gt=0)  # audio per session -> RESOURCE_EXHAUSTED
-    max_bytes: int = pydantic.Field(10 * 1024 * 1024, gt=0)  # data per session -> RESOURCE_EXHAUSTED
+    max_gap_s: float = pydantic.Field(MAX_GAP_S, gt=0)  # between two messages -> DEADLINE_EXCEEDED
+    max_audio_s: float = pydantic.Field(MAX_AUDIO_S, gt=0)  # audio per session -> RESOURCE_EXHAUSTED
+    max_bytes: int = pydantic.Field(MAX_BYTES, gt=0)  # data per session -> RESOURCE_EXHAUSTED
     max_message_bytes: int = pydantic.Field(4 * 1024 * 1024, gt=0)  # one request (gRPC's receive cap)
     max_streams: int = pydantic.Field(8, ge=1)  # concurrent calls; more -> RESOURCE_EXHAUSTED
 
@@ -102,7 +99,7 @@ def _usable_secret(secret: pydantic.SecretStr) -> pydantic.SecretStr:
 Secret = Annotated[pydantic.SecretStr, pydantic.AfterValidator(_usable_secret)]
 
 
-class AuthSettings(_Frozen):
+class AuthSettings(FrozenModel):
     """Accepted credentials. All four empty = no authentication (the loopback default).
 
     Secrets are read from files (e.g. systemd's $CREDENTIALS_DIRECTORY), one per line. Auth
@@ -131,9 +128,16 @@ class AuthSettings(_Frozen):
                 continue
             keys = [line.strip() for line in lines if line.strip()]
             if not keys:
-                problems.append(ConfigProblem(str(path), 1, 1, f"server.auth: this {what} file holds no key "
-                                              "(it is empty or only whitespace); auth is configured, so the "
-                                              "server refuses to start rather than let every client in"))
+                problems.append(
+                    ConfigProblem(
+                        str(path),
+                        1,
+                        1,
+                        f"server.auth: this {what} file holds no key "
+                        "(it is empty or only whitespace); auth is configured, so the "
+                        "server refuses to start rather than let every client in",
+                    )
+                )
             values += keys
         if problems:
             raise ConfigError(problems)
@@ -149,23 +153,34 @@ class AuthSettings(_Frozen):
         return api_keys, bearer_tokens
 
 
-class TlsSettings(_Frozen):
+class TlsSettings(FrozenModel):
     cert_file: Path
     key_file: Path
 
 
-class ServerSettings(_Frozen):
+class ServerSettings(FrozenModel):
     # language code -> model; add e.g. ru-RU with the paths of a downloaded pocketsphinx model
     languages: dict[str, LanguageModel] = {"en-US": LanguageModel()}
     models: dict[str, GrammarModel] = {}
-    limits: SessionLimits = SessionLimits()
+    limits: ServerLimits = ServerLimits()
     auth: AuthSettings = AuthSettings()
     tls: TlsSettings | None = None
     # utterance segmentation inside a stream: a pause this long ends an utterance
     endpointing: EndpointerSettings = EndpointerSettings(min_utterance_s=0.0, max_utterance_s=60.0)
     partial_interval_s: float = pydantic.Field(0.3, gt=0)  # audio between two partial hypotheses
-    profanity_words: tuple[str, ...] = ("damn", "hell", "shit", "fuck", "fucking", "bitch", "bastard", "crap",
-                                        "блин", "черт", "хрен")
+    profanity_words: tuple[str, ...] = (
+        "damn",
+        "hell",
+        "shit",
+        "fuck",
+        "fucking",
+        "bitch",
+        "bastard",
+        "crap",
+        "блин",
+        "черт",
+        "хрен",
+    )
     # decoders kept loaded per model (each open-LM decoder holds ~45 MB beside the shared LM)
     idle_decoders: int = pydantic.Field(2, ge=0)
     # pocketsphinx adapts to the channel (cepstral mean) as it hears audio. A server for many

@@ -28,8 +28,11 @@ OUT_OF_VOCABULARY = -536870912  # NGramModel.prob of a word the LM does not have
 def lm_dictionary(dictionary: Path, lm) -> str:
     """The entries of `dictionary` (alternative pronunciations too) whose word the LM knows."""
     with dictionary.open(encoding="utf-8") as lines:
-        return "".join(line if line.endswith("\n") else line + "\n" for line in lines
-                       if line.strip() and lm.prob([line.split(maxsplit=1)[0].split("(", 1)[0]]) != OUT_OF_VOCABULARY)
+        return "".join(
+            line if line.endswith("\n") else line + "\n"
+            for line in lines
+            if line.strip() and lm.prob([line.split(maxsplit=1)[0].split("(", 1)[0]]) != OUT_OF_VOCABULARY
+        )
 
 
 class SharedLanguageModel:

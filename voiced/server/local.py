@@ -19,13 +19,13 @@ import queue
 import threading
 from collections.abc import Iterator
 
+from voiced.protocol.results import AudioDelivered, Final, Partial, RecognitionEvent, SessionError
 from voiced.server.config import ServerSettings
 from voiced.server.engine import Engine
 from voiced.server.pool import PoolExhausted
 from voiced.server.session import Result, StreamRecognition
 from voiced.server.spec import SessionSpec, served_model
-from voiced.speechkit.events import AudioDelivered, Final, Partial, RecognitionEvent, SessionError, Word
-from voiced.speechkit.settings import RecognitionSettings
+from voiced.speechkit.config import RecognitionSettings
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,15 @@ class LocalRecognizer:
 
     def __init__(self, engine: Engine, recognition: RecognitionSettings, server: ServerSettings):
         language, model = served_model(recognition.language, recognition.model, engine.languages, engine.grammars)
-        self._spec = SessionSpec(language=language, model=model, sample_rate=recognition.sample_rate,
-                                 partial_results=recognition.partial_results, single_utterance=False,
-                                 raw_results=recognition.raw_results,
-                                 profanity_filter=recognition.profanity_filter)
+        self._spec = SessionSpec(
+            language=language,
+            model=model,
+            sample_rate=recognition.sample_rate,
+            partial_results=recognition.partial_results,
+            single_utterance=False,
+            raw_results=recognition.raw_results,
+            profanity_filter=recognition.profanity_filter,
+        )
         self._engine = engine
         self._server = server
 
@@ -56,8 +61,12 @@ class LocalRecognizer:
     def close(self) -> None:
         times = self._engine.stage_times
         if times.utterances:  # what the benchmarks read
-            log.info("recognition CPU partials %.2f s final %.2f s over %d utterances",
-                     times.partials_s, times.final_s, times.utterances)
+            log.info(
+                "recognition CPU partials %.2f s final %.2f s over %d utterances",
+                times.partials_s,
+                times.final_s,
+                times.utterances,
+            )
         self._engine.close()
 
 
@@ -96,8 +105,9 @@ class LocalSession:
             while (item := self._inbox.get()) is not _END:
                 if stream is None:
                     recognizer = self._engine.lend(self._spec.language, self._spec.model)
-                    stream = StreamRecognition(self._spec, recognizer, None, self._server.partial_interval_s,
-                                               self._server.profanity_words)
+                    stream = StreamRecognition(
+                        self._spec, recognizer, None, self._server.partial_interval_s, self._server.profanity_words
+                    )
                 if item is None:  # finished: every byte is with the engine now
                     self._out.put(AudioDelivered())
                     self._deliver(stream.finish())
@@ -118,5 +128,4 @@ class LocalSession:
             if not result.final:
                 self._out.put(Partial(result.text))
                 continue
-            words = tuple(Word(w.word, w.start_s, w.end_s, w.confidence) for w in result.words)
-            self._out.put(Final(result.text, result.confidence, words, reason=result.reason))
+            self._out.put(Final(result.text, result.confidence, result.words, reason=result.reason))

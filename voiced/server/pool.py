@@ -90,9 +90,11 @@ class MemoryBudget:
             if attempt == 0:
                 for pool in self._pools:
                     pool.drop_idle()
-        raise PoolExhausted(f"the server's recognizer memory budget is used up ({self.used_mb:.0f} of "
-                            f"{self.limit_mb:.0f} MB; one more {what} decoder needs ~{mb:.0f} MB): try again "
-                            "when other sessions have ended")
+        raise PoolExhausted(
+            f"the server's recognizer memory budget is used up ({self.used_mb:.0f} of "
+            f"{self.limit_mb:.0f} MB; one more {what} decoder needs ~{mb:.0f} MB): try again "
+            "when other sessions have ended"
+        )
 
     def measured(self, load: Callable[[], object]) -> tuple[object, float]:
         """(what `load` returned, MB the process grew meanwhile)."""
@@ -106,8 +108,14 @@ class DecoderPool:
     """Recognizers of one model: `acquire` lends one (an idle one, else a new load), `release`
     keeps up to `keep` idle. `prepare` loads what the model's decoders share, once."""
 
-    def __init__(self, name: str, factory: Callable[[], object], keep: int, budget: MemoryBudget,
-                 prepare: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        name: str,
+        factory: Callable[[], object],
+        keep: int,
+        budget: MemoryBudget,
+        prepare: Callable[[], None] | None = None,
+    ):
         self.name = name
         self._factory = factory
         self._keep = keep

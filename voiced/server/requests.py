@@ -23,7 +23,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2 as stt
-from voiced.server.config import SessionLimits
+from voiced.server.config import ServerLimits
 
 READ_AHEAD_BYTES = 256 * 1024  # received but not yet taken by the handler (besides one message)
 MAX_DETAILS = 1000  # characters of a status' details: gRPC carries them in a header (8 KB cap)
@@ -36,7 +36,7 @@ class CallFailed(Exception):
 
     def __init__(self, code: grpc.StatusCode, details: str):
         if len(details) > MAX_DETAILS:
-            details = details[:MAX_DETAILS - 20] + f"... ({len(details)} chars)"
+            details = details[: MAX_DETAILS - 20] + f"... ({len(details)} chars)"
         super().__init__(details)
         self.code = code
         self.details = details
@@ -52,16 +52,18 @@ def parse_request(raw: bytes) -> stt.StreamingRecognitionRequest:
     except DecodeError as error:
         # protobuf's message names the type and the problem ("String field had bad UTF-8"),
         # never the bytes received
-        raise CallFailed(grpc.StatusCode.INVALID_ARGUMENT,
-                         f"a message is not a valid StreamingRecognitionRequest: {error}") from None
+        raise CallFailed(
+            grpc.StatusCode.INVALID_ARGUMENT, f"a message is not a valid StreamingRecognitionRequest: {error}"
+        ) from None
 
 
 class RequestStream:
     """Requests of one call in arrival order. `next()` from the handler; `cancel()` from any
     thread (gRPC's termination callback)."""
 
-    def __init__(self, raw_requests: Iterator[bytes], limits: SessionLimits,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, raw_requests: Iterator[bytes], limits: ServerLimits, clock: Callable[[], float] = time.monotonic
+    ):
         self._limits = limits
         self._clock = clock
         self._ready: collections.deque = collections.deque()
@@ -80,8 +82,15 @@ class RequestStream:
     def _read(self, raw_requests: Iterator[bytes]) -> None:
         while True:
             with self._state:
-                self._state.wait_for(lambda: self._done or self._cancelled or self._failure is not None
-                                     or not self._ready or self._ready_bytes < READ_AHEAD_BYTES)
+                self._state.wait_for(
+                    lambda: (
+                        self._done
+                        or self._cancelled
+                        or self._failure is not None
+                        or not self._ready
+                        or self._ready_bytes < READ_AHEAD_BYTES
+                    )
+                )
                 if self._done or self._cancelled or self._failure is not None:
                     return
                 self._waiting_since = self._clock()
@@ -106,8 +115,10 @@ class RequestStream:
             raise self._gap_failure(waited)
         self.received_bytes += len(raw)
         if self.received_bytes > self._limits.max_bytes:
-            raise CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                             f"session data limit reached ({self._limits.max_bytes} bytes): start a new session")
+            raise CallFailed(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"session data limit reached ({self._limits.max_bytes} bytes): start a new session",
+            )
         request = parse_request(raw)
         self._audio_bytes += len(request.audio_content)
         self._check_audio()
@@ -119,9 +130,11 @@ class RequestStream:
             raise audio_limit_failure(self._limits)
 
     def _gap_failure(self, waited: float) -> CallFailed:
-        return CallFailed(grpc.StatusCode.DEADLINE_EXCEEDED,
-                          f"no message for {waited:.1f} s, at most {self._limits.max_gap_s:g} s allowed: the "
-                          "session is closed; send audio at least every few seconds or start a new session")
+        return CallFailed(
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            f"no message for {waited:.1f} s, at most {self._limits.max_gap_s:g} s allowed: the "
+            "session is closed; send audio at least every few seconds or start a new session",
+        )
 
     def _end(self) -> None:
         with self._state:
@@ -180,6 +193,8 @@ class RequestStream:
                 self._state.wait(timeout)
 
 
-def audio_limit_failure(limits: SessionLimits) -> CallFailed:
-    return CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                      f"session audio limit reached ({limits.max_audio_s:g} s): start a new session")
+def audio_limit_failure(limits: ServerLimits) -> CallFailed:
+    return CallFailed(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        f"session audio limit reached ({limits.max_audio_s:g} s): start a new session",
+    )

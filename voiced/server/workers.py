@@ -47,7 +47,7 @@ def reserved_port(host: str, port: int):
 
 
 def _worker(settings: ServerSettings, engine: Engine, credentials, host: str, port: int, ready) -> None:
-    from voiced.service import SignalRequests
+    from voiced.ops.signals import SignalRequests
 
     with SignalRequests() as signals:
         try:
@@ -59,13 +59,18 @@ def _worker(settings: ServerSettings, engine: Engine, credentials, host: str, po
         sys.exit(serve_until_stopped(running, signals))
 
 
-def run_workers(settings: ServerSettings, engine: Engine, credentials, host: str, port: int, notifier,
-                signals) -> int:
+def run_workers(settings: ServerSettings, engine: Engine, credentials, host: str, port: int, notifier, signals) -> int:
     context = multiprocessing.get_context("fork")
     ready = context.Queue()
     with reserved_port(host, port) as port:
-        workers = [context.Process(target=_worker, args=(settings, engine, credentials, host, port, ready),
-                                   name=f"voiced-serve-worker-{index}") for index in range(settings.workers)]
+        workers = [
+            context.Process(
+                target=_worker,
+                args=(settings, engine, credentials, host, port, ready),
+                name=f"voiced-serve-worker-{index}",
+            )
+            for index in range(settings.workers)
+        ]
         for worker in workers:
             worker.start()
         try:
@@ -74,8 +79,12 @@ def run_workers(settings: ServerSettings, engine: Engine, credentials, host: str
                 print(f"voiced serve: cannot start: {failure}", file=sys.stderr)
                 return 1
             target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            log.warning("serving SpeechKit STT v2 on %s with %d workers (%s)", target, len(workers),
-                        ", ".join([*settings.languages, *settings.models]))
+            log.warning(
+                "serving SpeechKit STT v2 on %s with %d workers (%s)",
+                target,
+                len(workers),
+                ", ".join([*settings.languages, *settings.models]),
+            )
             notifier.ready(f"serving on {target} with {len(workers)} workers")
             return _supervise(workers, signals, notifier)
         finally:
@@ -103,7 +112,7 @@ def _wait_ready(ready, workers) -> str | None:
 
 
 def _supervise(workers, signals, notifier) -> int:
-    from voiced.service import STOP
+    from voiced.ops.signals import STOP
 
     while True:
         if signals.next(timeout=1.0) == STOP:

@@ -18,9 +18,9 @@ import grpc
 
 from voiced import __version__
 from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2_grpc as stt_grpc
-from voiced.speechkit.events import RecognitionEvent, SessionError
-from voiced.speechkit.messages import AudioEncoder, config_request, response_events
-from voiced.speechkit.settings import RecognitionSettings
+from voiced.protocol.results import RecognitionEvent, SessionError
+from voiced.protocol.wire import AudioEncoder, config_request, response_events
+from voiced.speechkit.config import RecognitionSettings
 
 MetadataProvider = Callable[[], list[tuple[str, str]]]
 
@@ -30,8 +30,11 @@ _POLLER_LINGER_S = 0.3
 
 # gRPC's reconnect backoff grows to 120 s by default: a recovered endpoint would go unnoticed
 # that long. Capped here, so "the primary answers again" is seen within seconds.
-RECONNECT_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 500), ("grpc.min_reconnect_backoff_ms", 500),
-                     ("grpc.max_reconnect_backoff_ms", 5000)]
+RECONNECT_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 500),
+    ("grpc.min_reconnect_backoff_ms", 500),
+    ("grpc.max_reconnect_backoff_ms", 5000),
+]
 
 
 # A target naming several servers (an address list, or a DNS name with several records)
@@ -54,8 +57,7 @@ def open_channel(settings: RecognitionSettings, target: str) -> grpc.Channel:
 class RecognitionSession:
     """One StreamingRecognize call. `send`/`finish`/`cancel` from one thread, `events` from another."""
 
-    def __init__(self, stub: stt_grpc.SttServiceStub, settings: RecognitionSettings,
-                 metadata: list[tuple[str, str]]):
+    def __init__(self, stub: stt_grpc.SttServiceStub, settings: RecognitionSettings, metadata: list[tuple[str, str]]):
         self._encoder = AudioEncoder(settings)  # LINEAR16_PCM as is, or this session's Ogg Opus stream
         self._outbox: queue.SimpleQueue = queue.SimpleQueue()
         self._outbox.put(config_request(settings))
@@ -64,8 +66,7 @@ class RecognitionSession:
         self._cancelled = False
         # called (in gRPC's sending thread) once the half-close is reached: every message sent
         self.on_delivered: Callable[[], None] | None = None
-        self._call = stub.StreamingRecognize(self._requests(), metadata=metadata,
-                                             timeout=settings.timeouts.session_s)
+        self._call = stub.StreamingRecognize(self._requests(), metadata=metadata, timeout=settings.timeouts.session_s)
         # when the call ends first (server error, deadline, cancel), gRPC's sending thread
         # may be waiting on the outbox: wake it so it can end too
         self._call.add_done_callback(lambda _call: self._outbox.put(_END))
@@ -119,8 +120,7 @@ class RecognitionSession:
 class SpeechKitClient:
     """Sessions against one SpeechKit v2 endpoint over one shared channel."""
 
-    def __init__(self, settings: RecognitionSettings, target: str,
-                 metadata_provider: MetadataProvider | None = None):
+    def __init__(self, settings: RecognitionSettings, target: str, metadata_provider: MetadataProvider | None = None):
         self.settings = settings
         self.target = target
         self._metadata_provider = metadata_provider
@@ -153,8 +153,11 @@ class SpeechKitClient:
 
         def watch(connectivity: grpc.ChannelConnectivity) -> None:
             seen.append(connectivity)
-            if connectivity in (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE,
-                                grpc.ChannelConnectivity.SHUTDOWN):
+            if connectivity in (
+                grpc.ChannelConnectivity.READY,
+                grpc.ChannelConnectivity.TRANSIENT_FAILURE,
+                grpc.ChannelConnectivity.SHUTDOWN,
+            ):
                 settled.set()
 
         # the channel watched, held here: another thread may replace self._channel meanwhile,

@@ -14,16 +14,26 @@ import logging
 import queue
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
+from voiced.protocol.results import AudioDelivered, EndpointSwitched, RecognitionEvent, Retrying, SessionError
+from voiced.speechkit.auth import CredentialError, Credentials
 from voiced.speechkit.client import RecognitionSession, SpeechKitClient
-from voiced.speechkit.credentials import CredentialError, Credentials
-from voiced.speechkit.events import AudioDelivered, EndpointSwitched, RecognitionEvent, Retrying, SessionError
-from voiced.speechkit.resilience import (FALLBACK, PRIMARY, Backoff, CancelCall, Close, Deliver, EndpointHealth,
-                                         FinishCall, OpenCall, SendAudio, SessionCore)
-from voiced.speechkit.settings import RecognitionSettings
+from voiced.speechkit.config import RecognitionSettings
+from voiced.speechkit.resilience import (
+    FALLBACK,
+    PRIMARY,
+    Backoff,
+    CancelCall,
+    Close,
+    Deliver,
+    EndpointHealth,
+    FinishCall,
+    OpenCall,
+    SendToCall,
+    SessionCore,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +50,24 @@ class Client(Protocol):
 
     def close(self) -> None: ...
 
+
 _END = object()
 
 
 class Recognizer:
     """Sessions against a primary endpoint, with an optional fallback endpoint."""
 
-    def __init__(self, settings: RecognitionSettings, target: str, *, fallback_target: str | None = None,
-                 fallback_client: Client | None = None, credentials: Credentials | None = None,
-                 on_switch: Callable[[str], None] | None = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        settings: RecognitionSettings,
+        target: str,
+        *,
+        fallback_target: str | None = None,
+        fallback_client: Client | None = None,
+        credentials: Credentials | None = None,
+        on_switch: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         """The fallback is `fallback_target` (a gRPC endpoint: the primary's credentials go
         there only with `fallback.send_credentials`) or `fallback_client` (e.g. the engine in
         this process, voiced.server.local)."""
@@ -58,19 +77,20 @@ class Recognizer:
         self.clock = clock
         self._credentials: dict[str, Credentials | None] = {PRIMARY: credentials}
         self.clients: dict[str, Client] = {
-            PRIMARY: SpeechKitClient(settings, target, credentials.metadata if credentials is not None else None)}
+            PRIMARY: SpeechKitClient(settings, target, credentials.metadata if credentials is not None else None)
+        }
         if settings.fallback is not None and fallback_client is not None:
             self.clients[FALLBACK] = fallback_client
             self._credentials[FALLBACK] = None
         elif settings.fallback is not None and fallback_target is not None:
             given = credentials if settings.fallback.send_credentials else None
             self._credentials[FALLBACK] = given
-            self.clients[FALLBACK] = SpeechKitClient(settings.for_fallback(), fallback_target,
-                                                     given.metadata if given is not None else None)
+            self.clients[FALLBACK] = SpeechKitClient(
+                settings.for_fallback(), fallback_target, given.metadata if given is not None else None
+            )
         self.health = EndpointHealth(has_fallback=FALLBACK in self.clients)
         self.backoff = Backoff(settings.retry)
         self.lock = threading.Lock()  # guards `health` across sessions
-        self.switches: Counter[str] = Counter()
         self._closed = threading.Event()
         self._prober: threading.Thread | None = None
 
@@ -78,9 +98,9 @@ class Recognizer:
         return RecognizerSession(self)
 
     def switched(self, event: EndpointSwitched) -> None:
-        self.switches[event.to] += 1
-        log.warning("recognition switched to the %s endpoint %s: %s", event.to, self.clients[event.to].target,
-                    event.reason)
+        log.warning(
+            "recognition switched to the %s endpoint %s: %s", event.to, self.clients[event.to].target, event.reason
+        )
         if self._on_switch is not None:
             self._on_switch(event.to)
         if event.to == FALLBACK and (self._prober is None or not self._prober.is_alive()):
@@ -90,6 +110,7 @@ class Recognizer:
     def _probe_primary(self) -> None:
         """While sessions go to the fallback, try the primary's connection now and then."""
         fallback = self.settings.fallback
+        assert fallback is not None  # only a recognizer with a fallback switches to it
         while not self._closed.wait(fallback.probe_interval_s):
             if self.clients[PRIMARY].wait_connected(self.settings.timeouts.connect_s):
                 with self.lock:
@@ -100,11 +121,15 @@ class Recognizer:
     def open_call(self, target: str, refresh: bool) -> RecognitionSession:
         """A call to `target`; raises CredentialError (a credential, or an unreachable endpoint)."""
         client = self.clients[target]
-        if refresh and self._credentials[target] is not None:
-            self._credentials[target].refresh()
+        credentials = self._credentials[target]
+        if refresh and credentials is not None:
+            credentials.refresh()
         if not client.wait_connected(self.settings.timeouts.connect_s):
-            raise CredentialError(f"the {target} endpoint {client.target} is not reachable "
-                                  f"(no connection within {self.settings.timeouts.connect_s:g} s)", code="UNAVAILABLE")
+            raise CredentialError(
+                f"the {target} endpoint {client.target} is not reachable "
+                f"(no connection within {self.settings.timeouts.connect_s:g} s)",
+                code="UNAVAILABLE",
+            )
         return client.session()
 
     def explain(self, error: SessionError, target: str) -> SessionError:
@@ -133,7 +158,7 @@ class RecognizerSession:
         self._recognizer = recognizer
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._out: queue.SimpleQueue = queue.SimpleQueue()
-        self._calls: dict[int, RecognitionSession] = {}
+        self._calls: dict[int, RecognitionSession | _DeadCall] = {}
         self._targets: dict[int, str] = {}
         self._lock = threading.Lock()
         self._finished = False
@@ -208,7 +233,7 @@ class RecognizerSession:
         for decision in decisions:
             if isinstance(decision, OpenCall):
                 self._open(decision)
-            elif isinstance(decision, SendAudio):
+            elif isinstance(decision, SendToCall):
                 self._calls[decision.call].send(decision.audio)
             elif isinstance(decision, FinishCall):
                 self._calls[decision.call].finish()
@@ -227,8 +252,15 @@ class RecognizerSession:
         if isinstance(event, EndpointSwitched):
             recognizer.switched(event)
         elif isinstance(event, Retrying):
-            log.warning("%s call failed (%s: %s): attempt %d in %.2f s on the %s endpoint", event.target,
-                        event.code, event.details, event.attempt, event.delay_s, event.target)
+            log.warning(
+                "%s call failed (%s: %s): attempt %d in %.2f s on the %s endpoint",
+                event.target,
+                event.code,
+                event.details,
+                event.attempt,
+                event.delay_s,
+                event.target,
+            )
         elif isinstance(event, SessionError):
             event = recognizer.explain(event, recognizer.health.last_target)
             level = logging.ERROR if event.code in ("INVALID_ARGUMENT", "UNAUTHENTICATED") else logging.WARNING
@@ -247,8 +279,9 @@ class RecognizerSession:
             return
         self._calls[decision.call] = handle
         handle.on_delivered = lambda call=decision.call: self._inbox.put(("delivered", call))
-        threading.Thread(target=self._read, args=(decision.call, handle), name=f"call-{decision.call}",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._read, args=(decision.call, handle), name=f"call-{decision.call}", daemon=True
+        ).start()
         for chunk in decision.audio:
             handle.send(chunk)
         if decision.finish:

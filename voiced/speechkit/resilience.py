@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 
 import tenacity
 
-from voiced.endpointing import VAD_RATES, EndpointerSettings, FrameSplitter, webrtc_vad
-from voiced.speechkit.events import EndpointSwitched, Final, RecognitionEvent, Retrying, SessionError
-from voiced.speechkit.settings import RecognitionSettings, RetrySettings
+from voiced.audio.vad import VAD_RATES, EndpointerSettings, FrameSplitter, webrtc_vad
+from voiced.protocol.results import EndpointSwitched, Final, RecognitionEvent, Retrying, SessionError
+from voiced.speechkit.config import RecognitionSettings, RetrySettings
 
 PRIMARY, FALLBACK = "primary", "fallback"
 RETRYABLE = frozenset({"UNAVAILABLE", "INTERNAL", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED"})
@@ -53,7 +53,7 @@ class OpenCall:
 
 
 @dataclass(frozen=True)
-class SendAudio:
+class SendToCall:
     call: int
     audio: bytes
 
@@ -78,18 +78,19 @@ class Close:
     """The session's events end here."""
 
 
-Decision = OpenCall | SendAudio | FinishCall | CancelCall | Deliver | Close
+Decision = OpenCall | SendToCall | FinishCall | CancelCall | Deliver | Close
 
 
 class Backoff:
     """Exponential backoff with jitter: tenacity's schedule, asked for the n-th delay."""
 
     def __init__(self, settings: RetrySettings):
-        self._wait = tenacity.wait_exponential_jitter(multiplier=settings.initial_s, max=settings.max_s,
-                                                      jitter=settings.jitter_s)
+        self._wait = tenacity.wait_exponential_jitter(
+            multiplier=settings.initial_s, max=settings.max_s, jitter=settings.jitter_s
+        )
 
     def delay(self, failures: int) -> float:
-        state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})
+        state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
         state.attempt_number = max(1, failures)
         return self._wait(state)
 
@@ -175,7 +176,7 @@ class SessionCore:
     def audio(self, chunk: bytes, now: float) -> list[Decision]:
         decisions: list[Decision] = []
         for start in range(0, len(chunk), MAX_PIECE):
-            decisions += self._piece(chunk[start:start + MAX_PIECE], now)
+            decisions += self._piece(chunk[start : start + MAX_PIECE], now)
         return decisions
 
     def finish(self, now: float) -> list[Decision]:
@@ -186,7 +187,7 @@ class SessionCore:
         decisions: list[Decision] = [CancelCall(c.id) for c in self._calls if c.opened and not c.ended]
         self._calls.clear()
         self.closed = True
-        return decisions + [Close()]
+        return [*decisions, Close()]
 
     # -- call side ------------------------------------------------------------------------
 
@@ -246,15 +247,17 @@ class SessionCore:
             if self.closed:
                 return decisions
             call = self._current
+            assert call is not None  # _new_call opened it
         call.chunks.append(piece)
         call.audio_bytes += len(piece)
         call.data_bytes += len(piece) + MESSAGE_OVERHEAD
         call.last_send = now
         if call.opened:
-            decisions.append(SendAudio(call.id, piece))
+            decisions.append(SendToCall(call.id, piece))
         trailing_s = self._silence.feed(piece) if self._silence is not None else 0.0
         if self._past(call, 0, self._soft_audio, self._soft_data) and (
-                self._silence is None or trailing_s >= self.settings.limits.pause_s):
+            self._silence is None or trailing_s >= self.settings.limits.pause_s
+        ):
             decisions += self._end_current()  # an utterance boundary: roll here
         return decisions
 
@@ -266,15 +269,27 @@ class SessionCore:
     def _new_call(self, now: float) -> list[Decision]:
         health = self.health
         if now < health.auth_refused_until:
-            return self._terminate(SessionError("UNAUTHENTICATED", (
-                f"credentials were refused ({health.auth_details}); not trying again for "
-                f"{health.auth_refused_until - now:.0f} s: fix them and reload")), now, count=False)
+            return self._terminate(
+                SessionError(
+                    "UNAUTHENTICATED",
+                    (
+                        f"credentials were refused ({health.auth_details}); not trying again for "
+                        f"{health.auth_refused_until - now:.0f} s: fix them and reload"
+                    ),
+                ),
+                now,
+                count=False,
+            )
         target = health.target()
         call = _Call(self._take_id(), target, [], open_at=max(now, health.retry_after), last_send=now)
         self._calls.append(call)
         self._current = call
-        decisions = self._switch_to(target, "sessions go to the fallback while the primary is unreachable"
-                                    if target == FALLBACK else "the primary answers again")
+        decisions = self._switch_to(
+            target,
+            "sessions go to the fallback while the primary is unreachable"
+            if target == FALLBACK
+            else "the primary answers again",
+        )
         if call.open_at <= now:
             decisions.append(self._open(call))
         return decisions
@@ -298,8 +313,12 @@ class SessionCore:
             call.unavailable_on_primary += 1
         if code in RETRYABLE and not call.got_final and call.tries < retry.attempts:
             target = call.target
-            if (self.health.has_fallback and target == PRIMARY and code == "UNAVAILABLE"
-                    and call.unavailable_on_primary >= retry.fallback_after):
+            if (
+                self.health.has_fallback
+                and target == PRIMARY
+                and code == "UNAVAILABLE"
+                and call.unavailable_on_primary >= retry.fallback_after
+            ):
                 target = FALLBACK
                 self.health.on_fallback = True
             delay = 0.0 if target != call.target else self.backoff.delay(call.tries)
@@ -307,22 +326,35 @@ class SessionCore:
         if code == "UNAUTHENTICATED" and not call.refreshed and not call.got_final:
             return self._replace(call, call.target, now, 0.0, refresh=True, error=error)
         if code == "INVALID_ARGUMENT":
-            error = SessionError(code, f"configuration error, the {call.target} endpoint refused the request: "
-                                       f"{error.details}")
+            error = SessionError(
+                code, f"configuration error, the {call.target} endpoint refused the request: {error.details}"
+            )
         return self._terminate(error, now)
 
-    def _replace(self, call: _Call, target: str, now: float, delay: float, refresh: bool,
-                 error: SessionError) -> list[Decision]:
+    def _replace(
+        self, call: _Call, target: str, now: float, delay: float, refresh: bool, error: SessionError
+    ) -> list[Decision]:
         """A new call for the same audio, in the same place, opened after `delay`."""
-        replacement = _Call(self._take_id(), target, call.chunks, open_at=now + delay, last_send=call.last_send,
-                            tries=call.tries + 1, unavailable_on_primary=call.unavailable_on_primary,
-                            refreshed=call.refreshed or refresh, refresh=refresh, audio_bytes=call.audio_bytes,
-                            data_bytes=call.data_bytes, finished=call.finished)
+        replacement = _Call(
+            self._take_id(),
+            target,
+            call.chunks,
+            open_at=now + delay,
+            last_send=call.last_send,
+            tries=call.tries + 1,
+            unavailable_on_primary=call.unavailable_on_primary,
+            refreshed=call.refreshed or refresh,
+            refresh=refresh,
+            audio_bytes=call.audio_bytes,
+            data_bytes=call.data_bytes,
+            finished=call.finished,
+        )
         self._calls[self._calls.index(call)] = replacement
         if self._current is call:
             self._current = replacement
-        decisions: list[Decision] = [Deliver(Retrying(error.code, error.details, replacement.tries,
-                                                      round(delay, 3), target))]
+        decisions: list[Decision] = [
+            Deliver(Retrying(error.code, error.details, replacement.tries, round(delay, 3), target))
+        ]
         decisions += self._switch_to(target, f"the primary is unreachable ({error.code})")
         if delay <= 0:
             decisions.append(self._open(replacement))
@@ -345,7 +377,7 @@ class SessionCore:
         self._calls.clear()
         self._current = None
         self.closed = True
-        return decisions + [Deliver(error), Close()]
+        return [*decisions, Deliver(error), Close()]
 
     def _switch_to(self, target: str, reason: str) -> list[Decision]:
         if target == self.health.last_target:

@@ -1,0 +1,128 @@
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+
+import pytest
+
+from voiced.actions.errors import ActionError
+from voiced.actions.process import CHILD_VARIABLES, RunningPrograms, child_environment, run_process
+
+
+def test_output_is_capped_and_the_child_still_finishes():
+    result = run_process(
+        [sys.executable, "-c", "import sys; sys.stdout.write('x' * 200000)"], timeout_s=30, max_output_bytes=1000
+    )
+    assert result.returncode == 0
+    assert result.stdout == b"x" * 1000
+    assert result.truncated
+
+
+def test_hanging_process_group_is_killed_at_timeout(tmp_path):
+    pidfile = tmp_path / "grandchild.pid"
+    # the child starts a grandchild that would outlive it; both must die at the timeout
+    script = (
+        "import subprocess, sys, time;"
+        f"p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']);"
+        f"open({str(pidfile)!r}, 'w').write(str(p.pid)); time.sleep(600)"
+    )
+    with pytest.raises(ActionError, match="timeout"):
+        run_process([sys.executable, "-c", script], timeout_s=1.5)
+    grandchild = int(pidfile.read_text())
+    for _ in range(50):
+        try:
+            os.kill(grandchild, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("grandchild still alive after the timeout")
+
+
+def test_missing_program_is_an_action_error():
+    with pytest.raises(ActionError, match="cannot start"):
+        run_process(["/nonexistent/voiced-test-program"], timeout_s=5)
+
+
+def test_a_program_that_exits_without_reading_its_input_is_fine():
+    # more than a pipe buffer of stdin to a program that is already gone: no BrokenPipeError
+    for _ in range(5):
+        result = run_process([sys.executable, "-c", "pass"], stdin=b"x" * 1_000_000, timeout_s=10)
+        assert result.returncode == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def _pids(stderr: bytes) -> list[int]:
+    return [int(word) for word in stderr.split() if word.isdigit()]
+
+
+def test_a_background_job_does_not_outlive_its_program():
+    """`yes & exit 0`: the program is gone at once, its job keeps the output pipe busy. It is
+    killed when the program exits, so the call returns and nothing keeps running."""
+    result = run_process(["sh", "-c", "yes & echo $! >&2; exit 0"], timeout_s=60, max_output_bytes=1000)
+    assert result.returncode == 0
+    [job] = _pids(result.stderr)
+    assert not _alive(job)
+
+
+def test_setsid_children_are_taken_down_too():
+    """A new session leaves the process group; the supervisor (a child subreaper) still has it."""
+    result = run_process(["sh", "-c", "setsid sleep 1000 & echo $! >&2; exit 0"], timeout_s=60)
+    [escaped] = _pids(result.stderr)
+    assert result.returncode == 0 and not _alive(escaped)
+    # ... at a timeout as well; the pid comes through a file, output is not read after a kill
+    with tempfile.NamedTemporaryFile("r") as pidfile:
+        with pytest.raises(ActionError, match="killed after 1 s timeout"):
+            run_process(["sh", "-c", f"setsid sleep 1000 & echo $! > {pidfile.name}; sleep 1000"], timeout_s=1)
+        assert not _alive(int(pidfile.read()))
+
+
+def test_programs_get_a_minimal_environment(monkeypatch):
+    monkeypatch.setenv("HA_AUTHORIZATION", "Bearer secret")
+    monkeypatch.setenv("LC_TIME", "C.UTF-8")
+    code = "import json, os; print(json.dumps(dict(os.environ)))"
+    seen = json.loads(run_process([sys.executable, "-c", code], timeout_s=30).stdout)
+    assert "HA_AUTHORIZATION" not in seen and seen["LC_TIME"] == "C.UTF-8"
+    assert set(seen) <= {*CHILD_VARIABLES, "LC_TIME", "LC_CTYPE"}  # (Python may add LC_CTYPE itself)
+    given = json.loads(
+        run_process(
+            [sys.executable, "-c", code], timeout_s=30, env=child_environment({"EXTRA": "1"}, ("HA_AUTHORIZATION",))
+        ).stdout
+    )
+    assert given["EXTRA"] == "1" and given["HA_AUTHORIZATION"] == "Bearer secret"
+
+
+def test_a_signal_death_is_reported_as_such():
+    result = run_process(
+        [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"], timeout_s=30
+    )
+    assert result.returncode == -11
+
+
+def test_stop_all_ends_running_programs_with_their_children(tmp_path):
+    programs = RunningPrograms()
+    pidfile = tmp_path / "pid"
+    results = []
+    worker = threading.Thread(
+        target=lambda: results.append(
+            run_process(
+                ["sh", "-c", f"setsid sleep 1000 & echo $! > {pidfile}; sleep 1000"], timeout_s=600, programs=programs
+            )
+        )
+    )
+    worker.start()
+    while not (pidfile.exists() and pidfile.read_text().strip()):  # running: now stop it
+        time.sleep(0.01)
+    programs.stop_all()
+    worker.join(30)
+    assert not worker.is_alive() and results[0].returncode == -9 and len(programs) == 0
+    assert not _alive(int(pidfile.read_text()))

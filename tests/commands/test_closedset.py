@@ -1,0 +1,108 @@
+"""The closed-set decision, pure: the shipped commands, transcripts and scores as the Whisper
+edge would give them (tests/test_server_whisper.py runs it on real speech)."""
+
+import pytest
+
+from voiced.commands import load_commands
+from voiced.commands.closedset import ClosedSet, Score, first_sentence
+
+
+@pytest.fixture(scope="module")
+def closed_set():
+    return ClosedSet(load_commands(["config/commands.yaml"]), "en-US")
+
+
+@pytest.mark.parametrize(
+    ("heard", "first"),
+    [
+        ("Stop. Stop. Stop.", "Stop."),
+        ("Tell me a joke Tell me a joke Tell me a joke", "Tell me a joke"),
+        ("switch on the television, switch on the television, switch", "switch on the television"),
+        ("Set a timer for 5 minutes.", "Set a timer for 5 minutes."),
+        ("Stop. Talking to me.", "Stop. Talking to me."),  # not a repetition: kept whole
+        ("Yes, yes, I will.", "Yes, yes, I will."),
+        ("", ""),
+    ],
+)
+def test_only_the_first_sentence_counts(heard, first):
+    assert first_sentence(heard) == first
+
+
+def test_candidates_are_the_nearest_sentences_and_the_second_opinion(closed_set):
+    texts = [s.text for s in closed_set.candidates("Set a timer for 40 for minutes.")]
+    assert "set a timer for 40 minutes" in texts and len(texts) <= 4
+    with_opinion = [
+        s.text for s in closed_set.candidates("Set a timer for 40 for minutes.", "set a timer for forty four minutes")
+    ]
+    assert with_opinion[-1] == "set a timer for 44 minutes"
+    assert closed_set.candidates("Did you see the game last night?") == []  # nothing near
+
+
+def test_written_forms_follow_the_transcript(closed_set):
+    timer = next(s for s in closed_set.sentences if s.text == "set a timer for 44 minutes")
+    assert closed_set.written_forms(timer, "Alice, set a timer for 40 for minutes, please.") == [
+        ("alice set a timer for 44 minutes please", "Alice, set a timer for 44 minutes, please.")
+    ]
+    assert closed_set.written_forms(timer, "Set a timer for forty for minutes") == [
+        ("set a timer for 44 minutes", "Set a timer for forty-four minutes.")
+    ]
+    volume = next(s for s in closed_set.sentences if s.text == "set the volume to 50 percent")
+    assert [written for _, written in closed_set.written_forms(volume, "Set volume to 55%.")] == [
+        "Set the volume to 50%."
+    ]
+    assert [written for _, written in closed_set.written_forms(volume, "Set the volume, please")] == [
+        "Set the volume to 50%, please.",
+        "Set the volume to fifty percent, please.",
+    ]
+    # a first word the sentence lacks may be the wake name heard wrong: each is tried there
+    assert closed_set.written_forms(volume, "Ellis said the volume to 50, please.") == [
+        ("set the volume to 50 percent please", "Set the volume to 50%, please."),
+        ("computer set the volume to 50 percent please", "Computer, set the volume to 50%, please."),
+        ("alice set the volume to 50 percent please", "Alice, set the volume to 50%, please."),
+    ]
+
+
+def test_a_candidate_is_taken_within_the_margin_only(closed_set):
+    heard = "Set a timer for 40 for minutes."
+    [timer] = [s for s in closed_set.sentences if s.text == "set a timer for 44 minutes"]
+    text, form = closed_set.written_forms(timer, heard)[0]
+    near = closed_set.choose(heard, Score(-2.0, 9), [(text, form, Score(-4.5, 8))], margin=3.0, number_margin=3.0)
+    assert (near.accepted, near.text, near.gap) == (True, "set a timer for 44 minutes", 2.5)
+    assert near.changes_number  # 44 was not heard: the number margin applies
+    strict = closed_set.choose(heard, Score(-2.0, 9), [(text, form, Score(-4.5, 8))], margin=3.0, number_margin=2.0)
+    assert not strict.accepted and "with a number not heard" in strict.reason
+    far = closed_set.choose(heard, Score(-2.0, 9), [(text, form, Score(-5.5, 8))], margin=9.0, number_margin=3.0)
+    assert (far.accepted, far.text, far.candidate) == (
+        False,
+        "set a timer for 40 for minutes",
+        "set a timer for 44 minutes",
+    )
+    nothing = closed_set.choose("Tell me a joke.", Score(-1.0, 5), [], margin=3.0, number_margin=3.0)
+    assert not nothing.accepted and nothing.text == "tell me a joke"
+
+
+def test_a_number_that_sounds_like_another_must_win_clearly(closed_set):
+    choice = closed_set.as_heard("Set a timer for 15 minutes.", 0.9)
+    assert closed_set.contrasts(choice) == ["Set a timer for 50 minutes."]
+    clear = closed_set.confirm(choice, Score(-2.0, 8), [("...50...", Score(-9.0, 8))], lead=4.0)
+    assert clear.accepted and clear.text == choice.text and clear.lead == 7.0
+    close = closed_set.confirm(choice, Score(-2.0, 8), [("...50...", Score(-4.5, 8))], lead=4.0)
+    assert not close.accepted and close.text == ""  # the transcript is a command: not to be taken
+
+
+def test_the_second_recognizer_vetoes_other_numbers_but_not_its_known_slip(closed_set):
+    twenty = closed_set.as_heard("Set a timer for 20 minutes.", 0.9)
+    vetoed = closed_set.confirm(twenty, None, [], lead=4.0, second_opinion="set a timer for twenty nine minutes")
+    assert not vetoed.accepted and vetoed.text == "" and "other numbers" in vetoed.reason
+    assert closed_set.confirm(twenty, None, [], 4.0, "set a timer for twenty minutes").accepted
+    assert closed_set.confirm(twenty, None, [], 4.0, "what time is it").accepted  # no number: no opinion
+    fifteen = closed_set.as_heard("Set a timer for 15 minutes.", 0.9)
+    slip = closed_set.confirm(
+        fifteen, Score(-2.0, 8), [("...50...", Score(-9.0, 8))], 4.0, "set a timer for fifty minutes"
+    )
+    assert slip.accepted  # "-teen" heard as "-ty" by the grammar: the lead (7) decides
+    fifty = closed_set.as_heard("Set a timer for 50 minutes.", 0.9)
+    assert not closed_set.confirm(fifty, None, [], 4.0, "set a timer for fifteen minutes").accepted
+    words = closed_set.as_heard("Set a timer for fifteen minutes.", 0.9)
+    assert closed_set.contrasts(words) == ["Set a timer for fifty minutes."]
+    assert closed_set.contrasts(closed_set.as_heard("Set a timer for 5 minutes.", 0.9)) == []

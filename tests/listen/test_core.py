@@ -1,0 +1,200 @@
+"""Listening core: replay audio frames and recognition results, check every decision."""
+
+from __future__ import annotations
+
+from voiced.audio.vad import Endpointer, EndpointerSettings
+from voiced.events import FinalEvent, PartialEvent, SessionErrorEvent
+from voiced.listen.core import CancelSession, Emit, FinishSession, ListeningCore, OpenSession, SendAudio
+
+RATE = 16000
+SETTINGS = EndpointerSettings()  # 30 ms frames
+FRAME = SETTINGS.frame_bytes(RATE)
+
+
+def frame(speech: bool, index: int) -> bytes:
+    return (b"\x01" if speech else b"\x00") + index.to_bytes(4, "little") + b"\x00" * (FRAME - 5)
+
+
+class Replay:
+    """Drives a core with a frame clock: frame i arrives at now = i * 0.03 s."""
+
+    def __init__(self, final_timeout_s: float = 2.0):
+        endpointer = Endpointer(SETTINGS, RATE, is_speech=lambda f: f[0] == 1)
+        self.core = ListeningCore(endpointer, final_timeout_s=final_timeout_s)
+        self.index = 0
+        self.decisions: list = []
+
+    @property
+    def now(self) -> float:
+        return self.index * 0.03
+
+    def audio(self, speech: bool, seconds: float) -> list:
+        out = []
+        for _ in range(SETTINGS.frames(seconds)):
+            out += self.core.feed_frame(frame(speech, self.index), self.now)
+            self.index += 1
+        self.decisions += out
+        return out
+
+
+def kinds(decisions):
+    return [type(d.event).__name__ if isinstance(d, Emit) else type(d).__name__ for d in decisions]
+
+
+def test_silence_sends_nothing_and_opens_nothing():
+    replay = Replay()
+    assert replay.audio(False, 10) == []
+    assert replay.core.idle
+
+
+def test_session_lifecycle_pre_roll_first_then_stream_then_half_close():
+    replay = Replay()
+    replay.audio(False, 2)
+    opened = replay.audio(True, 1.5)
+    assert kinds(opened[:2]) == ["SpeechStartedEvent", "OpenSession"]
+    first_audio = opened[1].audio
+    assert len(first_audio) == 27 * FRAME  # 0.51 s pre-roll + 0.3 s start window
+    # speech from frame 67, start fires at its 8th frame (74): the 27 frames up to it, from 48
+    assert first_audio[:FRAME] == frame(False, 48)
+    assert all(isinstance(d, SendAudio) and d.session == 1 for d in opened[2:])
+    ended = replay.audio(False, 1.0)
+    assert kinds(ended)[-2:] == ["SpeechEndedEvent", "FinishSession"]
+    assert ended[-2].event.reason == "silence"
+    # nothing after the half-close, even while the final is awaited
+    assert replay.audio(False, 0.2) == []
+    assert replay.core.on_partial(1, "turn on", replay.now) == [Emit(PartialEvent(session=1, text="turn on"))]
+    final = replay.core.on_final(1, "turn on the light", 0.9, True, replay.now)
+    assert final == [Emit(FinalEvent(session=1, text="turn on the light", confidence=0.9))]
+    replay.core.on_closed(1)
+    assert replay.core.idle
+
+
+def test_each_utterance_gets_its_own_session():
+    replay = Replay()
+    for _ in range(3):
+        replay.audio(False, 1.5)
+        replay.audio(True, 1.0)
+    replay.audio(False, 1.5)
+    opens = [d.session for d in replay.decisions if isinstance(d, OpenSession)]
+    finishes = [d.session for d in replay.decisions if isinstance(d, FinishSession)]
+    assert opens == finishes == [1, 2, 3]
+
+
+def test_final_timeout_cancels_and_reports():
+    replay = Replay(final_timeout_s=2.0)
+    replay.audio(False, 1)
+    replay.audio(True, 1)
+    replay.audio(False, 1)
+    deadline = replay.core.next_deadline()
+    assert deadline is not None
+    assert replay.core.tick(deadline - 0.01) == []
+    timed_out = replay.core.tick(deadline)
+    assert timed_out[0] == CancelSession(1)
+    assert isinstance(timed_out[1].event, SessionErrorEvent) and timed_out[1].event.code == "DEADLINE_EXCEEDED"
+    assert replay.core.idle
+    # a late result of the cancelled session is ignored
+    assert replay.core.on_final(1, "late", 1.0, True, replay.now) == []
+
+
+def test_server_end_of_utterance_stops_streaming_early():
+    replay = Replay()
+    replay.audio(False, 1)
+    replay.audio(True, 1)
+    stopped = replay.core.on_final(1, "hello", 1.0, True, replay.now)
+    assert kinds(stopped) == ["FinalEvent", "SpeechEndedEvent", "FinishSession"]
+    assert stopped[1].event.reason == "server"
+    # the speech that follows is not sent to the closed session; it may open a new one
+    later = replay.audio(True, 1)
+    assert not any(isinstance(d, SendAudio) and d.session == 1 for d in later)
+    assert kinds(later)[:2] == ["SpeechStartedEvent", "OpenSession"] and later[1].session == 2
+
+
+def test_session_error_while_streaming_stops_sending_and_next_utterance_opens_anew():
+    replay = Replay()
+    replay.audio(False, 1)
+    replay.audio(True, 0.5)
+    error = replay.core.on_error(1, "UNAVAILABLE", "connection refused")
+    assert error == [Emit(SessionErrorEvent(session=1, code="UNAVAILABLE", details="connection refused"))]
+    assert replay.audio(True, 1) == []  # rest of this utterance: nowhere to send it
+    replay.audio(False, 1)
+    again = replay.audio(True, 1)
+    assert isinstance(again[1], OpenSession) and again[1].session == 2
+
+
+def test_empty_final_is_reported_as_nothing_recognized_and_input_end_half_closes():
+    replay = Replay()
+    replay.audio(False, 1)
+    replay.audio(True, 1)
+    assert kinds(replay.core.end_of_input(replay.now)) == ["SpeechEndedEvent", "FinishSession"]
+    assert replay.core.on_final(1, "  ", 0.0, True, replay.now) == [
+        Emit(FinalEvent(session=1, text="", confidence=0.0))
+    ]
+    assert replay.core.on_closed(1) == []  # answered already: nothing more
+
+
+def test_a_session_closed_without_any_final_ends_in_an_empty_final():
+    replay = Replay()
+    replay.audio(True, 1)
+    replay.core.end_of_input(replay.now)
+    assert replay.core.on_closed(1) == [Emit(FinalEvent(session=1, text="", confidence=0.0))]
+    assert replay.core.idle
+
+
+def test_awaiting_final_from_the_end_of_speech_until_the_session_is_answered():
+    replay = Replay()
+    replay.audio(True, 1)
+    assert not replay.core.awaiting_final  # still streaming
+    replay.core.end_of_input(replay.now)
+    assert replay.core.awaiting_final
+    replay.core.on_final(1, "turn on the light", 0.9, True, replay.now)
+    replay.core.on_closed(1)
+    assert not replay.core.awaiting_final and replay.core.idle
+
+
+def test_the_final_is_awaited_from_when_the_recognizer_has_the_audio_and_while_it_answers():
+    """Input read faster than real time makes a backlog at the recognizer: the final's deadline
+    counts from the delivery of the session's audio, and each answer of the recognizer re-arms
+    it (to any session: it answers them in the order their audio came)."""
+    replay = Replay(final_timeout_s=2.0)
+    replay.audio(False, 1)
+    replay.audio(True, 1)
+    replay.audio(False, 1)  # session 1 ended
+    replay.audio(True, 1)
+    replay.audio(False, 1)  # session 2 ended
+    ended = replay.core.next_deadline() - replay.core.max_wait_s  # session 1's end of speech
+    assert replay.core.tick(ended + 5) == []  # not yet received: no final can be expected
+    replay.core.on_delivered(1, ended + 10)
+    replay.core.on_delivered(2, ended + 10)
+    assert replay.core.next_deadline() == ended + 12
+    assert replay.core.on_partial(1, "", ended + 11.5) == []  # an unchanged hypothesis: progress all the same
+    assert replay.core.next_deadline() == ended + 13.5
+    replay.core.on_final(1, "turn on the light", 0.9, True, ended + 13)  # session 2 waits its turn
+    replay.core.on_closed(1)
+    assert replay.core.next_deadline() == ended + 15
+    assert replay.core.tick(ended + 14.9) == []
+    timed_out = replay.core.tick(ended + 15)
+    assert timed_out[0] == CancelSession(2)
+    assert timed_out[1].event.details == (
+        "no final result within 2 s after the end of speech (counted from when "
+        "the recognizer had all the audio and from its last answer)"
+    )
+
+
+def test_a_final_is_never_awaited_longer_than_the_maximum_wait():
+    replay = Replay(final_timeout_s=2.0)
+    replay.audio(False, 1)
+    replay.audio(True, 1)
+    replay.audio(False, 1)
+    latest = replay.core.next_deadline()  # nothing delivered: the maximum wait
+    replay.core.on_partial(1, "turn", latest - 1)  # answers before the delivery do not extend it
+    assert replay.core.next_deadline() == latest
+    [cancel, error] = replay.core.tick(latest)
+    assert cancel == CancelSession(1) and error.event.code == "DEADLINE_EXCEEDED"
+    assert error.event.details == "the recognizer did not receive the audio within 30 s after the end of speech"
+    replay.audio(True, 1)
+    replay.audio(False, 1)
+    latest = replay.core.next_deadline()
+    replay.core.on_delivered(2, latest - 3)
+    replay.core.on_partial(2, "turn on", latest - 1)  # a busy recognizer: still not past the maximum
+    assert replay.core.next_deadline() == latest
+    assert replay.core.tick(latest)[1].event.details == "no final result within 30 s after the end of speech"

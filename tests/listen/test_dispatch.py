@@ -1,0 +1,53 @@
+"""Finals -> command events -> actions, with the real matcher, runner and subprocesses."""
+
+from __future__ import annotations
+
+import sys
+
+import yaml
+
+from voiced.actions.config import ActionsSettings
+from voiced.actions.runner import ActionRunner
+from voiced.commands.loading import load_commands
+from voiced.events import FinalEvent
+from voiced.listen.dispatch import CommandHandler
+
+HOSTILE = "; rm -rf / $(touch PWNED) `touch PWNED2` && echo hi | cat > x"
+WRITE_ARGS = "import sys; open(sys.argv[1], 'w').write('\\n'.join(sys.argv[2:]))"
+
+
+def test_a_transcript_reaches_exec_only_as_data_and_other_speech_runs_nothing(tmp_path):
+    out = tmp_path / "note"
+    commands = tmp_path / "commands.yaml"
+    commands.write_text(
+        yaml.safe_dump(
+            {
+                "languages": {"en": {"lists": {"content": {"wildcard": True}}}},
+                "commands": {
+                    "Note": {
+                        "sentences": {"en": ["note {content}"]},
+                        "actions": [
+                            {
+                                "type": "exec",
+                                "argv": [sys.executable, "-c", WRITE_ARGS, str(out), "$text", "$raw_text"],
+                                "cwd": str(tmp_path),
+                            }
+                        ],
+                    }
+                },
+            }
+        )
+    )
+    events = []
+    runner = ActionRunner(ActionsSettings(), events.append)
+    handler = CommandHandler(load_commands([commands]), "en-US", runner, events.append)
+    handler(FinalEvent(session=1, text=f"note {HOSTILE}", confidence=0.9))
+    handler(FinalEvent(session=2, text="what a lovely day", confidence=0.9))
+    assert runner.shutdown(30)
+    kinds = [(e.type, getattr(e, "session", None)) for e in events]
+    assert ("command_matched", 1) in kinds and ("rejected", 2) in kinds
+    assert [e.type for e in events].count("action_finished") == 1
+    # one argument each: $text normalized like the slot it contains, $raw_text as heard
+    assert out.read_text().split("\n") == ["note rm rf touch pwned touch pwned2 echo hi cat x", f"note {HOSTILE}"]
+    assert not (tmp_path / "PWNED").exists() and not (tmp_path / "PWNED2").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["commands.yaml", "note"]

@@ -1,0 +1,232 @@
+"""The session logic of listening, as a pure core: audio frames and recognition results in,
+decisions out (open / send / half-close / cancel a session, and events to report).
+
+A session opens only when the endpointer hears speech, and starts with the pre-roll so the
+first word is not clipped; it streams while speech lasts and is half-closed at the end of
+speech (or at the maximum length, or early when the server reports `end_of_utterance`);
+then its final result is awaited until a deadline. During silence nothing is sent at all.
+
+No clock and no I/O here: callers pass `now` (monotonic seconds) and carry out the returned
+decisions (voiced.daemon does, against a real recognizer), so tests can replay any
+interleaving of audio and results exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from voiced.audio.vad import (
+    BYTES_PER_SAMPLE,
+    Endpointer,
+    SpeechAudio,
+    SpeechEnded,
+    SpeechStarted,
+    SpeechTimedOut,
+)
+from voiced.events import (
+    Event,
+    FinalEvent,
+    PartialEvent,
+    SessionErrorEvent,
+    SpeechEndedEvent,
+    SpeechStartedEvent,
+)
+
+
+@dataclass(frozen=True)
+class OpenSession:
+    session: int
+    audio: bytes  # pre-roll and the speech that triggered the start: send it first
+
+
+@dataclass(frozen=True)
+class SendAudio:
+    session: int
+    audio: bytes
+
+
+@dataclass(frozen=True)
+class FinishSession:
+    """Half-close: no more audio; the server flushes and sends the final result."""
+
+    session: int
+
+
+@dataclass(frozen=True)
+class CancelSession:
+    session: int
+
+
+@dataclass(frozen=True)
+class Emit:
+    event: Event
+
+
+Decision = OpenSession | SendAudio | FinishSession | CancelSession | Emit
+
+
+class ListeningCore:
+    """When a final is given up on. Input read faster than real time (a file on stdin, an ALSA
+    file device) or a busy machine makes a backlog at the recognizer: gRPC has sent a session's
+    audio long before it is decoded, and sessions are answered in the order their audio came.
+    So a session's final is due `final_timeout_s` after the recognizer has all of its audio
+    (`on_delivered`) and after the recognizer's last answer (to any session: it is working
+    through the backlog), and at the latest `max_wait_s` after the end of speech."""
+
+    def __init__(self, endpointer: Endpointer, final_timeout_s: float = 5.0, max_wait_s: float = 30.0):
+        self.endpointer = endpointer
+        self.final_timeout_s = final_timeout_s
+        self.max_wait_s = max_wait_s
+        self._undelivered: set[int] = set()  # ended sessions whose audio the recognizer lacks
+        self._latest: dict[int, float] = {}  # ended session -> end of speech + max_wait_s
+        self._bytes_per_s = endpointer.sample_rate * BYTES_PER_SAMPLE
+        self._next_session = 1
+        self._streaming: int | None = None
+        # open sessions -> deadline for their end (None while still streaming)
+        self._open: dict[int, float | None] = {}
+        # open sessions that delivered a final: each session ends in a final or an error event
+        self._answered: set[int] = set()
+
+    @property
+    def streaming(self) -> int | None:
+        return self._streaming
+
+    @property
+    def idle(self) -> bool:
+        """No session open: safe to stop or reload."""
+        return not self._open
+
+    @property
+    def awaiting_final(self) -> bool:
+        """A session has ended its speech and waits for its final result."""
+        return any(deadline is not None for deadline in self._open.values())
+
+    def next_deadline(self) -> float | None:
+        deadlines = [d for d in self._open.values() if d is not None]
+        return min(deadlines) if deadlines else None
+
+    def feed_frame(self, frame: bytes, now: float) -> list[Decision]:
+        decisions: list[Decision] = []
+        for event in self.endpointer.process(frame):
+            if isinstance(event, SpeechStarted):
+                decisions += self._open_session(event)
+            elif isinstance(event, SpeechAudio):
+                if self._streaming is not None:
+                    decisions.append(SendAudio(self._streaming, event.audio))
+            elif isinstance(event, SpeechEnded):
+                decisions += self._finish_streaming(now, "silence", event.at_s, event.duration_s)
+            elif isinstance(event, SpeechTimedOut):
+                decisions += self._finish_streaming(now, "max_length", event.at_s, event.duration_s)
+        return decisions
+
+    def _open_session(self, event: SpeechStarted) -> list[Decision]:
+        session = self._next_session
+        self._next_session += 1
+        self._streaming = session
+        self._open[session] = None
+        opened_with = round(len(event.audio) / self._bytes_per_s, 3)
+        return [
+            Emit(SpeechStartedEvent(session=session, audio_s=event.at_s, pre_roll_s=opened_with)),
+            OpenSession(session, event.audio),
+        ]
+
+    def _finish_streaming(
+        self, now: float, reason: str, at_s: float | None = None, duration_s: float | None = None
+    ) -> list[Decision]:
+        session = self._streaming
+        if session is None:
+            return []
+        self._streaming = None
+        self._open[session] = self._latest[session] = now + self.max_wait_s
+        self._undelivered.add(session)
+        at_s = self.endpointer.now_s if at_s is None else at_s
+        ended = SpeechEndedEvent(
+            session=session, audio_s=round(at_s, 3), duration_s=round(duration_s or 0.0, 3), reason=reason
+        )
+        return [Emit(ended), FinishSession(session)]
+
+    def _progress(self, now: float) -> None:
+        """The recognizer answered: it is working. Each ended session it has the audio of gets
+        the final timeout from now (within its latest time)."""
+        for session, deadline in self._open.items():
+            if deadline is not None and session not in self._undelivered:
+                self._open[session] = min(self._latest[session], max(deadline, now + self.final_timeout_s))
+
+    def on_partial(self, session: int, text: str, now: float) -> list[Decision]:
+        if session not in self._open:
+            return []
+        self._progress(now)
+        return [Emit(PartialEvent(session=session, text=text))] if text else []
+
+    def on_delivered(self, session: int, now: float) -> list[Decision]:
+        """The recognizer has received all of an ended session's audio: its final is due."""
+        if session in self._undelivered and self._open.get(session) is not None:
+            self._undelivered.discard(session)
+            self._open[session] = min(self._latest[session], now + self.final_timeout_s)
+        return []
+
+    def on_final(
+        self, session: int, text: str, confidence: float, end_of_utterance: bool, now: float, reason: str = ""
+    ) -> list[Decision]:
+        if session not in self._open:
+            return []
+        # an empty final is reported too ("nothing recognized"): every session ends in a final
+        # or an error, so whatever waits on it (LEDs, sounds, counters) is never left hanging
+        self._answered.add(session)
+        self._progress(now)  # the next utterance of this session, or other sessions, may still come
+        decisions: list[Decision] = [
+            Emit(FinalEvent(session=session, text=text.strip(), confidence=confidence, reason=reason))
+        ]
+        if end_of_utterance and session == self._streaming:
+            # the server heard the end first: stop sending now, listen afresh for the next one
+            self.endpointer.reset()
+            decisions += self._finish_streaming(now, "server")
+        return decisions
+
+    def on_error(self, session: int, code: str, details: str) -> list[Decision]:
+        if session not in self._open:
+            return []
+        self._forget(session)
+        return [Emit(SessionErrorEvent(session=session, code=code, details=details))]
+
+    def on_closed(self, session: int) -> list[Decision]:
+        """The result stream ended (after the final, or the server ended the session)."""
+        unanswered = session in self._open and session not in self._answered
+        self._forget(session)
+        # the server ended the call normally without any final: it recognized nothing
+        return [Emit(FinalEvent(session=session, text="", confidence=0.0))] if unanswered else []
+
+    def tick(self, now: float) -> list[Decision]:
+        """Give up on sessions whose final result did not come in time."""
+        decisions: list[Decision] = []
+        for session, deadline in list(self._open.items()):
+            if deadline is not None and deadline <= now:
+                if session in self._undelivered:
+                    details = (
+                        f"the recognizer did not receive the audio within {self.max_wait_s:g} s after the end of speech"
+                    )
+                elif deadline >= self._latest[session]:
+                    details = f"no final result within {self.max_wait_s:g} s after the end of speech"
+                else:
+                    details = (
+                        f"no final result within {self.final_timeout_s:g} s after the end of speech (counted "
+                        "from when the recognizer had all the audio and from its last answer)"
+                    )
+                self._forget(session)
+                decisions += [
+                    CancelSession(session),
+                    Emit(SessionErrorEvent(session=session, code="DEADLINE_EXCEEDED", details=details)),
+                ]
+        return decisions
+
+    def end_of_input(self, now: float) -> list[Decision]:
+        """The audio source ended: half-close a session in progress so its words still count."""
+        return self._finish_streaming(now, "input_end")
+
+    def _forget(self, session: int) -> None:
+        self._open.pop(session, None)
+        self._answered.discard(session)
+        self._undelivered.discard(session)
+        self._latest.pop(session, None)
+        if self._streaming == session:
+            self._streaming = None
