@@ -21,6 +21,7 @@ from voiced.metrics import MetricsSettings
 from voiced.server.config import GrammarModel, ServerSettings
 from voiced.service import ServiceSettings
 from voiced.speechkit.settings import RecognitionSettings
+from voiced.wake.settings import WakeSettings
 from voiced.yamlconfig import load_model
 
 
@@ -36,6 +37,7 @@ class DaemonSettings(pydantic.BaseModel):
     service: ServiceSettings = ServiceSettings()
     commands: CommandsSettings = CommandsSettings()
     actions: ActionsSettings = ActionsSettings()
+    wake: WakeSettings = WakeSettings()
 
     def with_sample_rate(self, sample_rate: int) -> DaemonSettings:
         """The recognizer must be told the rate the audio really has (a WAV input decides it)."""
