@@ -56,11 +56,11 @@ class WakeSettings(pydantic.BaseModel):
 
     # vad: a session opens on any speech (as before); wake_word: only after the wake word
     mode: Literal["vad", "wake_word"] = "vad"
-    # a shipped name (see SHIPPED_MODELS) or the path of a model file
-    model: str = "alexa"
     # which library runs a shipped name; a path decides by its files. microWakeWord was
     # chosen by measurement (README, bench/bench_wake.py): cheaper and more accurate here
     engine: Engine = "micro"
+    # a shipped name (see SHIPPED_MODELS) or the path of a model file
+    model: str = "alexa"
     # score at or above which the wake word counts; null: the tuned value for a shipped
     # microWakeWord model, else the model's own (its manifest's probability_cutoff)
     threshold: float | None = pydantic.Field(None, gt=0, lt=1)
@@ -80,10 +80,12 @@ class WakeSettings(pydantic.BaseModel):
     # the gate stays open this long after the last speech frame (the model decides late)
     gate_hangover_s: float = pydantic.Field(1.0, ge=0.1, le=5)
 
-    @pydantic.model_validator(mode="after")
-    def _model_exists(self):
-        resolve_model(self.model, self.engine)
-        return self
+    @pydantic.field_validator("model")
+    @classmethod
+    def _model_exists(cls, model: str, info: pydantic.ValidationInfo) -> str:
+        if "engine" in info.data:  # else the engine is wrong, and reported
+            resolve_model(model, info.data["engine"])
+        return model
 
     @property
     def wake_model(self) -> WakeModel:
