@@ -10,6 +10,7 @@ from conftest import mix, noise, read_pcm, silence
 from voiced.endpointing import EndpointerSettings, SpeechAudio, SpeechEnded, SpeechStarted
 from voiced.listening import ListeningCore, OpenSession
 from voiced.wake.detector import WakeDetected, WakeDetector
+from voiced.wake.engines import load_scorer
 from voiced.wake.gate import WakeTimedOut, WakeWordEndpointer, wake_word_endpointer
 from voiced.wake.settings import WakeSettings
 
@@ -125,8 +126,7 @@ def test_the_gate_never_runs_the_model_on_silence_and_detects_the_same(say):
     pcm = over_noise(lead, wake_pcm, silence(1.5, RATE))
     results = {}
     for gate in (True, False):
-        detector = WakeDetector(wake(vad_gate=gate), ENDPOINTING, wake_word_endpointer(wake(), ENDPOINTING, RATE)
-                                .detector.scorer)
+        detector = WakeDetector(wake(vad_gate=gate), ENDPOINTING, load_scorer(wake().wake_model))
         results[gate] = (feed(detector, pcm), detector.frames_scored)
         idle = WakeDetector(wake(vad_gate=gate), ENDPOINTING, detector.scorer)
         feed(idle, silence(3.0, RATE))
