@@ -211,6 +211,8 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=2.0, help="speech without the name, per set")
     parser.add_argument("--open-hours", type=float, default=0.25, help="of it, for openWakeWord's false accepts")
     parser.add_argument("--cpu-seconds", type=float, default=120.0, help="audio per CPU condition")
+    parser.add_argument("--gated-at", choices=["tuned", "own"], default="tuned",
+                        help="the threshold of the real gated runs: tuned here, or the model's own")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/voiced-bench-wake"))
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "wake.json")
     args = parser.parse_args()
@@ -256,8 +258,8 @@ def main() -> None:
             results["models"][f"{engine} {model}"] = entry
 
     if "micro" in engines:
-        print("\nmicroWakeWord, real gated detector at the tuned threshold")
-        gated_jobs = [(model, results["models"][f"micro {model}"]["tuned_threshold"], s,
+        print(f"\nmicroWakeWord, real gated detector at the {args.gated_at} threshold")
+        gated_jobs = [(model, results["models"][f"micro {model}"][f"{args.gated_at}_threshold"], s,
                        str(audio[s]["wake"][model][0]), str(audio[s]["negative"]))
                       for model in SHIPPED_MODELS["micro"] for s in corpus.SETS]
         with ProcessPoolExecutor(2) as pool:

@@ -61,8 +61,8 @@ class WakeSettings(pydantic.BaseModel):
     engine: Engine = "micro"
     # a shipped name (see SHIPPED_MODELS) or the path of a model file
     model: str = "alexa"
-    # score at or above which the wake word counts; null: the tuned value for a shipped
-    # microWakeWord model, else the model's own (its manifest's probability_cutoff)
+    # score at or above which the wake word counts; null: the model's own (a microWakeWord
+    # manifest's probability_cutoff, 0.5 for openWakeWord); higher misses more, fires less
     threshold: float | None = pydantic.Field(None, gt=0, lt=1)
     # after a detection, further detections are ignored this long
     refractory_s: float = pydantic.Field(2.0, ge=0, le=60)
