@@ -23,6 +23,7 @@ from voiced.ops.metrics import MetricsSettings
 from voiced.ops.signals import ServiceSettings
 from voiced.server.config import ServerSettings
 from voiced.speechkit.config import RecognitionSettings
+from voiced.wake.settings import WakeSettings
 
 # the example of this checkout (config/ beside the package): the last place a config is looked for
 EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "config" / "voiced.yaml"
@@ -39,6 +40,7 @@ class DaemonSettings(FrozenModel):
     service: ServiceSettings = ServiceSettings()
     commands: CommandsSettings = CommandsSettings()
     actions: ActionsSettings = ActionsSettings()
+    wake: WakeSettings = WakeSettings()
 
 
 @dataclass(frozen=True)
