@@ -46,6 +46,47 @@ class SessionSpec:
     encoding: str = "LINEAR16_PCM"  # a name in SUPPORTED_ENCODINGS
 
 
+@dataclass(frozen=True)
+class FieldNames:
+    """What a front end calls the fields its client set, for the messages of SpecError."""
+
+    language: str
+    model: str
+    sample_rate: str
+    channels: str
+
+
+SPEECHKIT_FIELDS = FieldNames(language="language_code", model="model", sample_rate="sample_rate_hertz",
+                              channels="audio_channel_count")
+
+
+def check_audio_format(sample_rate: int, channels: int, fields: FieldNames) -> None:
+    """16-bit PCM at one of SAMPLE_RATES (the session resamples them to the engine's), mono."""
+    if sample_rate not in SAMPLE_RATES:
+        raise SpecError(f"{fields.sample_rate} {sample_rate} is not supported; use one of "
+                        f"{', '.join(map(str, SAMPLE_RATES))}")
+    if channels != 1:
+        raise SpecError(f"{fields.channels} {channels} is not supported: audio must be mono (1)")
+
+
+def check_model(model: str, language: str, languages: list[str], grammars: dict[str, str], fields: FieldNames,
+                language_note: str = "") -> str:
+    """The model's name as the engine knows it ("general" for every open-model alias), once
+    `model` is served and `language` is installed and is the model's. `language_note` follows
+    the language in a message (e.g. that it was a default)."""
+    if model in OPEN_MODELS:
+        model = DEFAULT_MODEL
+    elif model not in grammars:
+        raise SpecError(f"{fields.model} '{shown(model)}' is not available; available: "
+                        f"{', '.join([*OPEN_MODELS, *grammars])}")
+    if language not in languages:
+        raise SpecError(f"{fields.language} {shown(language)}{language_note} has no installed model; installed: "
+                        f"{', '.join(languages)}")
+    if model in grammars and grammars[model] != language:
+        raise SpecError(f"model {model!r} is a {grammars[model]} grammar, but {fields.language} is {shown(language)}")
+    return model
+
+
 def parse_spec(config: stt.RecognitionConfig, languages: list[str], grammars: dict[str, str]) -> SessionSpec:
     """`languages`: installed language codes; `grammars`: grammar model name -> its language."""
     spec = config.specification
@@ -61,23 +102,10 @@ def parse_spec(config: stt.RecognitionConfig, languages: list[str], grammars: di
         raise SpecError(f"audio_encoding OGG_OPUS{default} needs Opus support, which this server lacks "
                         "(install the 'opus' extra: pip install 'voiced[opus]'); or send LINEAR16_PCM")
     sample_rate = spec.sample_rate_hertz or DEFAULT_SAMPLE_RATE
-    if sample_rate not in SAMPLE_RATES:
-        raise SpecError(f"sample_rate_hertz {sample_rate} is not supported; use one of "
-                        f"{', '.join(map(str, SAMPLE_RATES))}")
-    if spec.audio_channel_count not in (0, 1):
-        raise SpecError(f"audio_channel_count {spec.audio_channel_count} is not supported: audio must be mono (1)")
+    check_audio_format(sample_rate, spec.audio_channel_count or 1, SPEECHKIT_FIELDS)
     language = spec.language_code or DEFAULT_LANGUAGE
-    model = spec.model or DEFAULT_MODEL
-    if model in OPEN_MODELS:
-        model = DEFAULT_MODEL
-    elif model not in grammars:
-        raise SpecError(f"model '{shown(model)}' is not available; available: {', '.join([*OPEN_MODELS, *grammars])}")
-    if language not in languages:
-        default = " (the default when language_code is not set)" if not spec.language_code else ""
-        raise SpecError(f"language_code {shown(language)}{default} has no installed model; installed: "
-                        f"{', '.join(languages)}")
-    if model in grammars and grammars[model] != language:
-        raise SpecError(f"model {model!r} is a {grammars[model]} grammar, but language_code is {shown(language)}")
+    note = " (the default when language_code is not set)" if not spec.language_code else ""
+    model = check_model(spec.model or DEFAULT_MODEL, language, languages, grammars, SPEECHKIT_FIELDS, note)
     return SessionSpec(language=language, model=model, sample_rate=sample_rate,
                        partial_results=spec.partial_results, single_utterance=spec.single_utterance,
                        raw_results=spec.raw_results, profanity_filter=spec.profanity_filter, encoding=name)
