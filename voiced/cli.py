@@ -27,6 +27,9 @@ def _add_serve(sub) -> None:
     p.add_argument("--port", type=int, help=f"TCP port (default {DEFAULT_LOCAL_PORT}; 0 = any free)")
     p.add_argument("--workers", type=_positive, metavar="N",
                    help="worker processes serving the port, e.g. one per core (default: server.workers, 1)")
+    p.add_argument("--wyoming", metavar="tcp://HOST:PORT",
+                   help="also serve Wyoming ASR (Home Assistant) there, e.g. tcp://0.0.0.0:10300 "
+                        "(default: server.wyoming.uri, off)")
     p.set_defaults(handler="voiced.server.app:main")
 
 

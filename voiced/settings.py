@@ -18,7 +18,7 @@ from voiced.commands.config import CommandsSettings
 from voiced.endpointing import EndpointerSettings
 from voiced.feedback import FeedbackSettings
 from voiced.metrics import MetricsSettings
-from voiced.server.config import GrammarModel, ServerSettings
+from voiced.server.config import GrammarModel, ServerSettings, WyomingSettings
 from voiced.service import ServiceSettings
 from voiced.speechkit.settings import RecognitionSettings
 from voiced.yamlconfig import load_model
@@ -63,8 +63,10 @@ class DaemonSettings(pydantic.BaseModel):
     def embedded_server(self) -> ServerSettings:
         """Settings of the local server the daemon starts when no endpoint is configured: its
         only client is this daemon's microphone, so the engine keeps adapting to that channel,
-        and only the model the daemon asks for is loaded up front."""
-        return self.server.model_copy(update={"keep_channel_adaptation": True, "preload": (self.recognition.model,)})
+        and only the model the daemon asks for is loaded up front. It serves no Wyoming
+        listener: server.wyoming is `voiced serve`'s (both may run from one config file)."""
+        return self.server.model_copy(update={"keep_channel_adaptation": True, "preload": (self.recognition.model,),
+                                              "wyoming": WyomingSettings()})
 
 
 def load_settings(path: str | Path | None) -> DaemonSettings:
