@@ -199,6 +199,7 @@ def markdown(results: dict) -> str:
               + " |", "|---|---|" + "---|" * len(server["memory"][0]["points"])]
     lines += [f"| {row['model']} | {row['fresh_pss_mb']:.0f} MB | "
               + " | ".join(f"{p['pss_mb']:.0f} MB" for p in row["points"]) + " |" for row in server["memory"]]
+    lines += wyoming_lines(results.get("wyoming"))
     lines += ["", "## Bytes per utterance: LPCM vs Ogg Opus", "", "```", results["opus"].strip(), "```", "",
               "## Start -> READY (sd_notify)", "",
               f"- `voiced serve`: {results['ready']['serve']:.2f} s", f"- `voiced run` (embedded server): "
@@ -206,6 +207,32 @@ def markdown(results: dict) -> str:
               results["commands"].strip(), "```", "", "## Soak", "", "```json", json.dumps(results["soak"], indent=1),
               "```", ""]
     return "\n".join(lines)
+
+
+def wyoming_lines(wyoming: dict | None) -> list[str]:
+    """bench_wyoming.py's table (absent from reports made before it)."""
+    if not wyoming:
+        return []
+    lines = ["", "## Transcript after the end of the audio: Wyoming vs the v2 API (same audio, same server)", "",
+             f"Each phrase at {wyoming['pace']:g}x real time in {wyoming['chunk_ms']} ms chunks, {wyoming['rounds']} "
+             f"round(s); load "
+             f"average {wyoming['machine']['load_avg_at_start'][0]:.1f} at the start.", "",
+             "| model | Wyoming p50 / p95 ms (audio-stop -> transcript) | v2 API p50 / p95 ms (half-close -> end) "
+             "| requests each | same text |", "|---|---|---|---|---|"]
+    def figures(api: dict) -> str:
+        return f"{api['p50_ms']:.0f} / {api['p95_ms']:.0f}" if api else "-"
+
+    for row in wyoming["models"]:
+        failed = " / ".join(str(len(row["failures"][api])) for api in ("wyoming", "v2"))
+        lines.append(f"| {row['model']} | {figures(row['wyoming'])} | {figures(row['v2'])} | "
+                     f"{row['requests_per_api']} (failed {failed}) | {row['agree']} |")
+    return lines
+
+
+def wyoming(quick: bool) -> dict:
+    wyoming_json = OUT / "wyoming.json"
+    run("bench/bench_wyoming.py", "--json", str(wyoming_json), *(["--rounds", "1"] if quick else []))
+    return json.loads(wyoming_json.read_text())
 
 
 def listening(quick: bool) -> dict:
@@ -235,7 +262,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="shorter runs (a smoke test of the report)")
     parser.add_argument("--render-only", action="store_true", help="redo REPORT.md and plots from results.json")
     parser.add_argument("--redo", metavar="PARTS", help="measure only these again (comma list of: ready, latency, "
-                                                       "listening, server, commands, soak), keep the rest of results.json")
+                                                       "listening, server, wyoming, commands, soak), keep the rest of results.json")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.render_only or args.redo:
@@ -251,6 +278,8 @@ def main() -> int:
             results["server"] = server(args.quick)
         if "commands" in parts:
             results["commands"] = commands(args.quick)
+        if "wyoming" in parts:
+            results["wyoming"] = wyoming(args.quick)
         if "soak" in parts:
             results["soak"] = soak(args.quick)
         (OUT / "results.json").write_text(json.dumps(results, indent=1))
@@ -264,6 +293,7 @@ def main() -> int:
     results["latency"] = action_latency(quick)
     results["listening"] = listening(quick)
     results["server"] = server(quick)
+    results["wyoming"] = wyoming(quick)
     results["opus"] = run("bench/bench_opus.py", *(["--rates", "16000", "--bitrates", "24000"] if quick else []))
     results["commands"] = commands(quick)
     results["soak"] = soak(quick)
