@@ -20,6 +20,8 @@ from wyoming_client import address, exchange, request_events, transcript
 
 from voiced.server.app import start_server
 from voiced.server.config import GrammarModel, ServerSettings, SessionLimits
+from voiced.server.session import Result
+from voiced.server.wyoming_asr import TranscriptText, has_transcript_streaming, installed_language
 
 COMMANDS = "config/commands.yaml"
 
@@ -42,6 +44,30 @@ def limited():
                            .with_wyoming("tcp://127.0.0.1:0"))
     yield running
     running.stop()
+
+
+@pytest.mark.parametrize(("asked", "installed", "meant"), [
+    ("en-US", ["en-US", "ru-RU"], "en-US"), ("en_us", ["en-US"], "en-US"), ("en", ["ru-RU", "en-US"], "en-US"),
+    ("en", ["en-US", "en-GB"], "en"), ("de", ["en-US"], "de"),  # ambiguous or absent: left for the check to refuse
+])
+def test_a_language_means_the_one_installed_code_it_can_only_mean(asked, installed, meant):
+    assert installed_language(asked, installed) == meant
+
+
+@pytest.mark.parametrize(("version", "streams"), [
+    ("1.10.2", True), ("1.7.0", True), ("2.0", True), ("1.6.2", False), ("1.5.4", False), (None, False),
+    ("next", False), (170, False),
+])
+def test_transcript_streaming_goes_to_clients_of_wyoming_1_7_on(version, streams):
+    assert has_transcript_streaming(version) is streams
+
+
+def test_transcript_chunks_are_the_finals_and_concatenate_to_the_transcript():
+    transcript_text = TranscriptText()
+    assert transcript_text.add([Result(final=False, text="what"), Result(final=True, text="")]) == []
+    assert transcript_text.add([Result(final=True, text="what time is it")]) == ["what time is it"]
+    assert transcript_text.add([Result(final=True, text="stop")]) == [" stop"]
+    assert transcript_text.text == "what time is it stop"
 
 
 def types(received: list[Event]) -> list[str]:

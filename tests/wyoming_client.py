@@ -26,8 +26,8 @@ def request_events(pcm: bytes, rate: int = 16000, name: str | None = None, langu
     """transcribe, audio-start, the audio in chunks, audio-stop."""
     chunks = [AudioChunk(rate=rate, width=width, channels=channels, audio=pcm[start:start + chunk_bytes]).event()
               for start in range(0, len(pcm), chunk_bytes)]
-    return [Transcribe(name=name, language=language).event(), AudioStart(rate=rate, width=width, channels=channels).event(),
-            *chunks, AudioStop().event()]
+    return [Transcribe(name=name, language=language).event(),
+            AudioStart(rate=rate, width=width, channels=channels).event(), *chunks, AudioStop().event()]
 
 
 def answered(received: list[Event]) -> bool:

@@ -143,7 +143,8 @@ def main(args) -> int:
         try:
             settings = settings.with_wyoming(args.wyoming)
         except pydantic.ValidationError as exc:
-            print(f"voiced serve: --wyoming: {exc.errors()[0]['msg']}", file=sys.stderr)
+            message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            print(f"voiced serve: --wyoming: {message}", file=sys.stderr)
             return 2
     host, port = args.host or "127.0.0.1", DEFAULT_PORT if args.port is None else args.port
     notifier = Notifier.from_environment()

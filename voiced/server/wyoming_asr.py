@@ -53,8 +53,9 @@ def describe(settings: ServerSettings) -> Info:
         whisper = grammar.engine == "whisper"
         what = ("command sentences: Whisper chooses among them (or none)" if whisper
                 else "grammar: only its sentences")
-        models.append(AsrModel(name=name, languages=[grammar.language], attribution=WHISPER if whisper else POCKETSPHINX,
-                               installed=True, version=None, description=f"{what} ({grammar.language})"))
+        models.append(AsrModel(name=name, languages=[grammar.language], installed=True, version=None,
+                               attribution=WHISPER if whisper else POCKETSPHINX,
+                               description=f"{what} ({grammar.language})"))
     program = AsrProgram(name=PROGRAM, attribution=Attribution(name="voiced", url=""), installed=True,
                          description="voiced: offline speech recognition (pocketsphinx, Whisper commands)",
                          version=__version__, models=models, supports_transcript_streaming=True)

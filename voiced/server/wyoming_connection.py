@@ -255,9 +255,10 @@ class AsrHandler(AsyncEventHandler):
             raise RequestError("audio-not-started", "audio-chunk before audio-start: send transcribe (optional), "
                                                     "audio-start, then the audio")
         if (chunk.rate, chunk.width, chunk.channels) != stream.audio_format:
+            rate, width, channels = stream.audio_format
             raise RequestError("unsupported-audio", f"audio-chunk of rate {chunk.rate}, width {chunk.width}, "
                                                     f"channels {chunk.channels} in a stream that audio-start "
-                                                    "opened as rate {}, width {}, channels {}".format(*stream.audio_format))
+                                                    f"opened as rate {rate}, width {width}, channels {channels}")
         limits = self._settings.limits
         stream.received_bytes += len(chunk.audio)
         if stream.received_bytes > limits.max_bytes:
