@@ -126,7 +126,8 @@ def measure(server: ServeProcess, uri: str, model: str, phrases: list[bytes], ro
     row: dict = {"model": model, "requests_per_api": rounds * len(phrases), "agree": f"{agree}/{compared}",
                  "failures": failures}
     for api, values in latencies.items():
-        row[api] = {"p50_ms": round(1000 * percentile(values, 50), 1), "p95_ms": round(1000 * percentile(values, 95), 1),
+        row[api] = {"p50_ms": round(1000 * percentile(values, 50), 1),
+                    "p95_ms": round(1000 * percentile(values, 95), 1),
                     "max_ms": round(1000 * max(values), 1)} if values else {}
     print(f"{model:>17}: Wyoming p50 {row['wyoming'].get('p50_ms')} ms, p95 {row['wyoming'].get('p95_ms')} ms | v2 API "
           f"p50 {row['v2'].get('p50_ms')} ms, p95 {row['v2'].get('p95_ms')} ms ({row['requests_per_api']} requests "

@@ -1,7 +1,7 @@
 """Run every benchmark and write one report: bench/report/REPORT.md and PNG plots.
 
     .venv/bin/pip install -e '.[dev,bench]' && .venv/bin/pip install --no-deps 'rhasspy-silence>=0.4,<0.5'
-    .venv/bin/python bench/report.py            # ~15 min on 2 cores
+    .venv/bin/python bench/report.py            # ~22 min on 2 cores
     .venv/bin/python bench/report.py --quick    # shorter runs of each (~6 min)
 
 Each benchmark runs as its own process (so one's memory and threads do not skew another's)
