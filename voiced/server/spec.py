@@ -2,7 +2,8 @@
 
 Missing fields take the documented defaults (ru-RU, general, OGG_OPUS, 48000 Hz), so a
 client that leaves a field out gets the service's behaviour, and a clear INVALID_ARGUMENT
-when that default is something this server cannot do.
+when that default is something this server cannot do. The audio-format and model checks
+are the Wyoming front end's too (`wyoming_asr`), their messages in its clients' field names.
 """
 
 from __future__ import annotations
