@@ -1,7 +1,7 @@
 """Run every benchmark and write one report: bench/report/REPORT.md and PNG plots.
 
     .venv/bin/pip install -e '.[dev,bench]' && .venv/bin/pip install --no-deps 'rhasspy-silence>=0.4,<0.5'
-    .venv/bin/python bench/report.py            # ~15 min on 2 cores
+    .venv/bin/python bench/report.py            # ~22 min on 2 cores
     .venv/bin/python bench/report.py --quick    # shorter runs of each (~6 min)
 
 Each benchmark runs as its own process (so one's memory and threads do not skew another's)
@@ -269,6 +269,7 @@ def markdown(results: dict) -> str:
         + " |"
         for row in server["memory"]
     ]
+    lines += wyoming_lines(results.get("wyoming"))
     lines += [
         "",
         "## Bytes per utterance: LPCM vs Ogg Opus",
@@ -296,6 +297,40 @@ def markdown(results: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def wyoming_lines(wyoming: dict | None) -> list[str]:
+    """bench_wyoming.py's table (absent from reports made before it)."""
+    if not wyoming:
+        return []
+    lines = [
+        "",
+        "## Transcript after the end of the audio: Wyoming vs the v2 API (same audio, same server)",
+        "",
+        f"Each phrase at {wyoming['pace']:g}x real time in {wyoming['chunk_ms']} ms chunks, {wyoming['rounds']} "
+        f"round(s); load average {wyoming['machine']['load_avg_at_start'][0]:.1f} at the start.",
+        "",
+        "| model | Wyoming p50 / p95 ms (audio-stop -> transcript) | v2 API p50 / p95 ms (half-close -> end) "
+        "| requests each | same text |",
+        "|---|---|---|---|---|",
+    ]
+
+    def figures(api: dict) -> str:
+        return f"{api['p50_ms']:.0f} / {api['p95_ms']:.0f}" if api else "-"
+
+    for row in wyoming["models"]:
+        failed = " / ".join(str(len(row["failures"][api])) for api in ("wyoming", "v2"))
+        lines.append(
+            f"| {row['model']} | {figures(row['wyoming'])} | {figures(row['v2'])} | "
+            f"{row['requests_per_api']} (failed {failed}) | {row['agree']} |"
+        )
+    return lines
+
+
+def wyoming(quick: bool) -> dict:
+    wyoming_json = OUT / "wyoming.json"
+    run("bench/bench_wyoming.py", "--json", str(wyoming_json), *(["--rounds", "1"] if quick else []))
+    return json.loads(wyoming_json.read_text())
 
 
 def listening(quick: bool) -> dict:
@@ -335,7 +370,7 @@ def main() -> int:
         "--redo",
         metavar="PARTS",
         help="measure only these again (comma list of: ready, latency, "
-        "listening, server, commands, soak), keep the rest of results.json",
+        "listening, server, wyoming, commands, soak), keep the rest of results.json",
     )
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -350,6 +385,8 @@ def main() -> int:
             results["listening"] = listening(args.quick)
         if "server" in parts:
             results["server"] = server(args.quick)
+        if "wyoming" in parts:
+            results["wyoming"] = wyoming(args.quick)
         if "commands" in parts:
             results["commands"] = commands(args.quick)
         if "soak" in parts:
@@ -368,6 +405,7 @@ def main() -> int:
     results["latency"] = action_latency(quick)
     results["listening"] = listening(quick)
     results["server"] = server(quick)
+    results["wyoming"] = wyoming(quick)
     results["opus"] = run("bench/bench_opus.py", *(["--rates", "16000", "--bitrates", "24000"] if quick else []))
     results["commands"] = commands(quick)
     results["soak"] = soak(quick)

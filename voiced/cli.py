@@ -37,6 +37,12 @@ def _add_serve(sub) -> None:
         metavar="N",
         help="worker processes serving the port, e.g. one per core (default: server.workers, 1)",
     )
+    p.add_argument(
+        "--wyoming",
+        metavar="tcp://HOST:PORT",
+        help="also serve Wyoming ASR (Home Assistant) there, e.g. tcp://0.0.0.0:10300 "
+        "(default: server.wyoming.uri, off)",
+    )
     p.set_defaults(handler="voiced.server.app:main")
 
 

@@ -49,9 +49,7 @@ def test_a_bad_model_path_is_a_located_error_naming_it(tmp_path):
     config.write_text("wake:\n  mode: wake_word\n  model: /nowhere/alisa.tflite\n")
     with pytest.raises(ConfigError) as caught:
         load_settings(config)
-    assert (
-        str(caught.value) == f"{config}:3:10: wake.model: wake model '/nowhere/alisa.tflite': no such file"
-    )
+    assert str(caught.value) == f"{config}:3:10: wake.model: wake model '/nowhere/alisa.tflite': no such file"
 
 
 def test_a_manifest_naming_a_missing_model_says_which(tmp_path):

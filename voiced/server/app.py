@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
+import time
 from collections.abc import Mapping
 from concurrent import futures
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import grpc
+import pydantic
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -22,6 +25,7 @@ from voiced.server.service import SERVICE_NAME, SttService
 
 if TYPE_CHECKING:
     from voiced.commands.matching import CommandSet
+    from voiced.server.wyoming_server import WyomingListener
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +39,23 @@ class RunningServer:
     port: int
     target: str  # host:port for clients
     owns_engine: bool = True  # a worker's engine is its parent's (its files are the parent's to remove)
+    wyoming: WyomingListener | None = None  # server.wyoming.uri's listener
 
     def stop(self, grace: float | None = 1.0) -> bool:
-        """Refuse new calls, give those in flight `grace` seconds, then cancel them. Whether
-        every call ended within STOP_MARGIN_S more (a call grpcio never finishes would
-        otherwise keep this waiting forever: logged, and the caller decides)."""
-        stopped = self.server.stop(grace).wait(timeout=(grace or 0.0) + STOP_MARGIN_S)
+        """Refuse new calls, give those in flight `grace` seconds, then cancel them (both APIs
+        at once). Whether every call ended within STOP_MARGIN_S more (a call grpcio never
+        finishes would otherwise keep this waiting forever: logged, and the caller decides)."""
+        bound = (grace or 0.0) + STOP_MARGIN_S
+        deadline = time.monotonic() + bound
+        wyoming = self.wyoming.stop(grace or 0.0, STOP_MARGIN_S) if self.wyoming is not None else None
+        stopped = self.server.stop(grace).wait(timeout=bound)
+        if wyoming is not None:
+            try:
+                stopped = wyoming.result(timeout=max(0.0, deadline - time.monotonic())) and stopped
+            except TimeoutError:
+                stopped = False
         if not stopped:
-            log.error("the server did not finish its calls within %g s of the stop", (grace or 0.0) + STOP_MARGIN_S)
+            log.error("the server did not finish its calls within %g s of the stop", bound)
         if self.owns_engine:
             self.engine.close()
         return stopped
@@ -64,15 +77,17 @@ def load_engine(
 def serve_engine(
     settings: ServerSettings, engine: Engine, credentials, host: str, port: int, reuse_port: bool = False
 ) -> RunningServer:
-    """A gRPC server for `engine` on host:port (0 = any). Only `reuse_port` servers (workers)
-    share their port: otherwise a second server on a port in use fails to bind, as it should."""
+    """A gRPC server for `engine` on host:port (0 = any), and the Wyoming listener if
+    server.wyoming.uri is set. Only `reuse_port` servers (workers) share their ports: otherwise
+    a second server on a port in use fails to bind (OSError, RuntimeError), as it should."""
     limits = settings.limits
+    slots = threading.BoundedSemaphore(limits.max_streams)  # concurrent streams over both APIs
     # a few threads beyond the cap, so calls past it can be answered RESOURCE_EXHAUSTED
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=limits.max_streams + 4, thread_name_prefix="stt"),
         options=[("grpc.max_receive_message_length", limits.max_message_bytes), ("grpc.so_reuseport", int(reuse_port))],
     )
-    SttService(settings, engine, credentials).add_to(server)
+    SttService(settings, engine, credentials, slots).add_to(server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):
@@ -86,7 +101,30 @@ def serve_engine(
         bound = server.add_insecure_port(address)
     server.start()
     target_host = f"[{host}]" if ":" in host else host
-    return RunningServer(server, engine, bound, f"{target_host}:{bound}", owns_engine=not reuse_port)
+    running = RunningServer(server, engine, bound, f"{target_host}:{bound}", owns_engine=not reuse_port)
+    if settings.wyoming.address is not None:
+        try:
+            running.wyoming = start_wyoming(settings, engine, slots, reuse_port)
+        except BaseException:
+            server.stop(None)
+            raise
+    return running
+
+
+def start_wyoming(
+    settings: ServerSettings, engine: Engine, slots: threading.BoundedSemaphore, reuse_port: bool
+) -> WyomingListener:
+    try:
+        from voiced.server.wyoming_server import WyomingListener
+    except ImportError as exc:
+        raise RuntimeError(
+            f"server.wyoming needs the wyoming package ({exc.name} is missing): pip install 'voiced[wyoming]'"
+        ) from None
+    address = settings.wyoming.address
+    assert address is not None  # the caller checked
+    listener = WyomingListener(settings, engine, slots)
+    listener.start(*address, reuse_port)
+    return listener
 
 
 def start_server(
@@ -113,6 +151,13 @@ def main(args) -> int:
         return 2
     if args.workers is not None:
         settings = settings.model_copy(update={"workers": args.workers})
+    if args.wyoming is not None:
+        try:
+            settings = settings.with_wyoming(args.wyoming)
+        except pydantic.ValidationError as exc:
+            message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            print(f"voiced serve: --wyoming: {message}", file=sys.stderr)
+            return 2
     host, port = args.host or "127.0.0.1", DEFAULT_PORT if args.port is None else args.port
     notifier = Notifier.from_environment()
     with SignalRequests() as signals:
@@ -133,10 +178,10 @@ def main(args) -> int:
         except (OSError, RuntimeError) as exc:
             print(f"voiced serve: cannot start: {exc}", file=sys.stderr)
             return 1
-        log.warning(
-            "serving SpeechKit STT v2 on %s (%s)", running.target, ", ".join([*settings.languages, *settings.models])
-        )
-        notifier.ready(f"serving on {running.target}")
+        wyoming = f" and Wyoming ASR on {running.wyoming.uri}" if running.wyoming is not None else ""
+        models = ", ".join([*settings.languages, *settings.models])
+        log.warning("serving SpeechKit STT v2 on %s%s (%s)", running.target, wyoming, models)
+        notifier.ready(f"serving on {running.target}{wyoming}")
         return serve_until_stopped(running, signals, notifier)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import pydantic
 
@@ -158,6 +159,41 @@ class TlsSettings(FrozenModel):
     key_file: Path
 
 
+def tcp_address(uri: str) -> tuple[str, int]:
+    """(host, port) of a tcp://HOST:PORT URI (port 0: any free one); ValueError says what is wrong."""
+    parts = urlsplit(uri)
+    if parts.scheme != "tcp":
+        raise ValueError(f"{uri!r} is not a tcp://HOST:PORT URI (e.g. tcp://0.0.0.0:10300)")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{uri!r}: the port must be a number from 0 to 65535") from None
+    if not parts.hostname or port is None or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"{uri!r} is not a tcp://HOST:PORT URI (e.g. tcp://0.0.0.0:10300)")
+    return parts.hostname, port
+
+
+class WyomingSettings(FrozenModel):
+    """The Wyoming ASR listener (Home Assistant's voice protocol) of `voiced serve`, beside the
+    SpeechKit v2 API, on the same models. Off unless a URI is given."""
+
+    uri: str | None = None  # tcp://HOST:PORT, e.g. tcp://0.0.0.0:10300 (`voiced serve --wyoming URI`)
+    # The Wyoming protocol has no authentication (nor TLS): beside a configured server.auth it
+    # would let every client in through a side door, so that takes saying so here
+    allow_without_auth: bool = False
+
+    @pydantic.field_validator("uri")
+    @classmethod
+    def _tcp(cls, uri: str | None) -> str | None:
+        if uri is not None:
+            tcp_address(uri)
+        return uri
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        return tcp_address(self.uri) if self.uri is not None else None
+
+
 class ServerSettings(FrozenModel):
     # language code -> model; add e.g. ru-RU with the paths of a downloaded pocketsphinx model
     languages: dict[str, LanguageModel] = {"en-US": LanguageModel()}
@@ -165,6 +201,7 @@ class ServerSettings(FrozenModel):
     limits: ServerLimits = ServerLimits()
     auth: AuthSettings = AuthSettings()
     tls: TlsSettings | None = None
+    wyoming: WyomingSettings = WyomingSettings()  # after auth: its check reads auth
     # utterance segmentation inside a stream: a pause this long ends an utterance
     endpointing: EndpointerSettings = EndpointerSettings(min_utterance_s=0.0, max_utterance_s=60.0)
     partial_interval_s: float = pydantic.Field(0.3, gt=0)  # audio between two partial hypotheses
@@ -198,3 +235,22 @@ class ServerSettings(FrozenModel):
     # models loaded at start (None = all); the others load at their first call. The daemon's
     # embedded server preloads only the model it asks for (the open LM alone is ~90 MB)
     preload: tuple[str, ...] | None = None
+
+    @pydantic.field_validator("wyoming")
+    @classmethod
+    def _wyoming_behind_auth(cls, wyoming: WyomingSettings, info: pydantic.ValidationInfo) -> WyomingSettings:
+        auth = info.data.get("auth")
+        if wyoming.uri is not None and auth is not None and auth.configured and not wyoming.allow_without_auth:
+            raise ValueError(
+                "the Wyoming protocol has no authentication: with server.auth configured, the "
+                "Wyoming listener would let every client in. Serve it only where every client may "
+                "use it (e.g. on loopback for a Home Assistant on this host) and set "
+                "wyoming.allow_without_auth: true, or remove wyoming.uri"
+            )
+        return wyoming
+
+    def with_wyoming(self, uri: str) -> ServerSettings:
+        """These settings with the Wyoming listener on `uri` (`voiced serve --wyoming`), checked
+        as the config file's key is: pydantic.ValidationError otherwise."""
+        wyoming = WyomingSettings(uri=uri, allow_without_auth=self.wyoming.allow_without_auth)
+        return ServerSettings.model_validate({**dict(self), "wyoming": wyoming})

@@ -115,10 +115,7 @@ class RequestStream:
             raise self._gap_failure(waited)
         self.received_bytes += len(raw)
         if self.received_bytes > self._limits.max_bytes:
-            raise CallFailed(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"session data limit reached ({self._limits.max_bytes} bytes): start a new session",
-            )
+            raise CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED, data_limit_details(self._limits))
         request = parse_request(raw)
         self._audio_bytes += len(request.audio_content)
         self._check_audio()
@@ -194,7 +191,19 @@ class RequestStream:
 
 
 def audio_limit_failure(limits: ServerLimits) -> CallFailed:
-    return CallFailed(
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        f"session audio limit reached ({limits.max_audio_s:g} s): start a new session",
-    )
+    return CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED, audio_limit_details(limits))
+
+
+# What the limits say to a client, over either API (the v2 API's status details, Wyoming's error text)
+
+
+def audio_limit_details(limits: ServerLimits) -> str:
+    return f"session audio limit reached ({limits.max_audio_s:g} s): start a new session"
+
+
+def data_limit_details(limits: ServerLimits) -> str:
+    return f"session data limit reached ({limits.max_bytes} bytes): start a new session"
+
+
+def too_many_streams(limits: ServerLimits) -> str:
+    return f"too many concurrent streams (at most {limits.max_streams})"

@@ -22,7 +22,14 @@ from voiced.protocol.wire import result_response
 from voiced.server.config import ServerSettings
 from voiced.server.engine import Engine
 from voiced.server.pool import PoolExhausted
-from voiced.server.requests import CLOSED, CallCancelled, CallFailed, RequestStream, audio_limit_failure
+from voiced.server.requests import (
+    CLOSED,
+    CallCancelled,
+    CallFailed,
+    RequestStream,
+    audio_limit_failure,
+    too_many_streams,
+)
 from voiced.server.session import InvalidAudio, Result, StreamRecognition
 from voiced.server.spec import SessionSpec, SpecError, parse_spec
 
@@ -42,14 +49,16 @@ class SttService:
         settings: ServerSettings,
         engine: Engine,
         credentials: tuple[tuple[str, ...], tuple[str, ...]] | None = None,
+        slots: threading.BoundedSemaphore | None = None,
     ):
-        """`credentials`: (api keys, bearer tokens) as `settings.auth.accepted()` reads them."""
+        """`credentials`: (api keys, bearer tokens) as `settings.auth.accepted()` reads them;
+        `slots`: the concurrent streams, when other front ends (Wyoming) share them."""
         self._settings = settings
         self._engine = engine
         # whether auth is on follows the configuration, never what the key files held
         self._auth_required = settings.auth.configured
         self._api_keys, self._bearer_tokens = credentials if credentials is not None else settings.auth.accepted()
-        self._slots = threading.BoundedSemaphore(settings.limits.max_streams)
+        self._slots = slots if slots is not None else threading.BoundedSemaphore(settings.limits.max_streams)
 
     def _authenticate(self, context: grpc.ServicerContext) -> None:
         if not self._auth_required:
@@ -81,10 +90,7 @@ class SttService:
         try:
             self._authenticate(context)
             if not self._slots.acquire(blocking=False):
-                raise CallFailed(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"too many concurrent streams (at most {self._settings.limits.max_streams})",
-                )
+                raise CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED, too_many_streams(self._settings.limits))
             requests = RequestStream(raw_requests, self._settings.limits)
             try:
                 # wakes a handler waiting for a message when the client cancels (or the call ends)

@@ -2,7 +2,8 @@
 
 Missing fields take the documented defaults (ru-RU, general, OGG_OPUS, 48000 Hz), so a
 client that leaves a field out gets the service's behaviour, and a clear INVALID_ARGUMENT
-when that default is something this server cannot do.
+when that default is something this server cannot do. The audio-format and model checks
+are the Wyoming front end's too (`wyoming_asr`), their messages in its clients' field names.
 """
 
 from __future__ import annotations
@@ -47,25 +48,66 @@ class SessionSpec:
     encoding: str = "LINEAR16_PCM"  # a name in STREAMED_ENCODINGS (OGG_OPUS with the `opus` extra)
 
 
-def served_model(
-    language_code: str, model_name: str, languages: list[str], grammars: dict[str, str]
-) -> tuple[str, str]:
-    """(language, model) as served: the documented defaults for empty ones, every open model
-    name as "general"; SpecError for what is not installed."""
-    language = language_code or DEFAULT_LANGUAGE
-    model = model_name or DEFAULT_MODEL
+@dataclass(frozen=True)
+class FieldNames:
+    """What a front end calls the fields its client set, for the messages of SpecError."""
+
+    language: str
+    model: str
+    sample_rate: str
+    channels: str
+
+
+SPEECHKIT_FIELDS = FieldNames(
+    language="language_code", model="model", sample_rate="sample_rate_hertz", channels="audio_channel_count"
+)
+
+
+def check_audio_format(sample_rate: int, channels: int, fields: FieldNames) -> None:
+    """16-bit PCM at one of SAMPLE_RATES (the session resamples them to the engine's), mono."""
+    if sample_rate not in SAMPLE_RATES:
+        raise SpecError(
+            f"{fields.sample_rate} {sample_rate} is not supported; use one of {', '.join(map(str, SAMPLE_RATES))}"
+        )
+    if channels != 1:
+        raise SpecError(f"{fields.channels} {channels} is not supported: audio must be mono (1)")
+
+
+def check_model(
+    model: str,
+    language: str,
+    languages: list[str],
+    grammars: dict[str, str],
+    fields: FieldNames,
+    language_note: str = "",
+) -> str:
+    """The model's name as the engine knows it ("general" for every open-model alias), once
+    `model` is served and `language` is installed and is the model's. `language_note` follows
+    the language in a message (e.g. that it was a default)."""
     if model in OPEN_MODELS:
         model = DEFAULT_MODEL
     elif model not in grammars:
-        raise SpecError(f"model '{shown(model)}' is not available; available: {', '.join([*OPEN_MODELS, *grammars])}")
-    if language not in languages:
-        default = " (the default when language_code is not set)" if not language_code else ""
         raise SpecError(
-            f"language_code {shown(language)}{default} has no installed model; installed: {', '.join(languages)}"
+            f"{fields.model} '{shown(model)}' is not available; available: {', '.join([*OPEN_MODELS, *grammars])}"
+        )
+    if language not in languages:
+        raise SpecError(
+            f"{fields.language} {shown(language)}{language_note} has no installed model; "
+            f"installed: {', '.join(languages)}"
         )
     if model in grammars and grammars[model] != language:
-        raise SpecError(f"model {model!r} is a {grammars[model]} grammar, but language_code is {shown(language)}")
-    return language, model
+        raise SpecError(f"model {model!r} is a {grammars[model]} grammar, but {fields.language} is {shown(language)}")
+    return model
+
+
+def served_model(
+    language_code: str, model_name: str, languages: list[str], grammars: dict[str, str]
+) -> tuple[str, str]:
+    """(language, model) as served to a SpeechKit v2 request: the documented defaults for
+    empty ones, every open model name as "general"; SpecError for what is not installed."""
+    language = language_code or DEFAULT_LANGUAGE
+    note = " (the default when language_code is not set)" if not language_code else ""
+    return language, check_model(model_name or DEFAULT_MODEL, language, languages, grammars, SPEECHKIT_FIELDS, note)
 
 
 def parse_spec(config: Any, languages: list[str], grammars: dict[str, str]) -> SessionSpec:
@@ -88,12 +130,7 @@ def parse_spec(config: Any, languages: list[str], grammars: dict[str, str]) -> S
             "(install the 'opus' extra: pip install 'voiced[opus]'); or send LINEAR16_PCM"
         )
     sample_rate = spec.sample_rate_hertz or DEFAULT_SAMPLE_RATE
-    if sample_rate not in SAMPLE_RATES:
-        raise SpecError(
-            f"sample_rate_hertz {sample_rate} is not supported; use one of {', '.join(map(str, SAMPLE_RATES))}"
-        )
-    if spec.audio_channel_count not in (0, 1):
-        raise SpecError(f"audio_channel_count {spec.audio_channel_count} is not supported: audio must be mono (1)")
+    check_audio_format(sample_rate, spec.audio_channel_count or 1, SPEECHKIT_FIELDS)
     language, model = served_model(spec.language_code, spec.model, languages, grammars)
     return SessionSpec(
         language=language,

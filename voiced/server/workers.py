@@ -6,7 +6,9 @@ write) and each starts its own gRPC server on the same port with SO_REUSEPORT (g
 `grpc.so_reuseport`, the pattern of grpcio's multiprocessing example: gRPC must not run in a
 process before it forks). The kernel spreads *connections* over the workers: the calls of one
 channel all go to one worker, so capacity grows with the number of clients (devices), not
-with calls multiplexed on one connection.
+with calls multiplexed on one connection. The Wyoming listener (server.wyoming.uri) is served
+the same way: each worker listens on its port with SO_REUSEPORT, and a Wyoming request (one
+connection) is decoded by the worker that accepted it.
 
 The parent reports READY once every worker serves, passes SIGTERM on, and ends when they
 have: if a worker dies on its own the parent stops the others and exits 1 (a supervisor such
@@ -46,6 +48,17 @@ def reserved_port(host: str, port: int):
         yield holder.getsockname()[1]
 
 
+@contextlib.contextmanager
+def reserved_wyoming_port(settings: ServerSettings):
+    """`settings` with the Wyoming port every worker is to bind, held meanwhile (as reserved_port)."""
+    if settings.wyoming.address is None:
+        yield settings
+        return
+    host, port = settings.wyoming.address
+    with reserved_port(host, port) as port:
+        yield settings.with_wyoming(f"tcp://{f'[{host}]' if ':' in host else host}:{port}")
+
+
 def _worker(settings: ServerSettings, engine: Engine, credentials, host: str, port: int, ready) -> None:
     from voiced.ops.signals import SignalRequests
 
@@ -62,7 +75,7 @@ def _worker(settings: ServerSettings, engine: Engine, credentials, host: str, po
 def run_workers(settings: ServerSettings, engine: Engine, credentials, host: str, port: int, notifier, signals) -> int:
     context = multiprocessing.get_context("fork")
     ready = context.Queue()
-    with reserved_port(host, port) as port:
+    with reserved_port(host, port) as port, reserved_wyoming_port(settings) as settings:
         workers = [
             context.Process(
                 target=_worker,
@@ -79,6 +92,8 @@ def run_workers(settings: ServerSettings, engine: Engine, credentials, host: str
                 print(f"voiced serve: cannot start: {failure}", file=sys.stderr)
                 return 1
             target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            if settings.wyoming.uri is not None:
+                target += f" and Wyoming ASR on {settings.wyoming.uri}"
             log.warning(
                 "serving SpeechKit STT v2 on %s with %d workers (%s)",
                 target,
