@@ -100,11 +100,8 @@ def test_an_8_khz_input_is_recognized_at_its_own_rate(tmp_path):
     wav = tmp_path / "demo8k.wav"
     subprocess.run(["sox", str(DEMO), "-r", "8000", str(wav)], check=True)
     assert read_pcm(wav)[1] == 8000 and rate == RATE
-    shipped = yaml.safe_load((ROOT / "config" / "commands.yaml").read_text())
-    for command in shipped["commands"].values():
-        command["actions"] = [{"type": "exec", "argv": ["true"]}]
-    (tmp_path / "commands.yaml").write_text(yaml.safe_dump(shipped, allow_unicode=True))
-    settings = DaemonSettings.model_validate({"commands": {"files": [str(tmp_path / "commands.yaml")]}})
+    commands = shipped_commands_logging_to(tmp_path, tmp_path / "actions.log")
+    settings = DaemonSettings.model_validate({"commands": {"files": [str(commands)]}})
     matched = [e["intent"] for e in of_type(run_collect(settings, wav), "command_matched")]
     assert matched == ["LightOn", "SetTimer"]
 
@@ -374,11 +371,8 @@ def test_speech_that_is_not_a_command_runs_nothing_and_says_why(home, speech, tm
 def test_demo_with_the_shipped_commands_matches_both_sentences(tmp_path):
     """`voiced run` on the demo, embedded server with the grammar of config/commands.yaml (its
     actions swapped for one harmless exec each: the shipped ones call Home Assistant etc.)."""
-    shipped = yaml.safe_load((ROOT / "config" / "commands.yaml").read_text())
     log = tmp_path / "actions.log"
-    for command in shipped["commands"].values():
-        command["actions"] = [{"type": "exec", "argv": [sys.executable, "-c", WRITE_ARGS, str(log), "$intent"]}]
-    (tmp_path / "commands.yaml").write_text(yaml.safe_dump(shipped, allow_unicode=True))
+    shipped_commands_logging_to(tmp_path, log)
     (tmp_path / "voiced.yaml").write_text("commands:\n  files: [commands.yaml]\n")
     child = voiced_cli(
         "run",
@@ -522,3 +516,53 @@ def test_sigterm_mid_utterance_delivers_its_final_and_exits_0_within_the_bound(t
         assert finals and "kitchen" in finals[0], daemon.events
     finally:
         daemon.close()
+
+
+def shipped_commands_logging_to(tmp_path, log: Path) -> Path:
+    """config/commands.yaml with each command's actions swapped for one exec that logs its intent."""
+    shipped = yaml.safe_load((ROOT / "config" / "commands.yaml").read_text())
+    for command in shipped["commands"].values():
+        command["actions"] = [{"type": "exec", "argv": [sys.executable, "-c", WRITE_ARGS, str(log), "$intent"]}]
+    path = tmp_path / "commands.yaml"
+    path.write_text(yaml.safe_dump(shipped, allow_unicode=True))
+    return path
+
+
+def test_with_the_wake_word_only_a_command_after_the_name_opens_a_session(speech, tmp_path):
+    """wake.mode: wake_word on the embedded recognizer: "alexa, turn on the kitchen light"
+    runs its command; the same kind of command without the name opens no session (nothing
+    reaches the recognizer); the name with no command after it ends the wait."""
+
+    def said(text: str, voice: str = "flite:kal16") -> bytes:
+        return read_pcm(speech(text, voice))[0]
+
+    pcm = b"".join(
+        [
+            silence(1.0, RATE),
+            said("alexa") + silence(0.3, RATE) + said("turn on the kitchen light"),
+            silence(2.0, RATE),
+            said("set a timer for five minutes"),  # no name: must open nothing
+            silence(2.0, RATE),
+            said("alexa"),  # and then nothing
+            silence(7.0, RATE),
+        ]
+    )
+    wav = write_wav(tmp_path / "wake.wav", mix(pcm, noise(len(pcm) / 2 / RATE, RATE, "pinknoise", 0.005)), RATE)
+    log = tmp_path / "actions.log"
+    settings = DaemonSettings.model_validate(
+        {
+            "commands": {"files": [str(shipped_commands_logging_to(tmp_path, log))]},
+            "wake": {"mode": "wake_word", "model": "alexa", "command_timeout_s": 4},
+        }
+    )
+    events = run_collect(settings, wav)
+    kinds = [e["type"] for e in events if e["type"] in ("wake_detected", "speech_started", "wake_timeout")]
+    assert kinds == ["wake_detected", "speech_started", "wake_detected", "wake_timeout"], kinds
+    first_wake = of_type(events, "wake_detected")[0]
+    assert first_wake["model"] == "alexa" and first_wake["score"] >= 0.5
+    # the session's audio starts after the name: the pre-roll does not reach back into it
+    assert of_type(events, "speech_started")[0]["audio_s"] >= first_wake["audio_s"] - 0.01
+    assert [(e["intent"], e["slots"]) for e in of_type(events, "command_matched")] == [
+        ("LightOn", {"room": "kitchen", "device": "light"})
+    ]
+    assert log.read_text().split() == ["LightOn"]

@@ -89,6 +89,18 @@ def test_an_unwritable_recording_directory_is_refused_by_both(shared_dir):
     )
 
 
+def test_the_wake_word_needs_the_microphone_at_16_khz(tmp_path):
+    config = tmp_path / "voiced.yaml"
+    config.write_text("audio:\n  sample_rate: 8000\nwake:\n  mode: wake_word\ncommands:\n  files: []\n")
+    run, check = run_and_check(config)
+    assert (run.returncode, check.returncode) == (2, 1)
+    assert (
+        problems(run)
+        == problems(check)
+        == [f"{config}:2:16: audio.sample_rate: the wake word listens at 16000 Hz, not 8000"]
+    )
+
+
 @pytest.mark.parametrize("kind", ["missing", "fifo", "device", "directory named .yaml", "unreadable directory"])
 def test_named_command_paths_must_be_usable(shared_dir, kind):
     target = {

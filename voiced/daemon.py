@@ -31,6 +31,8 @@ from voiced.ops.notify import Notifier, Watchdog
 from voiced.ops.signals import RELOAD, STOP, SignalRequests
 from voiced.settings import ConfigChoice, DaemonSettings, find_config
 from voiced.validation import CheckedConfig, load_checked
+from voiced.wake.engines import SAMPLE_RATE as WAKE_RATE
+from voiced.wake.gate import WakeWordEndpointer, wake_word_endpointer
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +57,15 @@ def run_daemon(
     # read --fast, a whole utterance reaches the recognizer at once: allow it to catch up
     batch = input_path not in (None, "-") and not realtime
     core = ListeningCore(
-        Endpointer(settings.endpointing, source.sample_rate),
+        endpointer_for(settings, source.sample_rate),
         final_timeout_s=BATCH_FINAL_TIMEOUT_S if batch else FINAL_TIMEOUT_S,
     )
     recording = settings.audio.debug_recording
     recorder = SessionRecorder(recording, source.sample_rate) if recording else None
     player = EarconPlayer(settings.feedback)
     # every consumer of events on its own: a broken one (stdout gone) must not stop the actions
-    emit = fan_out(emit, *([feedback_sink(player)] if settings.feedback.enabled else []))
+    prompt = settings.wake.mode == "wake_word" and settings.wake.prompt
+    emit = fan_out(emit, *([feedback_sink(player, wake_prompt=prompt)] if settings.feedback.enabled else []))
     runner = on_final = None
     if command_set is not None:
         runner = ActionRunner(settings.actions, emit)
@@ -91,6 +94,15 @@ def run_daemon(
             if not runner.shutdown(listener.time_left(bound) if listener else bound):
                 log.warning("actions still running after the stop bound were abandoned")
         player.close()
+
+
+def endpointer_for(settings: DaemonSettings, sample_rate: int) -> Endpointer | WakeWordEndpointer:
+    """What opens sessions: any speech (wake.mode: vad), or only speech after the wake word."""
+    if settings.wake.mode == "vad":
+        return Endpointer(settings.endpointing, sample_rate)
+    if sample_rate != WAKE_RATE:
+        raise ValueError(f"the wake word listens at {WAKE_RATE} Hz, the audio input is at {sample_rate} Hz")
+    return wake_word_endpointer(settings.wake, settings.endpointing, sample_rate)
 
 
 class Worker:

@@ -75,6 +75,25 @@ class SessionErrorEvent(Event):
 
 
 @dataclass(frozen=True)
+class WakeDetectedEvent(Event):
+    """The wake word was heard (wake.mode: wake_word): the next speech is the command."""
+
+    type: ClassVar[str] = "wake_detected"
+    model: str
+    score: float
+    audio_s: float  # where the wake phrase ended: the command's audio starts there
+
+
+@dataclass(frozen=True)
+class WakeTimeoutEvent(Event):
+    """The wake word was heard but no command started within wake.command_timeout_s."""
+
+    type: ClassVar[str] = "wake_timeout"
+    audio_s: float
+    waited_s: float
+
+
+@dataclass(frozen=True)
 class AudioErrorEvent(Event):
     """The audio input failed (device gone, read error); capture retries with backoff."""
 

@@ -130,6 +130,35 @@ def _recording(doc: LocatedDocument, settings: DaemonSettings) -> list[ConfigPro
     ]
 
 
+def _wake_word(doc: LocatedDocument, settings: DaemonSettings) -> list[ConfigProblem]:
+    """With wake.mode: wake_word, the model must load (its library installed) and the
+    microphone run at the rate the wake models take."""
+    wake = settings.wake
+    if wake.mode != "wake_word":
+        return []
+    from voiced.wake.engines import SAMPLE_RATE, MissingEngine, load_scorer
+
+    problems = []
+    if settings.audio.sample_rate != SAMPLE_RATE:
+        problems.append(
+            doc.problem(
+                ("audio", "sample_rate"),
+                f"audio.sample_rate: the wake word listens at {SAMPLE_RATE} Hz, not {settings.audio.sample_rate}",
+            )
+        )
+    try:
+        load_scorer(wake.wake_model)
+    except MissingEngine as exc:
+        problems.append(
+            doc.problem(
+                ("wake", "engine") if "engine" in (doc.data or {}).get("wake", {}) else ("wake", "mode"), f"wake: {exc}"
+            )
+        )
+    except Exception as exc:  # a model file its library refuses
+        problems.append(doc.problem(("wake", "model"), f"wake.model: {wake.model!r} does not load: {exc}"))
+    return problems
+
+
 def _secret_files(settings: DaemonSettings, commands: CommandSet | None) -> Iterator[tuple[str, Path]]:
     recognition = settings.recognition
     for name in ("api_key", "iam_token", "service_account_key"):
@@ -203,6 +232,7 @@ def load_checked(choice: ConfigChoice, commands: list[str] | None = None) -> Che
     if not problems:  # the grammar comes from the commands: only once they are right
         problems += _embedded_recognizer(doc, with_commands(settings, command_set), command_set)
     problems += _recording(doc, settings)
+    problems += _wake_word(doc, settings)
     if problems:
         raise ConfigError(problems)
     warnings = permission_warnings(settings, command_set) + (command_set.warnings if command_set else [])

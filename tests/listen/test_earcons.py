@@ -12,7 +12,7 @@ import pytest
 
 from voiced.audio.vad import Endpointer, EndpointerSettings, FrameSplitter, SpeechStarted
 from voiced.config.loader import ConfigError, parse_yaml, validate
-from voiced.listen.earcons import DATA_DIR, EarconPlayer, FeedbackSettings, MuteWindow
+from voiced.listen.earcons import DATA_DIR, EarconPlayer, FeedbackSettings, MuteWindow, earcon_for, feedback_sink
 
 # stands in for aplay (no sound card here): records which file it was given, then "plays"
 FAKE_PLAYER = """\
@@ -75,6 +75,20 @@ def test_player_runs_the_command_and_reports_the_mute_window(player_command):
     _wait_until(lambda: not player.input_muted())
     assert time.monotonic() - started >= 0.5 + 0.2  # the player's run time, then the margin
     assert player.mask_input(b"\x01\x02") == b"\x01\x02"
+    player.close()
+
+
+def test_listening_plays_at_speech_start_or_with_the_wake_prompt_on_the_wake_word():
+    assert earcon_for("speech_started") == "listening" and earcon_for("wake_detected") is None
+    assert earcon_for("speech_started", wake_prompt=True) is None
+    assert earcon_for("wake_detected", wake_prompt=True) == "listening"
+    assert earcon_for("final", wake_prompt=True) == "done" and earcon_for("partial") is None
+
+
+def test_the_sink_plays_the_earcon_of_the_event(player_command):
+    player = EarconPlayer(FeedbackSettings(enabled=True, player=player_command(0), mute_margin_s=0))
+    feedback_sink(player)({"type": "final", "session": 1, "text": "hello", "confidence": 1.0})
+    _wait_until(lambda: _played(player_command.marker) == [str(DATA_DIR / "done.wav")])
     player.close()
 
 

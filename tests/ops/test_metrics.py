@@ -88,6 +88,18 @@ def test_audio_errors_are_counted_under_their_own_status():
     assert _samples(metrics.exposition().decode())[("voiced_errors_total", (("status", "audio"),))] == 1
 
 
+def test_wake_words_are_counted_heard_and_timed_out():
+    metrics = VoicedMetrics()
+    sink = MetricsSink(metrics)
+    for event in ({"type": "wake_detected", "model": "alexa", "score": 0.97, "audio_s": 1.2},) * 2 + (
+        {"type": "wake_timeout", "audio_s": 9.0, "waited_s": 5.0},
+    ):
+        sink(event)
+    samples = _samples(metrics.exposition().decode())
+    assert samples[("voiced_wake_words_total", (("outcome", "heard"),))] == 2
+    assert samples[("voiced_wake_words_total", (("outcome", "timeout"),))] == 1
+
+
 def test_disabled_by_default_and_loopback_only():
     settings = MetricsSettings()
     assert not settings.enabled and settings.host == "127.0.0.1"

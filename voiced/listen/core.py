@@ -30,7 +30,11 @@ from voiced.events import (
     SessionErrorEvent,
     SpeechEndedEvent,
     SpeechStartedEvent,
+    WakeDetectedEvent,
+    WakeTimeoutEvent,
 )
+from voiced.wake.detector import WakeDetected
+from voiced.wake.gate import WakeTimedOut, WakeWordEndpointer
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,9 @@ class ListeningCore:
     (`on_delivered`) and after the recognizer's last answer (to any session: it is working
     through the backlog), and at the latest `max_wait_s` after the end of speech."""
 
-    def __init__(self, endpointer: Endpointer, final_timeout_s: float = 5.0, max_wait_s: float = 30.0):
+    def __init__(
+        self, endpointer: Endpointer | WakeWordEndpointer, final_timeout_s: float = 5.0, max_wait_s: float = 30.0
+    ):
         self.endpointer = endpointer
         self.final_timeout_s = final_timeout_s
         self.max_wait_s = max_wait_s
@@ -117,6 +123,11 @@ class ListeningCore:
                 decisions += self._finish_streaming(now, "silence", event.at_s, event.duration_s)
             elif isinstance(event, SpeechTimedOut):
                 decisions += self._finish_streaming(now, "max_length", event.at_s, event.duration_s)
+            elif isinstance(event, WakeDetected):
+                wake = WakeDetectedEvent(model=event.model, score=round(event.score, 3), audio_s=event.phrase_end_s)
+                decisions.append(Emit(wake))
+            elif isinstance(event, WakeTimedOut):
+                decisions.append(Emit(WakeTimeoutEvent(audio_s=event.at_s, waited_s=event.waited_s)))
         return decisions
 
     def _open_session(self, event: SpeechStarted) -> list[Decision]:

@@ -190,19 +190,29 @@ class EarconPlayer:
             )
 
 
-def feedback_sink(player: EarconPlayer) -> EventSink:
-    """Earcons for what happened: listening at speech start, done on a result, error on failure,
-    rejected when what was heard is not a command (it cuts the `done` before it)."""
-    sounds: dict[str, Earcon] = {
-        "speech_started": "listening",
-        "final": "done",
-        "session_error": "error",
-        "action_failed": "error",
-        "rejected": "rejected",
-    }
+EARCONS: dict[str, Earcon] = {
+    "speech_started": "listening",
+    "final": "done",
+    "session_error": "error",
+    "action_failed": "error",
+    "rejected": "rejected",
+}
+
+
+def earcon_for(event_type: str, wake_prompt: bool = False) -> Earcon | None:
+    """The earcon of an event: listening at speech start, done on a result, error on failure,
+    rejected when what was heard is not a command (it cuts the `done` before it). With
+    `wake_prompt` (wake.prompt), listening plays on the wake word instead: the prompt to speak."""
+    if wake_prompt and event_type in ("wake_detected", "speech_started"):
+        return "listening" if event_type == "wake_detected" else None
+    return EARCONS.get(event_type)
+
+
+def feedback_sink(player: EarconPlayer, wake_prompt: bool = False) -> EventSink:
+    """Plays each event's earcon (`earcon_for`)."""
 
     def play(event: Any) -> None:
-        if (earcon := sounds.get(event_dict(event).get("type", ""))) is not None:
+        if (earcon := earcon_for(event_dict(event).get("type", ""), wake_prompt)) is not None:
             player.play(earcon)
 
     return play

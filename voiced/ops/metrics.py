@@ -55,6 +55,9 @@ class VoicedMetrics:
             registry=r,
         )
         self.audio_sent = Counter("voiced_audio_sent_bytes", "Audio bytes sent to the recognizer", registry=r)
+        self.wake_words = Counter(
+            "voiced_wake_words", "Wake words: heard, and waits for the command that timed out", ["outcome"], registry=r
+        )
         self.fallback_switches = Counter(
             "voiced_fallback_switches", "Switches between recognizers, by target", ["to"], registry=r
         )
@@ -81,6 +84,9 @@ class VoicedMetrics:
     def bytes_sent(self, count: int) -> None:
         self.audio_sent.inc(count)
 
+    def wake_word(self, outcome: str) -> None:
+        self.wake_words.labels(outcome=outcome).inc()
+
     def fallback_switched(self, to: str) -> None:
         self.fallback_switches.labels(to=to).inc()
 
@@ -96,7 +102,7 @@ class MetricsSink:
     final observes end-of-speech -> final (only the first final after the end of speech) and
     starts the action clock, actions_done observes final -> actions done, command_matched /
     rejected count the utterance's outcome (matched, unmatched, empty), session_error and
-    audio_error count errors.
+    audio_error count errors, wake_detected / wake_timeout count wake words (heard, timed out).
     """
 
     KEEP = 64  # sessions whose clocks are kept (a final may have no command, a command no actions)
@@ -151,6 +157,10 @@ class MetricsSink:
                 self._close(session)
             elif kind == "audio_error":
                 self.metrics.error("audio")
+            elif kind == "wake_detected":
+                self.metrics.wake_word("heard")
+            elif kind == "wake_timeout":
+                self.metrics.wake_word("timeout")
 
 
 class MetricsServer:

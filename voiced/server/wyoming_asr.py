@@ -106,7 +106,7 @@ def choose_model(request: Transcribe, languages: list[str], grammars: dict[str, 
     elif name in languages:
         if language is not None and language != name:
             raise RequestError(
-                "unknown-model", f"model {name!r} is the {name} open model, but language is {shown(asked)}"
+                "unknown-model", f"model {name!r} is the {name} open model, but language is {shown(asked or '')}"
             )
         model, language = DEFAULT_MODEL, name
     elif name in grammars:

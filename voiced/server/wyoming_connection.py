@@ -128,7 +128,9 @@ class AsrHandler(AsyncEventHandler):
     """One client connection."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener: WyomingListener):
-        super().__init__(GuardedReader(reader, listener.settings.limits.max_message_bytes), writer)
+        self.guarded = GuardedReader(reader, listener.settings.limits.max_message_bytes)
+        # the library only calls readline and readexactly, which GuardedReader has
+        super().__init__(self.guarded, writer)  # type: ignore[arg-type]
         self._listener = listener
         self._settings = listener.settings
         self._model: tuple[str, str] | None = None  # (model, language) of the last transcribe
@@ -156,8 +158,8 @@ class AsrHandler(AsyncEventHandler):
                         )
                     return
                 if event is None:
-                    if self.reader.problem and not self._closing_until:
-                        await self._end(RequestError("bad-event", self.reader.problem))
+                    if self.guarded.problem and not self._closing_until:
+                        await self._end(RequestError("bad-event", self.guarded.problem))
                     return
                 if self._closing_until:
                     continue
@@ -263,7 +265,7 @@ class AsrHandler(AsyncEventHandler):
             self._settings.profanity_words,
         )
         self.stream = AudioStream(
-            spec, fmt, recognizer, recognition, streaming=has_transcript_streaming(self.reader.peer_version)
+            spec, fmt, recognizer, recognition, streaming=has_transcript_streaming(self.guarded.peer_version)
         )
         if self.stream.streaming:
             await self.write_event(TranscriptStart(language=language).event())
