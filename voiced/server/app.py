@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -13,13 +12,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import grpc
-import pydantic
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from voiced.protocol.vocabulary import DEFAULT_PORT
+from voiced.ops.signals import STOP
 from voiced.server.config import ServerSettings
-from voiced.server.decoding import ModelError
 from voiced.server.engine import Engine
 from voiced.server.service import SERVICE_NAME, SttService
 
@@ -138,57 +135,8 @@ def start_server(
     return serve_engine(settings, engine, credentials, host, port)
 
 
-def main(args) -> int:
-    from voiced.config.loader import ConfigError
-    from voiced.ops.notify import Notifier
-    from voiced.ops.signals import SignalRequests
-    from voiced.settings import load_settings
-
-    try:
-        settings = load_settings(args.config).server
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    if args.workers is not None:
-        settings = settings.model_copy(update={"workers": args.workers})
-    if args.wyoming is not None:
-        try:
-            settings = settings.with_wyoming(args.wyoming)
-        except pydantic.ValidationError as exc:
-            message = exc.errors()[0]["msg"].removeprefix("Value error, ")
-            print(f"voiced serve: --wyoming: {message}", file=sys.stderr)
-            return 2
-    host, port = args.host or "127.0.0.1", DEFAULT_PORT if args.port is None else args.port
-    notifier = Notifier.from_environment()
-    with SignalRequests() as signals:
-        try:
-            engine, credentials = load_engine(settings)
-        except ConfigError as exc:  # e.g. a key file that holds no key
-            print(exc, file=sys.stderr)
-            return 2
-        except (ModelError, OSError, RuntimeError) as exc:
-            print(f"voiced serve: cannot start: {exc}", file=sys.stderr)
-            return 1
-        if settings.workers > 1:
-            from voiced.server.workers import run_workers
-
-            return run_workers(settings, engine, credentials, host, port, notifier, signals)
-        try:
-            running = serve_engine(settings, engine, credentials, host, port)
-        except (OSError, RuntimeError) as exc:
-            print(f"voiced serve: cannot start: {exc}", file=sys.stderr)
-            return 1
-        wyoming = f" and Wyoming ASR on {running.wyoming.uri}" if running.wyoming is not None else ""
-        models = ", ".join([*settings.languages, *settings.models])
-        log.warning("serving SpeechKit STT v2 on %s%s (%s)", running.target, wyoming, models)
-        notifier.ready(f"serving on {running.target}{wyoming}")
-        return serve_until_stopped(running, signals, notifier)
-
-
 def serve_until_stopped(running: RunningServer, signals, notifier=None) -> int:
     """Serve until SIGTERM/SIGINT, then stop within a bound (0: every call ended in time)."""
-    from voiced.ops.signals import STOP
-
     while signals.next(timeout=1.0) != STOP:
         pass  # SIGHUP: nothing to reload without a restart (models load at start)
     if notifier is not None:

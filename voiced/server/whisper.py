@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from voiced.commands.closedset import Choice, ClosedSet, Score, first_sentence
-from voiced.server.config import WhisperSettings
+from voiced.commands.config import WhisperSettings
 from voiced.server.decoding import ENGINE_RATE, Hypothesis, ModelError, StageTimes
 from voiced.server.pocketsphinx import PocketsphinxRecognizer
 

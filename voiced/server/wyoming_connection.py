@@ -23,17 +23,19 @@ import functools
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from wyoming.asr import Transcribe, Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event, async_read_event
-from wyoming.info import Describe, SelectProgram
+from wyoming.info import Describe, Info, SelectProgram
 from wyoming.ping import Ping, Pong
 from wyoming.server import AsyncEventHandler
 
+from voiced.server.config import ServerSettings
 from voiced.server.decoding import Recognizer
+from voiced.server.engine import Engine
 from voiced.server.pool import PoolExhausted
 from voiced.server.requests import audio_limit_details, data_limit_details, too_many_streams
 from voiced.server.service import DECODE_SLICE_BYTES
@@ -49,10 +51,21 @@ from voiced.server.wyoming_asr import (
     session_spec,
 )
 
-if TYPE_CHECKING:
-    from voiced.server.wyoming_server import WyomingListener
-
 log = logging.getLogger(__name__)
+
+
+class Listener(Protocol):
+    """What a connection uses of the listener that accepted it (wyoming_server.WyomingListener)."""
+
+    settings: ServerSettings
+    engine: Engine
+    info: Info
+    executor: concurrent.futures.ThreadPoolExecutor
+    stopping: bool
+
+    def take_slot(self) -> bool: ...
+
+    def free_slot(self) -> None: ...
 
 
 class GuardedReader:
@@ -127,7 +140,7 @@ class AudioStream:
 class AsrHandler(AsyncEventHandler):
     """One client connection."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener: WyomingListener):
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener: Listener):
         self.guarded = GuardedReader(reader, listener.settings.limits.max_message_bytes)
         # the library only calls readline and readexactly, which GuardedReader has
         super().__init__(self.guarded, writer)  # type: ignore[arg-type]

@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterator
 import grpc
 
 from voiced import __version__
+from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2 as stt
 from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2_grpc as stt_grpc
 from voiced.protocol.results import RecognitionEvent, SessionError
-from voiced.protocol.wire import AudioEncoder, config_request, response_events
+from voiced.protocol.wire import audio_request, response_events
 from voiced.speechkit.config import RecognitionSettings
 
 MetadataProvider = Callable[[], list[tuple[str, str]]]
@@ -52,6 +53,49 @@ def open_channel(settings: RecognitionSettings, target: str) -> grpc.Channel:
         return grpc.insecure_channel(target, options=options)
     roots = settings.ca_file.read_bytes() if settings.ca_file is not None else None
     return grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=roots), options=options)
+
+
+def config_request(settings: RecognitionSettings) -> stt.StreamingRecognitionRequest:
+    """The first message of every session: what the recognizer is asked for."""
+    specification = stt.RecognitionSpec(
+        language_code=settings.language,
+        model=settings.model,
+        profanity_filter=settings.profanity_filter,
+        partial_results=settings.partial_results,
+        raw_results=settings.raw_results,
+        audio_encoding=settings.encoding,
+        sample_rate_hertz=settings.sample_rate,
+    )
+    config = stt.RecognitionConfig(specification=specification)
+    if settings.folder_id is not None:  # sent by a service account, the service refuses it
+        config.folder_id = settings.folder_id
+    return stt.StreamingRecognitionRequest(config=config)
+
+
+class AudioEncoder:
+    """A session's PCM as the audio messages of its configured encoding, in order.
+
+    LINEAR16_PCM goes as it is; OGG_OPUS is one Ogg Opus stream per session (each session's
+    config starts a new one), a page per piece, ended by `finish()`."""
+
+    def __init__(self, settings: RecognitionSettings):
+        self._opus = None
+        if settings.encoding == "OGG_OPUS":
+            from voiced.audio.opus import OggOpusEncoder  # the optional `opus` extra
+
+            self._opus = OggOpusEncoder(settings.sample_rate)
+
+    def requests(self, pcm: bytes) -> list[stt.StreamingRecognitionRequest]:
+        """Messages for 16-bit mono PCM at settings.sample_rate (Opus: none while it holds < 20 ms)."""
+        if self._opus is None:
+            return [audio_request(pcm)]
+        audio = self._opus.encode(pcm)
+        return [audio_request(audio)] if audio else []
+
+    def finish(self) -> list[stt.StreamingRecognitionRequest]:
+        """Messages that end the audio (the end of the Ogg stream), before the half-close."""
+        audio = self._opus.flush() if self._opus is not None else b""
+        return [audio_request(audio)] if audio else []
 
 
 class RecognitionSession:

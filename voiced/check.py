@@ -1,4 +1,5 @@
-"""`voiced check-config` and `voiced match`."""
+"""`voiced check-config` and `voiced match`: the daemon's own validation (voiced.validation)
+of a configuration and its command files, and one sentence matched against them."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ import sys
 from typing import Any
 
 from voiced.config.loader import ConfigError
+from voiced.settings import find_config
+from voiced.validation import load_checked
 
 
 def _load(args):
     """The checked config (the --config search, --commands instead of its command files): the
     very validation `voiced run` does (voiced.validation). None after printing the errors."""
-    from voiced.settings import find_config  # the daemon's full model: only when asked for
-    from voiced.validation import load_checked
 
     choice = find_config(getattr(args, "config", None))
     print(f"config: {choice.describe()}", file=sys.stderr)

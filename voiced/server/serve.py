@@ -1,0 +1,60 @@
+"""`voiced serve`: the local recognition server as a command, one process or N workers on
+one port, serving until SIGTERM/SIGINT and stopping within a bound."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import pydantic
+
+from voiced.config.loader import ConfigError
+from voiced.ops.notify import Notifier
+from voiced.ops.signals import SignalRequests
+from voiced.protocol.vocabulary import DEFAULT_PORT
+from voiced.server.app import load_engine, serve_engine, serve_until_stopped
+from voiced.server.decoding import ModelError
+from voiced.server.workers import run_workers
+from voiced.settings import load_settings
+
+log = logging.getLogger(__name__)
+
+
+def main(args) -> int:
+    try:
+        settings = load_settings(args.config).server
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.workers is not None:
+        settings = settings.model_copy(update={"workers": args.workers})
+    if args.wyoming is not None:
+        try:
+            settings = settings.with_wyoming(args.wyoming)
+        except pydantic.ValidationError as exc:
+            message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            print(f"voiced serve: --wyoming: {message}", file=sys.stderr)
+            return 2
+    host, port = args.host or "127.0.0.1", DEFAULT_PORT if args.port is None else args.port
+    notifier = Notifier.from_environment()
+    with SignalRequests() as signals:
+        try:
+            engine, credentials = load_engine(settings)
+        except ConfigError as exc:  # e.g. a key file that holds no key
+            print(exc, file=sys.stderr)
+            return 2
+        except (ModelError, OSError, RuntimeError) as exc:
+            print(f"voiced serve: cannot start: {exc}", file=sys.stderr)
+            return 1
+        if settings.workers > 1:
+            return run_workers(settings, engine, credentials, host, port, notifier, signals)
+        try:
+            running = serve_engine(settings, engine, credentials, host, port)
+        except (OSError, RuntimeError) as exc:
+            print(f"voiced serve: cannot start: {exc}", file=sys.stderr)
+            return 1
+        wyoming = f" and Wyoming ASR on {running.wyoming.uri}" if running.wyoming is not None else ""
+        models = ", ".join([*settings.languages, *settings.models])
+        log.warning("serving SpeechKit STT v2 on %s%s (%s)", running.target, wyoming, models)
+        notifier.ready(f"serving on {running.target}{wyoming}")
+        return serve_until_stopped(running, signals, notifier)
