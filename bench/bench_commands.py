@@ -348,6 +348,7 @@ def main() -> int:
     parser.add_argument("--recognizer", choices=["whisper", "pocketsphinx"], default="whisper")
     parser.add_argument("--margin", type=float, help="the recognizer's rejection margin (default: the daemon's)")
     parser.add_argument("--beam", type=int, help="Whisper's beam for the free transcript (default: the daemon's)")
+    parser.add_argument("--whisper-model", type=Path, help="a CTranslate2 Whisper directory (default: tiny.en)")
     parser.add_argument("--sweep", action="store_true", help="(direct engine, whisper) results for a range of margins")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/voiced-bench-tts"))
     parser.add_argument("--json", type=Path, help="write the figures here")
@@ -361,6 +362,8 @@ def main() -> int:
         options["rejection_margin" if args.recognizer == "pocketsphinx" else "margin"] = args.margin
     if args.beam is not None:
         options["beam_size"] = args.beam
+    if args.whisper_model is not None:
+        options["model"] = str(args.whisper_model)
     if args.sweep:  # every threshold open: each decision is replayed for a grid of them
         options.update(margin=1e9, number_margin=1e9, number_lead=0.0)
     print(f"engine={args.engine} recognizer={args.recognizer} options={options or 'defaults'}")
