@@ -65,7 +65,7 @@ def _secret_headers(action: HttpAction) -> dict[str, str]:
     return headers
 
 
-def _scrubbed(text: str, url: str, secrets: list[str]) -> str:
+def scrubbed(text: str, url: str, secrets: list[str]) -> str:
     """`text` (an exception's message) without the URL's secrets or any secret value, in any
     of the forms a message may quote it (as is, or escaped inside a bytes repr)."""
     text = text.replace(url, redact_url(url))
@@ -92,7 +92,7 @@ def http_action(action: HttpAction, match: Match) -> str:
         with httpx.Client(verify=verify, timeout=action.timeout_s) as client:
             response = client.request(action.method, url, headers=headers, json=body)
     except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:  # h11 refuses a bad header value
-        message = _scrubbed(str(exc), url, list(headers.values()))
+        message = scrubbed(str(exc), url, list(headers.values()))
         raise ActionError(f"{shown}: {type(exc).__name__}: {message}") from None
     if response.status_code >= 400:
         raise ActionError(f"{shown}: HTTP {response.status_code}")

@@ -1,0 +1,129 @@
+"""The HTTP edge of the conversation API: one question to HA, its answer back (httpx).
+
+The token is read where `home_assistant.token` says, when first needed and again after HA
+refuses it (a rotated file is picked up), and is shown only as a fingerprint. TLS is
+verified unless `verify_tls: false`; redirects are not followed (the token would go along).
+Every failure is a ConversationError whose message names the URL and what went wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+import time
+from collections.abc import Callable
+
+import httpx
+
+from voiced import __version__
+from voiced.actions.http import redact_url, scrubbed
+from voiced.homeassistant.config import HomeAssistantSettings
+from voiced.homeassistant.conversation import (
+    MAX_REPLY_BYTES,
+    Answer,
+    ConversationError,
+    ConversationMemory,
+    conversation_request,
+    parse_answer,
+)
+from voiced.speechkit.auth import CredentialError, StaticCredential
+
+MAX_ERROR_BYTES = 4096  # of a refusal's body: HA says why in a short JSON `message`
+
+
+class ConversationClient:
+    """Asks HA's conversation agent; thread-safe (questions may overlap). `language` is the
+    daemon's recognition language, used unless the section names one."""
+
+    def __init__(self, settings: HomeAssistantSettings, language: str, clock: Callable[[], float] = time.monotonic):
+        self.settings = settings
+        self.language = settings.language or language
+        self._clock = clock
+        self._token = StaticCredential("Bearer", "Home Assistant token", settings.token)
+        self._memory = ConversationMemory(settings.keep_conversation_s)
+        self._lock = threading.Lock()
+        verify: bool | ssl.SSLContext = settings.verify_tls
+        if settings.verify_tls and settings.ca_file is not None:
+            verify = ssl.create_default_context(cafile=str(settings.ca_file))
+        # one client: its connections are kept alive between questions
+        self._http = httpx.Client(
+            verify=verify,
+            timeout=settings.timeout_s,
+            follow_redirects=False,
+            headers={"User-Agent": f"voiced/{__version__}"},
+        )
+
+    def ask(self, text: str) -> Answer:
+        """HA's answer to `text` (ConversationError if there is none)."""
+        with self._lock:
+            conversation_id = self._memory.current(self._clock())
+        body = conversation_request(text, self.language, self.settings.agent_id, conversation_id)
+        url = self.settings.conversation_url
+        try:
+            headers = dict(self._token.metadata())
+        except CredentialError as exc:
+            raise ConversationError(f"no Home Assistant token: {exc}") from None
+        deadline = time.monotonic() + self.settings.timeout_s
+        try:
+            with self._http.stream("POST", url, json=body, headers=headers) as response:
+                if response.status_code >= 400:
+                    raise ConversationError(f"POST {url}: {self._refusal(response)}")
+                if response.is_redirect:  # not followed: the token would go along
+                    where = redact_url(response.headers.get("location", ""))
+                    raise ConversationError(
+                        f"POST {url}: HTTP {response.status_code}: redirected to {where!r}, not followed "
+                        "(set home_assistant.url to the address it redirects to)"
+                    )
+                reply = self._read(response, deadline)
+        except httpx.TimeoutException:
+            raise ConversationError(f"POST {url}: no answer within {self.settings.timeout_s:g} s") from None
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:  # h11 refuses a bad header value
+            message = scrubbed(str(exc), url, list(headers.values()))
+            raise ConversationError(f"POST {url}: {type(exc).__name__}: {message}") from None
+        try:
+            answer = parse_answer(reply)
+        except ConversationError as exc:
+            raise ConversationError(f"POST {url}: {exc}") from None
+        with self._lock:
+            self._memory.answered(answer.conversation_id, self._clock())
+        return answer
+
+    def _read(self, response: httpx.Response, deadline: float) -> bytes:
+        """The body, within MAX_REPLY_BYTES and the timeout as a whole (httpx's own timeout is
+        per read: a server that trickles would never reach it)."""
+        chunks, size = [], 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > MAX_REPLY_BYTES:
+                raise ConversationError(f"the reply is longer than {MAX_REPLY_BYTES} bytes")
+            if time.monotonic() > deadline:
+                raise httpx.ReadTimeout("the reply took too long")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _refusal(self, response: httpx.Response) -> str:
+        """Why HA refused, as said: its status, and the `message` of its JSON body if any."""
+        status = f"HTTP {response.status_code}"
+        if response.status_code in (401, 403):
+            refused = self._token.describe()
+            try:
+                self._token.refresh()  # a rotated token file is used from the next question on
+            except CredentialError:
+                pass  # the next question says what is wrong with it
+            return f"{status}: Home Assistant refused the {refused}"
+        if response.status_code == 404:
+            return f"{status}: no conversation API there (is home_assistant.url Home Assistant's address?)"
+        body = b""
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) >= MAX_ERROR_BYTES:
+                break
+        try:
+            said = json.loads(body[:MAX_ERROR_BYTES]).get("message")
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            said = None
+        return f"{status}: {said[:200]}" if isinstance(said, str) and said else status
+
+    def close(self) -> None:
+        self._http.close()
