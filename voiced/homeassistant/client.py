@@ -2,15 +2,14 @@
 
 The token is read where `home_assistant.token` says, when first needed and again when HA
 refuses it: a rotated file is picked up and the question asked once more with it. It is
-shown only as a fingerprint. TLS is
-verified unless `verify_tls: false`; redirects are not followed (the token would go along).
+shown only as a fingerprint. TLS is verified unless `verify_tls: false`; redirects are not
+followed (the token would go along).
 Every failure is a ConversationError whose message names the URL and what went wrong.
 """
 
 from __future__ import annotations
 
 import json
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from collections.abc import Callable
 import httpx
 
 from voiced import __version__
-from voiced.actions.http import redact_url, scrubbed
+from voiced.actions.http import redact_url, scrubbed, tls_verification
 from voiced.homeassistant.config import HomeAssistantSettings
 from voiced.homeassistant.conversation import (
     MAX_REPLY_BYTES,
@@ -48,12 +47,9 @@ class ConversationClient:
         self._token = StaticCredential("Bearer", "Home Assistant token", settings.token)
         self._memory = ConversationMemory(settings.keep_conversation_s)
         self._lock = threading.Lock()
-        verify: bool | ssl.SSLContext = settings.verify_tls
-        if settings.verify_tls and settings.ca_file is not None:
-            verify = ssl.create_default_context(cafile=str(settings.ca_file))
         # one client: its connections are kept alive between questions
         self._http = httpx.Client(
-            verify=verify,
+            verify=tls_verification(settings.verify_tls, settings.ca_file),
             timeout=settings.timeout_s,
             follow_redirects=False,
             headers={"User-Agent": f"voiced/{__version__}"},
@@ -109,12 +105,13 @@ class ConversationClient:
             raise ConversationError(f"POST {url}: {type(exc).__name__}: {message}") from None
 
     def _token_changed(self) -> bool:
-        before = self._token.metadata()
-        try:
-            self._token.refresh()
-        except CredentialError:
-            return False  # the next question says what is wrong with it
-        return self._token.metadata() != before
+        with self._lock:
+            before = self._token.metadata()
+            try:
+                self._token.refresh()
+            except CredentialError:
+                return False  # the next question says what is wrong with it
+            return self._token.metadata() != before
 
     def _read(self, response: httpx.Response, deadline: float, url: str) -> bytes:
         """The body, within MAX_REPLY_BYTES and the timeout as a whole (httpx's own timeout is
