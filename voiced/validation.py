@@ -35,10 +35,16 @@ class CheckedConfig:
     warnings: list[ConfigProblem] = field(default_factory=list)
 
     def describe_commands(self) -> str:
+        ha = self.settings.home_assistant
         if self.commands is None:
-            return "no commands: transcribing only"
+            return (
+                f"no commands: all speech is asked of Home Assistant at {ha.url}"
+                if ha
+                else "no commands: transcribing only"
+            )
         files = ", ".join(str(path) for path in self.settings.commands.files or [])
-        return f"{len(self.commands.commands)} commands ({', '.join(self.commands.languages)}) from {files}"
+        asked = f"; the rest is asked of Home Assistant at {ha.url}" if ha else ""
+        return f"{len(self.commands.commands)} commands ({', '.join(self.commands.languages)}) from {files}{asked}"
 
 
 def _named_commands(doc: LocatedDocument, settings: DaemonSettings) -> list[ConfigProblem]:
