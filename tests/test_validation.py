@@ -312,3 +312,50 @@ def test_secret_file_modes_are_read_not_guessed(tmp_path):
         line.split(": warning: ")[1].split(" can")[0]
         for line in problems(voiced("check-config", "--config", str(config), cwd=tmp_path))
     ] == ["server.tls.key_file", "server.auth.api_key_files"]
+
+
+def test_home_assistant_needs_its_address_and_a_readable_token_file(tmp_path):
+    token = tmp_path / "ha-token"
+    config = tmp_path / "voiced.yaml"
+    config.write_text(
+        f"home_assistant:\n  url: homeassistant.local:8123\n  token: {{file: {token}}}\ncommands:\n  files: []\n"
+    )
+    run, check = run_and_check(config)
+    assert (run.returncode, check.returncode) == (2, 1)
+    assert (
+        problems(run)
+        == problems(check)
+        == [
+            f"{config}:2:8: home_assistant.url: give HA's address as http://host:port or https://host "
+            "(e.g. http://homeassistant.local:8123)"
+        ]
+    )
+    config.write_text(config.read_text().replace("homeassistant.local:8123", "http://homeassistant.local:8123"))
+    run, check = run_and_check(config)
+    assert (run.returncode, check.returncode) == (2, 1)
+    assert (
+        problems(run)
+        == problems(check)
+        == [
+            f"{config}:3:17: home_assistant.token: cannot read the credential from file {token}: "
+            "cannot read the credential: No such file or directory"
+        ]
+    )
+
+
+def test_home_assistant_that_would_never_be_asked_is_warned_about(tmp_path):
+    token = tmp_path / "ha-token"
+    token.write_text("eyJ-token\n")
+    token.chmod(0o644)
+    config = tmp_path / "voiced.yaml"
+    config.write_text(
+        f"recognition:\n  model: commands\ncommands:\n  files: [{ROOT / 'config' / 'commands.yaml'}]\n"
+        f"home_assistant:\n  url: http://127.0.0.1:1\n  token: {{file: {token}}}\n"
+    )
+    check = voiced("check-config", "--config", str(config), cwd=tmp_path)
+    assert check.returncode == 0
+    assert problems(check) == [
+        f"{token}:1:1: warning: home_assistant.token can be read by every user (mode 0644): chmod o-rw {token}",
+        f"{config}:2:10: warning: recognition.model 'commands' hears only commands: Home Assistant is never "
+        "asked anything (leave recognition.model out, or set it to general)",
+    ]

@@ -66,10 +66,17 @@ def run_daemon(
     # every consumer of events on its own: a broken one (stdout gone) must not stop the actions
     prompt = settings.wake.mode == "wake_word" and settings.wake.prompt
     emit = fan_out(emit, *([feedback_sink(player, wake_prompt=prompt)] if settings.feedback.enabled else []))
-    runner = on_final = None
-    if command_set is not None:
+    runner = on_final = conversation = None
+    if command_set is not None or settings.home_assistant is not None:
         runner = ActionRunner(settings.actions, emit)
-        on_final = CommandHandler(command_set, settings.recognition.language, runner, emit)
+        if settings.home_assistant is not None:
+            # httpx (~7 MB) is loaded only by a daemon that talks to Home Assistant
+            from voiced.homeassistant.client import ConversationClient
+            from voiced.homeassistant.fallback import ConversationFallback
+
+            client = ConversationClient(settings.home_assistant, settings.recognition.language)
+            conversation = ConversationFallback(client, runner, emit)
+        on_final = CommandHandler(command_set, settings.recognition.language, runner, emit, conversation)
     listener = None
     try:
         # the recognizer must be told the rate the audio really has (a WAV input decides it)
@@ -93,6 +100,8 @@ def run_daemon(
             bound = settings.service.stop_timeout_s
             if not runner.shutdown(listener.time_left(bound) if listener else bound):
                 log.warning("actions still running after the stop bound were abandoned")
+        if conversation is not None:
+            conversation.close()
         player.close()
 
 

@@ -201,6 +201,9 @@ class TimelineLog:
         "rejected",
         "action_finished",
         "action_failed",
+        "conversation_started",
+        "conversation_answered",
+        "conversation_failed",
     )
 
     def __init__(self, logger: logging.Logger):
@@ -227,7 +230,12 @@ class TimelineLog:
         detail = (
             record.get("text")
             if kind in ("final", "partial")
-            else record.get("action") or record.get("intent") or record.get("code") or record.get("reason")
+            else record.get("action")
+            or record.get("intent")
+            or record.get("code")
+            or record.get("reason")
+            or record.get("error")
+            or record.get("answer")
         )
         self._log.info("session %d: %s +%.2f s%s", session, kind, offset, f" {detail!r}" if detail else "")
 

@@ -18,6 +18,7 @@ from voiced.audio.sources import AudioSettings
 from voiced.audio.vad import EndpointerSettings
 from voiced.commands.config import CommandsSettings
 from voiced.config.loader import FrozenModel, LocatedDocument, read_yaml, validate
+from voiced.homeassistant.config import HomeAssistantSettings
 from voiced.listen.earcons import FeedbackSettings
 from voiced.ops.metrics import MetricsSettings
 from voiced.ops.signals import ServiceSettings
@@ -41,6 +42,7 @@ class DaemonSettings(FrozenModel):
     commands: CommandsSettings = CommandsSettings()
     actions: ActionsSettings = ActionsSettings()
     wake: WakeSettings = WakeSettings()
+    home_assistant: HomeAssistantSettings | None = None  # what no command matched goes to HA
 
 
 @dataclass(frozen=True)

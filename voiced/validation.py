@@ -35,10 +35,16 @@ class CheckedConfig:
     warnings: list[ConfigProblem] = field(default_factory=list)
 
     def describe_commands(self) -> str:
+        ha = self.settings.home_assistant
         if self.commands is None:
-            return "no commands: transcribing only"
+            return (
+                f"no commands: all speech is asked of Home Assistant at {ha.url}"
+                if ha
+                else "no commands: transcribing only"
+            )
         files = ", ".join(str(path) for path in self.settings.commands.files or [])
-        return f"{len(self.commands.commands)} commands ({', '.join(self.commands.languages)}) from {files}"
+        asked = f"; the rest is asked of Home Assistant at {ha.url}" if ha else ""
+        return f"{len(self.commands.commands)} commands ({', '.join(self.commands.languages)}) from {files}{asked}"
 
 
 def _named_commands(doc: LocatedDocument, settings: DaemonSettings) -> list[ConfigProblem]:
@@ -159,6 +165,38 @@ def _wake_word(doc: LocatedDocument, settings: DaemonSettings) -> list[ConfigPro
     return problems
 
 
+def _home_assistant(
+    doc: LocatedDocument, settings: DaemonSettings, command_set: CommandSet | None
+) -> tuple[list[ConfigProblem], list[ConfigProblem]]:
+    """(errors, warnings) of the `home_assistant:` section: a token file that cannot be read
+    (an environment variable or a systemd credential is read at the first question: it may
+    be set only where the daemon runs); what keeps Home Assistant from hearing anything."""
+    section = settings.home_assistant
+    if section is None:
+        return [], []
+    from voiced.speechkit.auth import CredentialError, read_secret
+
+    errors, warnings = [], []
+    if section.token.file is not None:
+        try:
+            read_secret(section.token)
+        except CredentialError as exc:
+            errors.append(doc.problem(("home_assistant", "token", "file"), f"home_assistant.token: {exc}"))
+    recognition = settings.recognition
+    if recognition.endpoint is None and recognition.model == settings.commands.local_grammar.model:
+        where = doc.problem(("recognition", "model"), "")
+        message = (
+            f"warning: recognition.model {recognition.model!r} hears only commands: Home Assistant is never "
+            "asked anything (leave recognition.model out, or set it to general)"
+        )
+        warnings.append(ConfigProblem(where.file, where.line, where.column, message))
+    if command_set is not None and command_set.fallback_actions is not None:
+        where = doc.problem(("home_assistant",), "")
+        message = "warning: the command files' fallback never runs: what no command matches is asked of Home Assistant"
+        warnings.append(ConfigProblem(where.file, where.line, where.column, message))
+    return errors, warnings
+
+
 def _secret_files(settings: DaemonSettings, commands: CommandSet | None) -> Iterator[tuple[str, Path]]:
     recognition = settings.recognition
     for name in ("api_key", "iam_token", "service_account_key"):
@@ -172,6 +210,8 @@ def _secret_files(settings: DaemonSettings, commands: CommandSet | None) -> Iter
             yield f"server.auth.{name}", path
     if settings.actions.mqtt.password_file is not None:
         yield "actions.mqtt.password_file", settings.actions.mqtt.password_file
+    if settings.home_assistant is not None and settings.home_assistant.token.file is not None:
+        yield "home_assistant.token", settings.home_assistant.token.file
     for intent, command in commands.commands.items() if commands else ():
         for index, action in enumerate(command.actions):
             if isinstance(action, HttpAction):
@@ -233,9 +273,12 @@ def load_checked(choice: ConfigChoice, commands: list[str] | None = None) -> Che
         problems += _embedded_recognizer(doc, with_commands(settings, command_set), command_set)
     problems += _recording(doc, settings)
     problems += _wake_word(doc, settings)
+    home_assistant_problems, home_assistant_warnings = _home_assistant(doc, settings, command_set)
+    problems += home_assistant_problems
     if problems:
         raise ConfigError(problems)
     warnings = permission_warnings(settings, command_set) + (command_set.warnings if command_set else [])
+    warnings += home_assistant_warnings
     if settings.commands.files and not (command_set and command_set.commands):
         where = doc.problem(("commands", "files"), "") if commands is None else ConfigProblem(commands[0], 1, 1, "")
         warnings.append(

@@ -115,3 +115,15 @@ def test_fallback_handler_gets_unmatched_speech(tmp_path):
     assert commands.match("hello", "en").is_fallback is False
     fallback = commands.match("open the pod bay doors", "en")
     assert fallback.is_fallback and fallback.intent == "fallback" and fallback.actions[0].text == "pardon?"
+
+
+def test_what_is_addressed_to_another_listener_keeps_its_words_without_the_wake_name():
+    commands = load_commands([EXAMPLE])
+    assert commands.addressed("  What's the weather like? ", "en-US") == "What's the weather like?"
+    assert commands.addressed("Computer, what's the weather like?", "en") == "what's the weather like?"
+    assert commands.addressed("Компьютер, какая погода?", "ru") == "какая погода?"
+    assert commands.addressed("computer", "en") is None and commands.addressed(" ,. ", "en") is None
+    strict = load_commands([EXAMPLE], CommandsSettings(require_wake_name=True))
+    assert strict.addressed("what's the weather like", "en") is None
+    assert strict.addressed("computer what's the weather like", "en") == "what's the weather like"
+    assert strict.addressed("computer what's the weather like", "de") is None

@@ -140,3 +140,26 @@ def test_outcomes_and_a_final_from_the_server_before_the_end_of_speech():
     assert samples[("voiced_utterances_total", (("outcome", "empty"),))] == 1
     assert samples[("voiced_speech_end_to_final_seconds_count", ())] == 1  # only session 2's
     assert not sink._speech_ended_at and not sink._final_at  # nothing kept for finished sessions
+
+
+def test_questions_to_home_assistant_are_counted_by_outcome_and_timed():
+    metrics = VoicedMetrics()
+    sink = MetricsSink(metrics)
+    asked = {"type": "conversation_started", "text": "what time is it", "language": "en", "session": 1}
+    answered = {**asked, "type": "conversation_answered", "answer": "It is 5", "duration_s": 0.4}
+    for event in (
+        asked,
+        {**answered, "response_type": "query_answer"},
+        asked,
+        {**answered, "response_type": "error", "error_code": "no_intent_match"},
+        asked,
+        {**asked, "type": "conversation_failed", "stage": "ask", "error": "HTTP 500"},
+        {**asked, "type": "conversation_failed", "stage": "speak", "error": "aplay exited with 1"},
+    ):
+        sink(event)
+    samples = _samples(metrics.exposition().decode())
+    assert samples[("voiced_utterances_total", (("outcome", "conversation"),))] == 3
+    assert samples[("voiced_conversations_total", (("outcome", "answered"),))] == 1
+    assert samples[("voiced_conversations_total", (("outcome", "refused"),))] == 1
+    assert samples[("voiced_conversations_total", (("outcome", "failed"),))] == 1
+    assert samples[("voiced_conversation_answer_seconds_count", ())] == 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import ssl
+from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from voiced.actions.config import HttpAction
@@ -65,7 +66,7 @@ def _secret_headers(action: HttpAction) -> dict[str, str]:
     return headers
 
 
-def _scrubbed(text: str, url: str, secrets: list[str]) -> str:
+def scrubbed(text: str, url: str, secrets: list[str]) -> str:
     """`text` (an exception's message) without the URL's secrets or any secret value, in any
     of the forms a message may quote it (as is, or escaped inside a bytes repr)."""
     text = text.replace(url, redact_url(url))
@@ -77,6 +78,13 @@ def _scrubbed(text: str, url: str, secrets: list[str]) -> str:
     return text
 
 
+def tls_verification(verify_tls: bool, ca_file: Path | None) -> bool | ssl.SSLContext:
+    """httpx's `verify`: the system's CA roots, `ca_file` instead, or no verification."""
+    if verify_tls and ca_file is not None:
+        return ssl.create_default_context(cafile=str(ca_file))
+    return verify_tls
+
+
 def http_action(action: HttpAction, match: Match) -> str:
     import httpx  # ~7 MB: loaded by the first http action, not by every daemon
 
@@ -84,15 +92,13 @@ def http_action(action: HttpAction, match: Match) -> str:
     url = render(action.url, values, escape=url_component)
     headers = {**action.headers, **_secret_headers(action)}
     shown = f"{action.method} {redact_url(url)}"
-    verify: bool | ssl.SSLContext = action.verify_tls
-    if action.verify_tls and action.ca_file:
-        verify = ssl.create_default_context(cafile=str(action.ca_file))
+    verify = tls_verification(action.verify_tls, action.ca_file)
     body = render_data(action.json_body, values) if action.json_body is not None else None
     try:
         with httpx.Client(verify=verify, timeout=action.timeout_s) as client:
             response = client.request(action.method, url, headers=headers, json=body)
     except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:  # h11 refuses a bad header value
-        message = _scrubbed(str(exc), url, list(headers.values()))
+        message = scrubbed(str(exc), url, list(headers.values()))
         raise ActionError(f"{shown}: {type(exc).__name__}: {message}") from None
     if response.status_code >= 400:
         raise ActionError(f"{shown}: HTTP {response.status_code}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from voiced.actions.config import ActionsSettings, ExecAction, HttpAction, MqttAction, SayAction, SoundAction
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 # Matches waiting beyond this many per worker are dropped: a burst must not pile up work.
 QUEUE_PER_WORKER = 4
+QUEUE_FULL = "too many commands in flight; dropped"
 
 
 class ActionRunner:
@@ -35,22 +37,34 @@ class ActionRunner:
         self._mqtt = MqttPublisher(settings.mqtt)
         self._programs = RunningPrograms()
         self._pending = threading.BoundedSemaphore(settings.max_concurrent * (1 + QUEUE_PER_WORKER))
+        self._shut_down = False
 
     def dispatch(self, match: Match, session: int | None = None) -> Future | None:
         """Queue the match's actions; None if the queue is full (reported as a failure).
         `session`: the recognition session it was heard in, carried by the action events."""
         if not match.actions:
             return None
+        future = self.submit(lambda: self._run_all(match, session))
+        if future is None and not self._shut_down:
+            self._failed(match, 0, "queue", QUEUE_FULL, session)
+        return future
+
+    def submit(self, job: Callable[[], None]) -> Future | None:
+        """Queue other work that runs and speaks like actions (Home Assistant's answers): in
+        the same bounds, and stopped with them. None if the queue is full or shut down."""
         if not self._pending.acquire(blocking=False):
-            self._failed(match, 0, "queue", "too many commands in flight; dropped", session)
             return None
         try:
-            future = self._pool.submit(self._run_all, match, session)
+            future = self._pool.submit(job)
         except RuntimeError:  # shut down
             self._pending.release()
             return None
         future.add_done_callback(lambda _: self._pending.release())
         return future
+
+    def say(self, text: str, timeout_s: float) -> str:
+        """Speak `text` as a `say` action does (raises ActionError); from a submitted job."""
+        return say_text(text, self._settings, timeout_s, self._programs)
 
     def _run_all(self, match: Match, session: int | None) -> None:
         failed = 0
@@ -95,6 +109,7 @@ class ActionRunner:
         command that was heard still runs), then queued ones not yet started are dropped.
         True if everything finished."""
         done = threading.Event()
+        self._shut_down = True
         self._pool.shutdown(wait=False)  # dispatch refuses from now on
 
         def drain() -> None:

@@ -144,6 +144,23 @@ class CommandSet:
                 return text[len(name) :].strip(), True
         return text, False
 
+    def addressed(self, text: str, language: str) -> str | None:
+        """What `text` asks of the speaker, as heard (not normalized: for another listener,
+        such as Home Assistant): the transcript without the wake name it begins with. None when
+        it asks nothing: no words, the wake name alone, or no wake name where
+        `require_wake_name` wants one (as `match` would run no fallback)."""
+        compiled = self._languages.get(base_language(language))
+        names = compiled.wake_names if compiled is not None else ()
+        words = text.split()
+        longest = max((len(name.split()) for name in names), default=0) + 1  # "alice," is one word
+        for count in range(min(len(words), longest), 0, -1):
+            if normalize(" ".join(words[:count]), language) in names:
+                rest = " ".join(words[count:])
+                return rest if normalize(rest, language) else None
+        if self.settings.require_wake_name or not normalize(text, language):
+            return None
+        return text.strip()
+
     def match(self, text: str, language: str, fuzzy: bool = True) -> Match | None:
         """The command `text` says, or the fallback, or None. `fuzzy=False`: templates only."""
         language = base_language(language)

@@ -1,12 +1,14 @@
-"""What the daemon does with a final transcript: match it to a command, report, dispatch.
+"""What the daemon does with a final transcript: match it to a command, report, dispatch;
+what no command matched goes to Home Assistant's conversation agent when one is configured.
 
 Runs in the listener loop, so it must be quick and must not raise: matching is pure and
-fast, and the actions run on the ActionRunner's own threads.
+fast, and the actions (and Home Assistant's answers) run on the ActionRunner's own threads.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -15,6 +17,9 @@ from voiced.commands.matching import CommandSet
 from voiced.events import Event, EventSink, FinalEvent
 
 log = logging.getLogger(__name__)
+
+# asks another listener (Home Assistant) what no command matched: (text, session)
+Converse = Callable[[str, int], None]
 
 
 @dataclass(frozen=True)
@@ -40,21 +45,37 @@ class RejectedEvent(Event):
 
 
 class CommandHandler:
-    """FinalEvent -> `command_matched` + actions, or `rejected` with the reason (then the
-    fallback's actions, if the command files have a fallback). A rejection is logged at the
-    default level: a command the speaker meant but that ran nothing must be visible."""
+    """FinalEvent -> `command_matched` + actions; or, when no command matches, `converse` (Home
+    Assistant) if there is one and the final asks something; else `rejected` with the reason
+    (then the fallback's actions, if the command files have a fallback). A rejection is logged
+    at the default level: a command the speaker meant but that ran nothing must be visible.
+    `command_set` None: no commands, every final that asks something is for `converse`."""
 
-    def __init__(self, command_set: CommandSet, language: str, runner: ActionRunner, emit: EventSink):
+    def __init__(
+        self,
+        command_set: CommandSet | None,
+        language: str,
+        runner: ActionRunner,
+        emit: EventSink,
+        converse: Converse | None = None,
+    ):
         self.command_set = command_set
         self.language = language
         self.runner = runner
         self.emit = emit
+        self.converse = converse
 
     def __call__(self, final: FinalEvent) -> None:
         try:
-            match = self.command_set.match(final.text, self.language)
+            match = self.command_set.match(final.text, self.language) if self.command_set is not None else None
+            unmatched = match is None or match.is_fallback
+            question = self._addressed(final.text) if unmatched and self.converse is not None else None
         except Exception:  # a matcher bug must not take the listener down
             log.exception("matching %r failed", final.text)
+            return
+        if question is not None and self.converse is not None:
+            log.info("session %d: no command matches %r: asking Home Assistant", final.session, final.text)
+            self.converse(question, final.session)
             return
         if match is None or match.is_fallback:
             reason = final.reason or (
@@ -71,3 +92,8 @@ class CommandHandler:
             )
         )
         self.runner.dispatch(match, final.session)
+
+    def _addressed(self, text: str) -> str | None:
+        if self.command_set is None:
+            return text.strip() or None
+        return self.command_set.addressed(text, self.language)

@@ -195,6 +195,7 @@ EARCONS: dict[str, Earcon] = {
     "final": "done",
     "session_error": "error",
     "action_failed": "error",
+    "conversation_failed": "error",
     "rejected": "rejected",
 }
 

@@ -39,7 +39,10 @@ class VoicedMetrics:
         self.sessions = Counter("voiced_sessions", "Recognition sessions opened", registry=r)
         self.active_sessions = Gauge("voiced_active_sessions", "Recognition sessions in progress", registry=r)
         self.utterances = Counter(
-            "voiced_utterances", "Final results, by outcome (matched, unmatched, empty)", ["outcome"], registry=r
+            "voiced_utterances",
+            "Final results, by outcome (matched, unmatched, empty, conversation: asked of Home Assistant)",
+            ["outcome"],
+            registry=r,
         )
         self.errors = Counter("voiced_errors", "Errors, by gRPC status code or source (audio)", ["status"], registry=r)
         self.speech_end_to_final = Histogram(
@@ -57,6 +60,18 @@ class VoicedMetrics:
         self.audio_sent = Counter("voiced_audio_sent_bytes", "Audio bytes sent to the recognizer", registry=r)
         self.wake_words = Counter(
             "voiced_wake_words", "Wake words: heard, and waits for the command that timed out", ["outcome"], registry=r
+        )
+        self.conversations = Counter(
+            "voiced_conversations",
+            "Questions to Home Assistant, by outcome (answered, refused: its error answer, failed)",
+            ["outcome"],
+            registry=r,
+        )
+        self.conversation_answer = Histogram(
+            "voiced_conversation_answer_seconds",
+            "From asking Home Assistant to its answer",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.fallback_switches = Counter(
             "voiced_fallback_switches", "Switches between recognizers, by target", ["to"], registry=r
@@ -87,6 +102,11 @@ class VoicedMetrics:
     def wake_word(self, outcome: str) -> None:
         self.wake_words.labels(outcome=outcome).inc()
 
+    def conversation(self, outcome: str, answered_in_s: float | None = None) -> None:
+        self.conversations.labels(outcome=outcome).inc()
+        if answered_in_s is not None:
+            self.conversation_answer.observe(answered_in_s)
+
     def fallback_switched(self, to: str) -> None:
         self.fallback_switches.labels(to=to).inc()
 
@@ -102,7 +122,9 @@ class MetricsSink:
     final observes end-of-speech -> final (only the first final after the end of speech) and
     starts the action clock, actions_done observes final -> actions done, command_matched /
     rejected count the utterance's outcome (matched, unmatched, empty), session_error and
-    audio_error count errors, wake_detected / wake_timeout count wake words (heard, timed out).
+    audio_error count errors, wake_detected / wake_timeout count wake words (heard, timed out),
+    conversation_started counts the utterance (conversation), conversation_answered and
+    conversation_failed (asking: not speaking the answer) the question's outcome.
     """
 
     KEEP = 64  # sessions whose clocks are kept (a final may have no command, a command no actions)
@@ -161,6 +183,13 @@ class MetricsSink:
                 self.metrics.wake_word("heard")
             elif kind == "wake_timeout":
                 self.metrics.wake_word("timeout")
+            elif kind == "conversation_started":
+                self.metrics.utterance("conversation")
+            elif kind == "conversation_answered":
+                refused = record.get("response_type") == "error"
+                self.metrics.conversation("refused" if refused else "answered", record.get("duration_s"))
+            elif kind == "conversation_failed" and record.get("stage") == "ask":
+                self.metrics.conversation("failed")
 
 
 class MetricsServer:
