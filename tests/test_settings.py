@@ -74,11 +74,15 @@ def test_command_files_are_relative_to_the_config_and_the_grammar_is_asked_for(t
     assert chosen.server.models["commands"].language == "en-US"
     path.write_text("recognition:\n  model: general\n")  # the open LM, kept on purpose
     assert with_commands(load_settings(path), commands).recognition.model == "general"
-    # what no command matched is for Home Assistant: the open LM, unless the commands model is named
+    # what no command matched is for Home Assistant: with the pocketsphinx engine the open LM,
+    # unless the commands model is named; the Whisper engine reports what it heard, so it stays
     home_assistant = "home_assistant: {url: 'http://ha:8123', token: {env: HA_TOKEN}}\n"
-    path.write_text(home_assistant)
+    pocketsphinx = "commands:\n  local_grammar: {engine: pocketsphinx}\n"
+    path.write_text(home_assistant + pocketsphinx)
     assert with_commands(load_settings(path), commands).recognition.model == "general"
-    path.write_text(home_assistant + "recognition:\n  model: commands\n")
+    path.write_text(home_assistant + pocketsphinx + "recognition:\n  model: commands\n")
+    assert with_commands(load_settings(path), commands).recognition.model == "commands"
+    path.write_text(home_assistant + "commands:\n  local_grammar: {engine: whisper}\n")
     assert with_commands(load_settings(path), commands).recognition.model == "commands"
     path.write_text("recognition:\n  endpoint: stt.api.cloud.yandex.net:443\n")
     assert "commands" not in with_commands(load_settings(path), commands).server.models

@@ -348,14 +348,25 @@ def test_home_assistant_that_would_never_be_asked_is_warned_about(tmp_path):
     token.write_text("eyJ-token\n")
     token.chmod(0o644)
     config = tmp_path / "voiced.yaml"
-    config.write_text(
-        f"recognition:\n  model: commands\ncommands:\n  files: [{ROOT / 'config' / 'commands.yaml'}]\n"
+    settings = (
+        "recognition:\n  model: commands\ncommands:\n"
+        f"  files: [{ROOT / 'config' / 'commands.yaml'}]\n  local_grammar: {{engine: ENGINE}}\n"
         f"home_assistant:\n  url: http://127.0.0.1:1\n  token: {{file: {token}}}\n"
     )
+    config.write_text(settings.replace("ENGINE", "pocketsphinx"))
     check = voiced("check-config", "--config", str(config), cwd=tmp_path)
     assert check.returncode == 0
+    world_readable = (
+        f"{token}:1:1: warning: home_assistant.token can be read by every user (mode 0644): chmod o-rw {token}"
+    )
     assert problems(check) == [
-        f"{token}:1:1: warning: home_assistant.token can be read by every user (mode 0644): chmod o-rw {token}",
-        f"{config}:2:10: warning: recognition.model 'commands' hears only commands: Home Assistant is never "
-        "asked anything (leave recognition.model out, or set it to general)",
+        world_readable,
+        f"{config}:2:10: warning: recognition.model 'commands' with the pocketsphinx engine hears only commands: "
+        "Home Assistant is never asked anything (leave recognition.model out, set it to general, "
+        "or use the whisper engine)",
     ]
+    # the Whisper engine reports what it heard when no command fits: that goes to HA
+    config.write_text(settings.replace("ENGINE", "whisper"))
+    check = voiced("check-config", "--config", str(config), cwd=tmp_path)
+    assert check.returncode == 0
+    assert problems(check) == [world_readable]

@@ -183,11 +183,17 @@ def _home_assistant(
         except CredentialError as exc:
             errors.append(doc.problem(("home_assistant", "token", "file"), f"home_assistant.token: {exc}"))
     recognition = settings.recognition
-    if recognition.endpoint is None and recognition.model == settings.commands.local_grammar.model:
+    grammar = settings.commands.local_grammar
+    if (
+        recognition.endpoint is None
+        and recognition.model == grammar.model
+        and grammar.chosen_engine() == "pocketsphinx"
+    ):
         where = doc.problem(("recognition", "model"), "")
         message = (
-            f"warning: recognition.model {recognition.model!r} hears only commands: Home Assistant is never "
-            "asked anything (leave recognition.model out, or set it to general)"
+            f"warning: recognition.model {recognition.model!r} with the pocketsphinx engine hears only commands: "
+            "Home Assistant is never asked anything (leave recognition.model out, set it to general, "
+            "or use the whisper engine)"
         )
         warnings.append(ConfigProblem(where.file, where.line, where.column, message))
     if command_set is not None and command_set.fallback_actions is not None:

@@ -119,9 +119,13 @@ def test_an_answer_that_cannot_be_spoken_is_a_failure_after_the_answer(ask, tmp_
     assert [e["type"] for e in events] == ["conversation_started", "conversation_answered"] and spoken == []
 
 
-def test_through_the_daemon_a_question_reaches_ha_and_commands_do_not(home_assistant, token_file, speech, tmp_path):
-    """Real speech, the embedded recognizer (its open model: with Home Assistant the daemon
-    does not narrow recognition to the commands), the real matcher, runner and client."""
+@pytest.mark.parametrize("engine", ["pocketsphinx", "whisper"])
+def test_through_the_daemon_a_question_reaches_ha_and_commands_do_not(
+    engine, home_assistant, token_file, speech, tmp_path
+):
+    """Real speech, the embedded recognizer, the real matcher, runner and client. pocketsphinx:
+    its open model (with Home Assistant the daemon does not narrow it to the commands' grammar);
+    whisper: the commands model, whose final is what Whisper heard when no command fits."""
     log, spoken = tmp_path / "commands.log", tmp_path / "spoken"
     write = [sys.executable, "-c", f"import sys; open({str(log)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')"]
     commands = tmp_path / "commands.yaml"
@@ -145,7 +149,7 @@ def test_through_the_daemon_a_question_reaches_ha_and_commands_do_not(home_assis
     settings = DaemonSettings.model_validate(
         {
             "recognition": {"language": "en-US"},
-            "commands": {"files": [str(commands)]},
+            "commands": {"files": [str(commands)], "local_grammar": {"engine": engine}},
             "actions": speaking_into(spoken),
             "home_assistant": section(home_assistant, token_file),
         }

@@ -80,9 +80,10 @@ def _local_engine(
 def with_commands(settings: DaemonSettings, command_set: CommandSet | None) -> DaemonSettings:
     """The settings with the commands registered as the local engine's commands model, and
     asked for, when it applies: no endpoint, the commands have the recognition language, and
-    `recognition.model` is left out (or names that model). With `home_assistant`, only when
-    `recognition.model` names it: the commands model hears nothing but commands, and what no
-    command matched is for Home Assistant, so the open model is kept."""
+    `recognition.model` is left out (or names that model). With `home_assistant` and the
+    pocketsphinx engine, only when `recognition.model` names it: its grammar hears nothing but
+    commands, and what no command matched is for Home Assistant, so the open model is kept.
+    The Whisper engine reports what it heard when no command fits: HA gets that."""
     from voiced.commands.grammar import to_jsgf
 
     recognition, grammar = settings.recognition, settings.commands.local_grammar
@@ -91,10 +92,11 @@ def with_commands(settings: DaemonSettings, command_set: CommandSet | None) -> D
         or recognition.endpoint is not None
         or base_language(recognition.language) not in command_set.languages
         or ("model" in recognition.model_fields_set and recognition.model != grammar.model)
-        or (settings.home_assistant is not None and "model" not in recognition.model_fields_set)
     ):
         return settings
     engine = grammar.chosen_engine()
+    if settings.home_assistant is not None and engine == "pocketsphinx" and "model" not in recognition.model_fields_set:
+        return settings
     # the Whisper engine's grammar only gives partials: no rejection branch
     jsgf = to_jsgf(
         command_set, recognition.language, garbage_weight=grammar.garbage_weight if engine == "pocketsphinx" else None
