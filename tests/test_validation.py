@@ -336,10 +336,7 @@ def test_home_assistant_needs_its_address_and_a_readable_token_file(tmp_path):
     assert (
         problems(run)
         == problems(check)
-        == [
-            f"{config}:3:17: home_assistant.token: cannot read the credential from file {token}: "
-            "cannot read the credential: No such file or directory"
-        ]
+        == [f"{config}:3:17: home_assistant.token: file {token}: cannot read the credential: No such file or directory"]
     )
 
 

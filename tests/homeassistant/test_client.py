@@ -149,4 +149,5 @@ def test_nothing_listening_and_a_missing_token_file(token_file, tmp_path):
         message = failure(client)
     finally:
         client.close()
-    assert message.startswith("no Home Assistant token: cannot read the credential from file ")
+    assert message.startswith("no Home Assistant token: file ")
+    assert message.endswith(": cannot read the credential: No such file or directory")

@@ -74,10 +74,8 @@ def read_secret(source: SecretSource, environ: Mapping[str, str] | None = None) 
     try:
         text = read_text(path, "credential").strip()  # a regular file, bounded (not a FIFO, not /dev/zero)
     except ConfigError as exc:
-        # the problem names the path and the reason, never the content
-        raise CredentialError(
-            f"cannot read the credential from {source.describe()}: {exc.problems[0].message}"
-        ) from None
+        # the problem names the path and the reason ("cannot read the credential: ..."), never the content
+        raise CredentialError(f"{source.describe()}: {exc.problems[0].message}") from None
     if not text:
         raise CredentialError(f"the credential in {source.describe()} is empty")
     return pydantic.SecretStr(text)
