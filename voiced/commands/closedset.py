@@ -55,8 +55,17 @@ class Score:
     tokens: int
 
     @property
+    def mean(self) -> float:
+        """The mean log-probability per token."""
+        return self.log_probability / max(1, self.tokens)
+
+    @property
     def per_token(self) -> float:
-        return math.exp(self.log_probability / max(1, self.tokens))
+        return math.exp(self.mean)
+
+    def value(self, per_token: bool) -> float:
+        """What is compared: the mean per token, or the whole text's log-probability."""
+        return self.mean if per_token else self.log_probability
 
 
 @dataclass(frozen=True)
@@ -95,9 +104,13 @@ def first_sentence(text: str) -> str:
 
 
 class ClosedSet:
-    def __init__(self, command_set: CommandSet, language: str):
+    """`per_token`: scores compare as mean log-probabilities per token (Whisper base on Russian:
+    summed, a short sentence outscores most long ones), else as the whole text's."""
+
+    def __init__(self, command_set: CommandSet, language: str, per_token: bool = False):
         self.command_set = command_set
         self.language = base_language(language)
+        self.per_token = per_token
         self.sentences = command_set.sentences(self.language)
         self._texts = [words_to_digits(sentence.text, self.language) for sentence in self.sentences]
         self._index = {text: index for index, text in reversed(list(enumerate(self._texts)))}
@@ -190,8 +203,8 @@ class ClosedSet:
             return Choice(
                 as_heard, False, "no command sentence is near what was heard", heard_score.per_token, heard=as_heard
             )
-        candidate, form, score = max(scored, key=lambda item: item[2].log_probability)
-        gap = heard_score.log_probability - score.log_probability
+        candidate, form, score = max(scored, key=lambda item: item[2].value(self.per_token))
+        gap = heard_score.value(self.per_token) - score.value(self.per_token)
         changes_number = bool(_numbers(candidate, self.language) - _numbers(heard, self.language))
         bound = number_margin if changes_number else margin
         what = "with a number not heard, margin" if changes_number else "margin"
@@ -251,8 +264,8 @@ class ClosedSet:
             return choice
         choice = replace(choice, second_opinion=second_opinion)
         if contrasts and chosen is not None:
-            text, score = max(contrasts, key=lambda contrast: contrast[1].log_probability)
-            lead_seen = chosen.log_probability - score.log_probability
+            text, score = max(contrasts, key=lambda contrast: contrast[1].value(self.per_token))
+            lead_seen = chosen.value(self.per_token) - score.value(self.per_token)
             choice = replace(choice, lead=lead_seen)
             if lead_seen < lead:
                 return replace(

