@@ -108,9 +108,11 @@ def number_words(value: int, language: str) -> list[str]:
     return sorted({normalize(form, language) for form in forms})
 
 
-def spell_number(value: int, language: str) -> str:
-    """How `value` is written in words, as a writer would ("twenty-five")."""
-    return _engine(language).format_number(value).text
+def spell_number(value: int, language: str, ruleset: str | None = None) -> str:
+    """How `value` is written in words, as a writer would ("twenty-five"); `ruleset`: a CLDR
+    spell-out ruleset of the language ("spellout-cardinal-feminine-accusative": "одну")."""
+    result = _engine(language).format_number(value)
+    return result.text_by_ruleset.get(ruleset, result.text) if ruleset else result.text
 
 
 def digits_to_words(text: str, language: str) -> str:

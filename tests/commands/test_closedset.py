@@ -19,6 +19,8 @@ def closed_set():
         ("Tell me a joke Tell me a joke Tell me a joke", "Tell me a joke"),
         ("switch on the television, switch on the television, switch", "switch on the television"),
         ("Set a timer for 5 minutes.", "Set a timer for 5 minutes."),
+        ("выключи свет кухню выключи свет кухню выключи свет к", "выключи свет кухню"),  # cut short in a word
+        ("Stop. St", "Stop."),
         ("Stop. Talking to me.", "Stop. Talking to me."),  # not a repetition: kept whole
         ("Yes, yes, I will.", "Yes, yes, I will."),
         ("", ""),

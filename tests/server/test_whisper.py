@@ -15,6 +15,7 @@ from voiced.server.app import start_server
 from voiced.server.config import GrammarModel, ServerSettings
 from voiced.server.decoding import ModelError
 from voiced.server.whisper import WhisperModel, log_mel, window
+from voiced.server.whisper_models import english_model_dir
 from voiced.testing import read_pcm, silence
 
 EXAMPLE = "config/commands.yaml"
@@ -116,7 +117,7 @@ def test_the_model_is_checked_at_start(tmp_path):
     with pytest.raises(ModelError, match="does not load"):
         WhisperModel(tmp_path)
     with pytest.raises(ModelError, match="English-only"):
-        WhisperModel(language="ru")
+        WhisperModel(english_model_dir(), language="ru")
     grammar = GrammarModel(commands_files=(EXAMPLE,), engine="whisper", whisper=WhisperSettings(model=tmp_path))
     with pytest.raises(ModelError, match=f"Whisper model {tmp_path} does not load"):
         start_server(ServerSettings(models={"commands": grammar}))

@@ -88,8 +88,20 @@ class WhisperSettings(FrozenModel):
         )
 
 
+class CountedNounSection(FrozenModel):
+    """A noun after a number: its forms in the order of the language's CLDR plural categories
+    (Russian: one, few, many: минуту, минуты, минут; English: one, other), and the gender and
+    case of the number ("feminine-accusative": одну, две)."""
+
+    forms: list[str] = Field(min_length=2)
+    number: str = ""
+
+
 class LanguageSection(FrozenModel):
     wake_names: list[str] = []
+    # nouns that agree with the number before them: the recognizer's closed set holds only the
+    # sentence that agrees ("одну минуту", "две минуты", "пять минут"); matching forgives
+    counted_nouns: list[CountedNounSection] = []
     lists: dict[str, Any] = {}  # hassil slot lists: values (in/out), range (from/to)
     expansion_rules: dict[str, str] = {}
     skip_words: list[str] = []  # politeness words ignored when matching ("please")

@@ -120,6 +120,10 @@ class WhisperModel:
             return found
 
         self.end_token = token("<|endoftext|>")
+        # numbers written in digits after a space: one token each up to the hundreds (" 15")
+        self._number_tokens = np.array(
+            sorted(i for piece, i in self._tokenizer.get_vocab().items() if piece[:1] == "Ġ" and piece[1:].isdigit())
+        )
         prompt = ["<|startoftranscript|>"]
         if self._model.is_multilingual:
             if token(f"<|{language}|>") is None:
@@ -181,8 +185,23 @@ class WhisperModel:
             peak = logits.max(axis=1)
             normalizer = peak + np.log(np.exp(logits - peak[:, None]).sum(axis=1))
             picked = logits[np.arange(len(wanted)), wanted] - normalizer
-            scored.append(Score(float(np.maximum(picked, math.log(LOWEST_PROBABILITY)).sum()), len(wanted)))
+            scored.append(
+                Score(
+                    float(np.maximum(picked, math.log(LOWEST_PROBABILITY)).sum()),
+                    len(wanted),
+                    self._number_lead(logits, wanted),
+                )
+            )
         return scored
+
+    def _number_lead(self, logits: np.ndarray, wanted: list[int]) -> float | None:
+        """Where the text has a number in digits: how much likelier (nats) that number is than
+        the likeliest other number at its place (the least of these leads); None: no number."""
+        leads = []
+        for step in np.flatnonzero(np.isin(wanted, self._number_tokens)):
+            others = logits[step, self._number_tokens[self._number_tokens != wanted[step]]]
+            leads.append(float(logits[step, wanted[step]] - others.max()))
+        return min(leads) if leads else None
 
 
 class FinalsOnly:
@@ -281,6 +300,7 @@ class WhisperCommandsRecognizer:
         heard, confidence = whisper.transcribe(encoded, len(pcm) / 2 / ENGINE_RATE, self._settings.beam_size)
         if not heard:
             return Choice("", False, "nothing heard")
+        scored_forms: dict[str, Score] = {}
         if closed_set.is_command(heard):
             choice = closed_set.as_heard(heard, confidence)
         else:
@@ -291,11 +311,14 @@ class WhisperCommandsRecognizer:
             ]
             heard_score, *scores = whisper.scores(encoded, [heard, *(written for _, written in forms)])
             scored = [(text, written, score) for (text, written), score in zip(forms, scores)]
+            scored_forms = {written: score for _, written, score in scored}
             thresholds = self._thresholds
             choice = closed_set.choose(heard, heard_score, scored, thresholds.margin, thresholds.number_margin)
         chosen, others = None, []
         if contrasts := closed_set.contrasts(choice):
             chosen, *others = whisper.scores(encoded, [choice.form, *contrasts])
+        elif number_form := closed_set.number_form(choice):
+            chosen = scored_forms.get(number_form) or whisper.scores(encoded, [number_form])[0]
         return closed_set.confirm(
             choice, chosen, list(zip(contrasts, others)), self._thresholds.number_lead, second_opinion
         )
