@@ -12,8 +12,10 @@ MINUTE = CountedNoun(("минуту", "минуты", "минут"), "feminine-a
 
 @pytest.mark.parametrize(
     ("number", "category"),
-    [(1, "one"), (21, "one"), (11, "many"), (2, "few"), (4, "few"), (12, "many"), (14, "many"), (22, "few")]
-    + [(5, "many"), (20, "many"), (60, "many"), (101, "one"), (111, "many")],
+    [
+        *[(1, "one"), (21, "one"), (11, "many"), (2, "few"), (4, "few"), (12, "many"), (14, "many")],
+        *[(22, "few"), (5, "many"), (20, "many"), (60, "many"), (101, "one"), (111, "many")],
+    ],
 )
 def test_russian_plural_categories(number, category):
     assert plural_category(number, "ru-RU") == category

@@ -37,5 +37,5 @@ def test_each_language_has_its_default_model():
 
 
 def test_a_directory_without_a_model_is_refused(tmp_path):
-    with pytest.raises(ModelError, match="no model.bin"):
+    with pytest.raises(ModelError, match=r"no model\.bin"):
         check_model_dir(tmp_path, "ru")

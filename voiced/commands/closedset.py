@@ -178,15 +178,19 @@ class ClosedSet:
         """(sentence as it would be reported, as the recognizer would write it): with the wake
         name and skip words heard around it, and numbers in digits or in words as the
         transcript writes them (both when it has none). When the transcript starts with a word
-        the sentence does not, it may be a wake name heard wrong ("Ellis" for "Alice"): each
-        wake name is tried there too."""
+        the sentence does not, nearer in spelling to a wake name than to the sentence's first
+        word, it may be a wake name heard wrong ("Ellis" for "Alice"): each wake name is tried
+        there too ("Поставьте" is the sentence's "поставь", heard in another form)."""
         before, core, after = self._core_words(heard)
         digits = any(char.isdigit() for char in heard)
         in_words = words_to_digits(normalize(heard, self.language), self.language) != normalize(heard, self.language)
         spellings = [False] if digits and not in_words else [True] if in_words and not digits else [False, True]
         prefixes = [before]
-        if not before and core and core[0] != sentence.words[0]:
-            prefixes += [[name] for name in self.command_set.wake_names(self.language)]
+        names = self.command_set.wake_names(self.language)
+        if not before and core and core[0] != sentence.words[0] and names:
+            first = rapidfuzz.fuzz.ratio(core[0], sentence.words[0])
+            if max(rapidfuzz.fuzz.ratio(core[0], name) for name in names) > first:
+                prefixes += [[name] for name in names]
         forms = []
         for prefix in prefixes:
             for spell in spellings:

@@ -48,7 +48,7 @@ class Thresholds:
 # multilingual base on the Russian tuning sets (ru-A, ru-numbers), per token: summed, a short
 # command ("Стоп.") outscores most longer ones.
 MEASURED_THRESHOLDS = {"en": Thresholds(False, 3.0, 2.0, 4.0)}
-MULTILINGUAL_THRESHOLDS = Thresholds(True, 1.45, 1.45, 0.3)
+MULTILINGUAL_THRESHOLDS = Thresholds(True, 1.45, 0.25, 3.0)
 
 
 class WhisperSettings(FrozenModel):
