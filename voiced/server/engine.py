@@ -86,6 +86,7 @@ class Engine:
             if grammar.engine == "whisper":  # finals only: no pocketsphinx model for the partials
                 from voiced.server.whisper import FinalsOnly
 
+                log.info("model %r (%s): finals only, no pocketsphinx model gives partials", name, grammar.language)
                 return self._whisper_factory(name, grammar, command_set, FinalsOnly)
             raise ModelError(
                 f"grammar model {name!r}: language {grammar.language} is not in server.languages"

@@ -121,9 +121,13 @@ class WhisperModel:
 
         self.end_token = token("<|endoftext|>")
         # numbers written in digits after a space: one token each up to the hundreds (" 15")
-        self._number_tokens = np.array(
-            sorted(i for piece, i in self._tokenizer.get_vocab().items() if piece[:1] == "Ġ" and piece[1:].isdigit())
+        numbers = sorted(
+            (i, int(piece[1:]))
+            for piece, i in self._tokenizer.get_vocab().items()
+            if piece[:1] == "Ġ" and piece[1:].isdigit()
         )
+        self._number_tokens = np.array([i for i, _ in numbers])
+        self._number_values = np.array([value for _, value in numbers])
         prompt = ["<|startoftranscript|>"]
         if self._model.is_multilingual:
             if token(f"<|{language}|>") is None:
@@ -209,8 +213,11 @@ class WhisperModel:
         the likeliest other number at its place (the least of these leads); None: no number."""
         leads = []
         for step in np.flatnonzero(np.isin(wanted, self._number_tokens)):
-            others = logits[step, self._number_tokens[self._number_tokens != wanted[step]]]
-            leads.append(float(logits[step, wanted[step]] - others.max()))
+            value = self._number_values[self._number_tokens == wanted[step]][0]
+            # its tens are no other number: Whisper writes "сорок девять" as "40 9" as often as "49"
+            tens = value - value % 10 if value > 20 and value % 10 and value < 100 else value
+            others = self._number_tokens[(self._number_values != value) & (self._number_values != tens)]
+            leads.append(float(logits[step, wanted[step]] - logits[step, others].max()))
         return min(leads) if leads else None
 
 
