@@ -128,3 +128,18 @@ def test_a_transcript_is_read_from_the_speech(speech):
     pcm = silence(0.5, RATE) + read_pcm(speech("open the garage door", "flite:slt"))[0] + silence(0.5, RATE)
     heard, confidence = model.transcribe(model.encode(pcm), len(pcm) / 2 / RATE)
     assert heard.lower().rstrip(".") == "open the garage door" and 0.5 < confidence <= 1.0
+
+
+def test_a_russian_number_is_scored_against_its_runner_up(speech_pcm):
+    """Multilingual base on Russian speech: the number said leads every other number at its
+    place (its own tens aside: Whisper writes "сорок девять" as "40-9"), a number not said
+    trails the one said."""
+    model = WhisperModel(language="ru")
+    encoded = model.encode(speech_pcm("поставь таймер на сорок девять минут", "festival:msu_ru_nsh_clunits"))
+    said, other, tens = model.scores(
+        encoded, ["Поставь таймер на 49 минут.", "Поставь таймер на 45 минут.", "Поставь таймер на 40 минут."]
+    )
+    assert said.number_lead is not None and said.number_lead > 3.0
+    assert other.number_lead is not None and other.number_lead < 0
+    assert tens.number_lead is not None and tens.number_lead < 3.0  # "40" alone is not what was said
+    assert said.mean > max(other.mean, tens.mean)
