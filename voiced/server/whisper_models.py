@@ -150,7 +150,7 @@ def joined(split: SplitModel, root: Path | None = None) -> Path | None:
     None when it cannot be written."""
     root = root or cache_root()
     target = root / f"whisper-base-{split.key()}"
-    if (target / "model.bin").is_file() and (target / "model.bin").stat().st_size == split.size:
+    if _complete(target, split):
         return target
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -162,12 +162,14 @@ def joined(split: SplitModel, root: Path | None = None) -> Path | None:
                         shutil.copyfileobj(source, out, 1 << 20)
             for name in MULTILINGUAL_FILES:
                 shutil.copyfile(split.directory / name, work / name)
-            if (work / "model.bin").stat().st_size != split.size:
+            if not _complete(work, split):
                 raise OSError("the joined model.bin has the wrong size")
+            if target.exists():  # an incomplete copy (the cache is not ours to trust)
+                shutil.rmtree(target)
             work.rename(target)
         except OSError:
             shutil.rmtree(work, ignore_errors=True)
-            if (target / "model.bin").is_file():  # another process joined it first
+            if _complete(target, split):  # another process joined it first
                 return target
             raise
     except OSError as exc:
@@ -175,3 +177,12 @@ def joined(split: SplitModel, root: Path | None = None) -> Path | None:
         return None
     log.info("joined the multilingual Whisper model into %s", target)
     return target
+
+
+def _complete(directory: Path, split: SplitModel) -> bool:
+    model = directory / "model.bin"
+    return (
+        model.is_file()
+        and model.stat().st_size == split.size
+        and all((directory / name).is_file() for name in MULTILINGUAL_FILES)
+    )
