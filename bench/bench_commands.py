@@ -25,11 +25,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
 from command_sets import SETS, CommandSetSpec
+from sweep_commands import sweep
 
 from voiced.commands import CommandsSettings, load_commands
 from voiced.commands.config import WhisperSettings
@@ -41,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 RATE = 16000
 PAD = silence(0.5, RATE)  # as the endpointer's pre-roll and end silence
+LOCALES = {"en": "en-US", "ru": "ru-RU"}
 
 
 @dataclass
@@ -52,16 +54,19 @@ class Heard:
     text: str
     seconds: float
     voice: str = ""
-    choice: object = None  # the Whisper engine's Choice (for --sweep)
+    choice: object = None
+    language: str = "en"  # the Whisper engine's Choice (for --sweep)
 
 
-def model_settings(commands_file: Path, recognizer: str, options: dict) -> tuple[ServerSettings, object]:
+def model_settings(
+    commands_file: Path, recognizer: str, options: dict, language: str = "en"
+) -> tuple[ServerSettings, object]:
     """The server's commands model as the daemon registers it (and the commands it serves).
     `options`: pocketsphinx's `rejection_margin`, or WhisperSettings fields, where given."""
     command_set = load_commands([commands_file])
     grammar = GrammarModel(
-        language="en-US",
-        jsgf=to_jsgf(command_set, "en", garbage_weight=None),
+        language=LOCALES[language],
+        jsgf=to_jsgf(command_set, language, garbage_weight=None),
         engine=recognizer,
         rejection_margin=options.get("rejection_margin", 0.75) if recognizer == "pocketsphinx" else None,
         whisper=WhisperSettings(**options) if recognizer == "whisper" else WhisperSettings(),
@@ -73,23 +78,24 @@ def model_settings(commands_file: Path, recognizer: str, options: dict) -> tuple
 class DirectEngine:
     """The server's engine in-process on each whole utterance (no gRPC, no endpointer)."""
 
-    def __init__(self, commands_file: Path, recognizer: str, options: dict):
+    def __init__(self, commands_file: Path, recognizer: str, options: dict, language: str = "en"):
         from voiced.server.engine import Engine
 
-        settings, command_set = model_settings(commands_file, recognizer, options)
+        self.locale = LOCALES[language]
+        settings, command_set = model_settings(commands_file, recognizer, options, language)
         self.engine = Engine(settings, {"commands": command_set})
 
     def run(self, pcms: list[bytes]) -> list[tuple[str, object]]:
         results = []
         for pcm in pcms:
-            recognizer = self.engine.lend("en-US", "commands")
+            recognizer = self.engine.lend(self.locale, "commands")
             try:
                 recognizer.start()
                 recognizer.process(PAD + pcm + PAD)
                 text = recognizer.end().text
                 results.append((text, getattr(recognizer, "last_choice", None)))
             finally:
-                self.engine.give_back("en-US", "commands", recognizer)
+                self.engine.give_back(self.locale, "commands", recognizer)
         return results
 
     def stages(self) -> dict[str, float]:
@@ -100,14 +106,15 @@ class DirectEngine:
 class ServerEngine:
     """`voiced serve` with the commands model, each utterance one call in 0.25 s messages."""
 
-    def __init__(self, commands_file: Path, recognizer: str, options: dict):
+    def __init__(self, commands_file: Path, recognizer: str, options: dict, language: str = "en"):
         import grpc
 
         from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2 as pb
         from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2_grpc as pb_grpc
         from voiced.server.app import start_server
 
-        settings, command_set = model_settings(commands_file, recognizer, options)
+        self.locale = LOCALES[language]
+        settings, command_set = model_settings(commands_file, recognizer, options, language)
         self.server = start_server(settings, command_sets={"commands": command_set})
         self.pb = pb
         self.stub = pb_grpc.SttServiceStub(grpc.insecure_channel(self.server.target))
@@ -120,7 +127,7 @@ class ServerEngine:
         spec = pb.RecognitionSpec(
             audio_encoding=pb.RecognitionSpec.LINEAR16_PCM,
             sample_rate_hertz=RATE,
-            language_code="en-US",
+            language_code=self.locale,
             model="commands",
             raw_results=True,
         )
@@ -151,7 +158,7 @@ class DaemonEngine:
 
     GAP_S = 2.0
 
-    def __init__(self, commands_file: Path, recognizer: str, options: dict):
+    def __init__(self, commands_file: Path, recognizer: str, options: dict, language: str = "en"):
         self._workdir = tempfile.TemporaryDirectory(prefix="voiced-bench-daemon-")  # removed with the engine
         workdir = Path(self._workdir.name)
         commands = yaml.safe_load(commands_file.read_text(encoding="utf-8"))
@@ -163,7 +170,12 @@ class DaemonEngine:
             local_grammar.update(options if recognizer == "pocketsphinx" else {"whisper": options})
         self.config = workdir / "voiced.yaml"
         self.config.write_text(
-            yaml.safe_dump({"commands": {"files": ["commands.yaml"], "local_grammar": local_grammar}})
+            yaml.safe_dump(
+                {
+                    "recognition": {"language": LOCALES[language]},
+                    "commands": {"files": ["commands.yaml"], "local_grammar": local_grammar},
+                }
+            )
         )
         self.workdir = workdir
         self.sessions_per_utterance: collections.Counter[int] = collections.Counter()
@@ -231,14 +243,14 @@ class DaemonEngine:
 ENGINES = {"server": ServerEngine, "direct": DirectEngine, "daemon": DaemonEngine}
 
 
-def expected_of(command_set, text: str) -> tuple | None:
-    match = command_set.match(text, "en")
+def expected_of(command_set, text: str, language: str = "en") -> tuple | None:
+    match = command_set.match(text, language)
     return (match.intent, match.slots) if match is not None else None
 
 
 def outcome(command_set, heard: Heard) -> str:
     """right / rejected (a command that ran nothing) / wrong (a false action) / silent (rightly nothing)."""
-    match = command_set.match(heard.text, "en")
+    match = command_set.match(heard.text, heard.language)
     got = (match.intent, match.slots) if match is not None and not match.is_fallback else None
     if heard.expected is None:
         return "silent" if got is None else "wrong"
@@ -255,8 +267,8 @@ def measure(spec: CommandSetSpec, engine, cache: Path) -> tuple[list[Heard], dic
         said = commands + list(spec.others)
         pcms = [read_pcm(synthesize(text, voice, RATE, cache))[0] for text in said]
         for text, pcm, (got, choice) in zip(said, pcms, engine.run(pcms)):
-            expected = expected_of(command_set, text) if text in commands else None
-            heard.append(Heard(text, expected, got, len(pcm) / 2 / RATE, voice, choice))
+            expected = expected_of(command_set, text, spec.language) if text in commands else None
+            heard.append(Heard(text, expected, got, len(pcm) / 2 / RATE, voice, choice, spec.language))
     cpu = time.process_time() - started if not isinstance(engine, DaemonEngine) else engine.cpu_s - daemon_cpu
     return heard, {"cpu_s": cpu}
 
@@ -269,6 +281,8 @@ def report(spec: CommandSetSpec, heard: list[Heard], command_set, cost: dict, ve
         per_voice[h.voice][result] += 1
         if verbose and result in ("wrong", "rejected"):
             print(f"  {result:8s} {h.voice}: {h.said!r} -> {h.text!r}")
+            if h.choice is not None:
+                print(f"           heard {h.choice.heard!r}: {h.choice.reason} (lead {h.choice.lead})")
     said_commands = sum(h.expected is not None for h in heard)
     wrong_commands = sum(1 for h in heard if h.expected is not None and outcome(command_set, h) == "wrong")
     speech_s = sum(h.seconds for h in heard)
@@ -306,41 +320,6 @@ def report(spec: CommandSetSpec, heard: list[Heard], command_set, cost: dict, ve
     return figures
 
 
-def replay(choice, margin: float, number_margin: float, number_lead: float) -> str | None:
-    """What the Whisper engine would have reported with these thresholds: the direct engine
-    ran with every threshold open, so each utterance's best candidate, its gap, its lead over
-    a number that sounds alike, and whether the second recognizer vetoed its numbers are known."""
-    if choice is None or (not choice.form and choice.gap is None):
-        return None  # nothing heard, or nothing near: no threshold matters
-    lead_ok = choice.lead is None or choice.lead >= number_lead
-    vetoed = "other numbers" in choice.reason
-    if choice.gap is None:  # heard as a command
-        return choice.heard if lead_ok and not vetoed else ""
-    within = choice.gap <= (number_margin if choice.changes_number else margin)
-    return choice.heard if not within else choice.candidate if lead_ok and not vetoed else ""
-
-
-def sweep(sets: list[tuple[CommandSetSpec, list[Heard], object]]) -> None:
-    """Accuracy and false actions for a grid of the Whisper engine's thresholds."""
-    print("margin number_margin number_lead  " + "  ".join(f"{spec.name:>14s}" for spec, _, _ in sets))
-    for margin in (1.0, 2.0, 3.0, 4.0, 5.0):
-        for number_margin in (0.5, 1.0, 2.0, 3.0):
-            for number_lead in (2.0, 3.0, 4.0, 5.0):
-                if number_margin > margin:
-                    continue
-                row = []
-                for _spec, heard, command_set in sets:
-                    counts = collections.Counter()
-                    for h in heard:
-                        text = replay(h.choice, margin, number_margin, number_lead)
-                        counts[
-                            outcome(command_set, Heard(h.said, h.expected, h.text if text is None else text, h.seconds))
-                        ] += 1
-                    commands = sum(h.expected is not None for h in heard)
-                    row.append(f"{counts['right'] / max(1, commands):6.1%}/{counts['wrong'] / len(heard):5.1%}")
-                print(f"{margin:6g} {number_margin:13g} {number_lead:11g}  " + "  ".join(f"{c:>14s}" for c in row))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", default="A,B,C,U", help=f"comma-separated, of {', '.join(SETS)}")
@@ -367,13 +346,14 @@ def main() -> int:
     if args.sweep:  # every threshold open: each decision is replayed for a grid of them
         options.update(margin=1e9, number_margin=1e9, number_lead=0.0)
     print(f"engine={args.engine} recognizer={args.recognizer} options={options or 'defaults'}")
-    engines: dict[Path, object] = {}
+    engines: dict[tuple[Path, str], object] = {}
     results, swept = [], []
     for name in args.sets.split(","):
         spec = SETS[name]
-        if spec.commands_file not in engines:
-            engines[spec.commands_file] = ENGINES[args.engine](spec.commands_file, args.recognizer, options)
-        engine = engines[spec.commands_file]
+        key = (spec.commands_file, spec.language)
+        if key not in engines:
+            engines[key] = ENGINES[args.engine](spec.commands_file, args.recognizer, options, spec.language)
+        engine = engines[key]
         heard, cost = measure(spec, engine, args.cache)
         command_set = load_commands([spec.commands_file])
         results.append(report(spec, heard, command_set, cost, args.verbose))
@@ -388,7 +368,7 @@ def main() -> int:
                 + ", ".join(f"{count}: {n}" for count, n in sorted(engine.sessions_per_utterance.items()))
             )
     if args.sweep:
-        sweep(swept)
+        sweep(swept, lambda command_set, h, text: outcome(command_set, h if text is None else replace(h, text=text)))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

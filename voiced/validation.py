@@ -187,7 +187,7 @@ def _home_assistant(
     if (
         recognition.endpoint is None
         and recognition.model == grammar.model
-        and grammar.chosen_engine() == "pocketsphinx"
+        and grammar.chosen_engine(recognition.language) == "pocketsphinx"
     ):
         where = doc.problem(("recognition", "model"), "")
         message = (

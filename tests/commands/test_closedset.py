@@ -19,6 +19,8 @@ def closed_set():
         ("Tell me a joke Tell me a joke Tell me a joke", "Tell me a joke"),
         ("switch on the television, switch on the television, switch", "switch on the television"),
         ("Set a timer for 5 minutes.", "Set a timer for 5 minutes."),
+        ("выключи свет кухню выключи свет кухню выключи свет к", "выключи свет кухню"),  # cut short in a word
+        ("Stop. St", "Stop."),
         ("Stop. Talking to me.", "Stop. Talking to me."),  # not a repetition: kept whole
         ("Yes, yes, I will.", "Yes, yes, I will."),
         ("", ""),
@@ -106,3 +108,25 @@ def test_the_second_recognizer_vetoes_other_numbers_but_not_its_known_slip(close
     words = closed_set.as_heard("Set a timer for fifteen minutes.", 0.9)
     assert closed_set.contrasts(words) == ["Set a timer for fifty minutes."]
     assert closed_set.contrasts(closed_set.as_heard("Set a timer for 5 minutes.", 0.9)) == []
+
+
+def test_russian_scores_per_token_and_numbers_against_the_runner_up():
+    """Russian (multilingual base): mean log-probability per token, so a long command is not
+    outscored by a short one; a number is taken only when the recognizer's next likeliest number
+    at its place trails by the lead (a number with no lead known is not taken)."""
+    russian = ClosedSet(load_commands(["config/commands.yaml"]), "ru-RU", per_token=True)
+    heard = "Поставьте таймер на 5 минут."
+    [timer] = [s for s in russian.sentences if s.text == "поставь таймер на 5 минут"]
+    [stop] = [s for s in russian.sentences if s.text == "стоп"]
+    timer_form = russian.written_forms(timer, heard)[0]
+    stop_form = russian.written_forms(stop, heard)[0]
+    scored = [(*timer_form, Score(-8.0, 10)), (*stop_form, Score(-4.0, 3))]  # per token: -0.8 and -1.33
+    choice = russian.choose(heard, Score(-7.0, 10), scored, margin=1.45, number_margin=0.25)
+    assert (choice.accepted, choice.text, round(choice.gap, 2)) == (True, "поставь таймер на 5 минут", 0.1)
+    assert russian.number_form(choice) == "Поставь таймер на 5 минут."
+    assert russian.contrasts(choice) == []  # no table of numbers alike: the runner-up decides
+    clear = russian.confirm(choice, Score(-8.0, 10, number_lead=4.2), [], lead=3.0)
+    assert clear.accepted and clear.lead == 4.2
+    close = russian.confirm(choice, Score(-8.0, 10, number_lead=1.1), [], lead=3.0)
+    assert not close.accepted and close.text == "" and "leads the next likeliest number by 1.10" in close.reason
+    assert not russian.confirm(choice, Score(-8.0, 10), [], lead=3.0).accepted  # no lead known

@@ -14,7 +14,7 @@ set of sentences (voiced.commands.expansion), so its transcript is checked again
    A candidate with a number the transcript does not have must be within `number_margin`:
    Whisper heard "200" or "ninety" clearly, and a command with another number is not it.
 4. Numbers are checked twice, as a wrong number is a wrong action that goes unseen (a missed
-   command can be said again):
+   command can be said again). In English (tiny.en, measured):
    - a number that sounds like another ("seventeen" / "seventy") must win by `number_lead`:
      the chosen text is scored against the same text with the other number, whether the
      other is a command or not. Measured (bench set `numbers`): Whisper tiny.en writes a "-ty"
@@ -22,6 +22,9 @@ set of sentences (voiced.commands.expansion), so its transcript is checked again
    - a second recognizer (the pocketsphinx grammar that gives the partials) must not have
      heard other numbers. Its own known slip, a "-teen" heard as its "-ty" (8 of 20 on the
      same set), is left to the lead.
+   In other languages (multilingual base; no grammar decoder where pocketsphinx has no model):
+   the chosen text, its numbers in digits (one token each), is scored, and at each number the
+   recognizer's runner-up, the likeliest other number there, must trail by `number_lead`.
 
 Pure: the scores come from the edge (voiced.server.whisper), which asks `is_command`,
 `candidates` and their `written_forms`, lets `choose` decide, then scores the `contrasts` of
@@ -53,10 +56,22 @@ class Score:
 
     log_probability: float
     tokens: int
+    # how much likelier a number written in digits is than the likeliest other number at its
+    # place (the recognizer's runner-up), None: not known or no number
+    number_lead: float | None = None
+
+    @property
+    def mean(self) -> float:
+        """The mean log-probability per token."""
+        return self.log_probability / max(1, self.tokens)
 
     @property
     def per_token(self) -> float:
-        return math.exp(self.log_probability / max(1, self.tokens))
+        return math.exp(self.mean)
+
+    def value(self, per_token: bool) -> float:
+        """What is compared: the mean per token, or the whole text's log-probability."""
+        return self.mean if per_token else self.log_probability
 
 
 @dataclass(frozen=True)
@@ -84,20 +99,28 @@ def _numbers(text: str, language: str) -> set[str]:
 
 def first_sentence(text: str) -> str:
     """Whisper repeats itself in short windows ("Stop. Stop. Stop.", "Tell me a joke Tell me a
-    joke Tell me"): a transcript that is one phrase over and over counts as the phrase once.
+    joke Tell me", "Включи свет. Включи св"): a transcript that is one phrase over and over
+    counts as the phrase once.
     Anything else is kept whole ("Stop. Talking to me." is not "Stop.")."""
     words = text.split()
     folded = [normalize(word, "") for word in words]
     for period in range(1, len(words) // 2 + 1):
-        if all(word == folded[i % period] for i, word in enumerate(folded)):
+        # the last repetition may be cut short, even inside a word ("Выключи свет. Выключи св")
+        if all(word == folded[i % period] for i, word in enumerate(folded[:-1])) and folded[
+            (len(folded) - 1) % period
+        ].startswith(folded[-1]):
             return " ".join(words[:period]).rstrip(",;")
     return text.strip()
 
 
 class ClosedSet:
-    def __init__(self, command_set: CommandSet, language: str):
+    """`per_token`: scores compare as mean log-probabilities per token (Whisper base on Russian:
+    summed, a short sentence outscores most long ones), else as the whole text's."""
+
+    def __init__(self, command_set: CommandSet, language: str, per_token: bool = False):
         self.command_set = command_set
         self.language = base_language(language)
+        self.per_token = per_token
         self.sentences = command_set.sentences(self.language)
         self._texts = [words_to_digits(sentence.text, self.language) for sentence in self.sentences]
         self._index = {text: index for index, text in reversed(list(enumerate(self._texts)))}
@@ -105,6 +128,7 @@ class ClosedSet:
             command_set.skip_words(self.language)
         )
         self._confusable = CONFUSABLE_NUMBERS.get(self.language, {})
+        self._agreement = command_set.agreement(self.language)
 
     def is_command(self, heard: str) -> bool:
         """Whether the free transcript already is a command as it stands."""
@@ -154,20 +178,25 @@ class ClosedSet:
         """(sentence as it would be reported, as the recognizer would write it): with the wake
         name and skip words heard around it, and numbers in digits or in words as the
         transcript writes them (both when it has none). When the transcript starts with a word
-        the sentence does not, it may be a wake name heard wrong ("Ellis" for "Alice"): each
-        wake name is tried there too."""
+        the sentence does not, nearer in spelling to a wake name than to the sentence's first
+        word, it may be a wake name heard wrong ("Ellis" for "Alice"): each wake name is tried
+        there too ("Поставьте" is the sentence's "поставь", heard in another form)."""
         before, core, after = self._core_words(heard)
         digits = any(char.isdigit() for char in heard)
         in_words = words_to_digits(normalize(heard, self.language), self.language) != normalize(heard, self.language)
         spellings = [False] if digits and not in_words else [True] if in_words and not digits else [False, True]
         prefixes = [before]
-        if not before and core and core[0] != sentence.words[0]:
-            prefixes += [[name] for name in self.command_set.wake_names(self.language)]
+        names = self.command_set.wake_names(self.language)
+        if not before and core and core[0] != sentence.words[0] and names:
+            first = rapidfuzz.fuzz.ratio(core[0], sentence.words[0])
+            if max(rapidfuzz.fuzz.ratio(core[0], name) for name in names) > first:
+                prefixes += [[name] for name in names]
         forms = []
         for prefix in prefixes:
             for spell in spellings:
                 text = " ".join(
-                    spell_number(int(w), self.language) if spell and w.isdigit() else w for w in sentence.spoken
+                    self._agreement.spell(int(w), next_word) if spell and w.isdigit() else w
+                    for w, next_word in zip(sentence.spoken, [*sentence.spoken[1:], ""])
                 )
                 if not spell:
                     text = re.sub(r"(\d+) percent\b", r"\1%", text)
@@ -190,8 +219,8 @@ class ClosedSet:
             return Choice(
                 as_heard, False, "no command sentence is near what was heard", heard_score.per_token, heard=as_heard
             )
-        candidate, form, score = max(scored, key=lambda item: item[2].log_probability)
-        gap = heard_score.log_probability - score.log_probability
+        candidate, form, score = max(scored, key=lambda item: item[2].value(self.per_token))
+        gap = heard_score.value(self.per_token) - score.value(self.per_token)
         changes_number = bool(_numbers(candidate, self.language) - _numbers(heard, self.language))
         bound = number_margin if changes_number else margin
         what = "with a number not heard, margin" if changes_number else "margin"
@@ -235,6 +264,15 @@ class ClosedSet:
                     contrasts.append(swapped)
         return contrasts
 
+    def number_form(self, choice: Choice) -> str | None:
+        """Where numbers are checked against the recognizer's runner-up (every language without
+        a table of numbers that sound alike): the chosen text with its numbers in digits, to be
+        scored for its `number_lead`; None when it has no number."""
+        if not choice.accepted or self._confusable or not _numbers(choice.text, self.language):
+            return None
+        text = words_to_digits(choice.text, self.language)
+        return text[:1].upper() + text[1:] + "."
+
     def confirm(
         self,
         choice: Choice,
@@ -250,9 +288,22 @@ class ClosedSet:
         if not choice.accepted:
             return choice
         choice = replace(choice, second_opinion=second_opinion)
+        if not self._confusable and _numbers(choice.text, self.language):
+            runner_up = chosen.number_lead if chosen is not None else None
+            choice = replace(choice, lead=runner_up)
+            if runner_up is None or runner_up < lead:
+                return replace(
+                    choice,
+                    text="",
+                    accepted=False,
+                    reason=(
+                        f"{choice.form!r}: its number leads the next likeliest number by "
+                        f"{'nothing' if runner_up is None else f'{runner_up:.2f}'} only (at least {lead:g} needed)"
+                    ),
+                )
         if contrasts and chosen is not None:
-            text, score = max(contrasts, key=lambda contrast: contrast[1].log_probability)
-            lead_seen = chosen.log_probability - score.log_probability
+            text, score = max(contrasts, key=lambda contrast: contrast[1].value(self.per_token))
+            lead_seen = chosen.value(self.per_token) - score.value(self.per_token)
             choice = replace(choice, lead=lead_seen)
             if lead_seen < lead:
                 return replace(

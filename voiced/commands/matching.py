@@ -22,6 +22,7 @@ from voiced.actions.config import Action
 from voiced.actions.context import Match
 from voiced.commands.config import Command, CommandFile, CommandsSettings, LanguageSection
 from voiced.commands.expansion import Expansion, OpenTemplate, TooManySentences, expand, expand_template
+from voiced.commands.plurals import Agreement, CountedNoun
 from voiced.textnorm import base_language, fold, normalize, words_to_digits
 
 FALLBACK_INTENT = "fallback"
@@ -40,6 +41,7 @@ class _Language:
     spoken: Intents  # templates with words as spoken: grammars and the closed set of sentences
     wake_names: tuple[str, ...]
     skip_words: tuple[str, ...]
+    counted_nouns: tuple[CountedNoun, ...] = ()
     sentences: list[Expansion] | None = field(default=None)  # spelled out on first use
     sentence_texts: list[str] | None = field(default=None)
 
@@ -79,6 +81,9 @@ class CommandSet:
         rules: dict[str, str] = {}
         skip_words: list[str] = []
         wake_names: list[str] = []
+        counted = [
+            CountedNoun(tuple(noun.forms), noun.number) for section in sections for noun in section.counted_nouns
+        ]
         for section in sections:
             lists.update(section.lists)
             rules.update(section.expansion_rules)
@@ -109,6 +114,7 @@ class CommandSet:
             intents(spoken_template),
             tuple(sorted(set(wake_names), key=len, reverse=True)),
             tuple(dict.fromkeys(skip_words)),
+            tuple(counted),
         )
 
     def intents(self, language: str) -> Intents:
@@ -121,11 +127,21 @@ class CommandSet:
         return self._languages[base_language(language)].spoken
 
     def sentences(self, language: str) -> list[Expansion]:
-        """Every sentence of the language's closed templates (raises TooManySentences)."""
+        """Every sentence of the language's closed templates (raises TooManySentences), those
+        with a counted noun only in the form its number needs ("пять минут", not "пять минуту")."""
         compiled = self._languages[base_language(language)]
         if compiled.sentences is None:
-            compiled.sentences = list(expand(compiled.spoken, self.settings.max_sentences))
+            agreement = self.agreement(language)
+            compiled.sentences = [
+                sentence
+                for sentence in expand(compiled.spoken, self.settings.max_sentences)
+                if agreement.agrees(sentence)
+            ]
         return compiled.sentences
+
+    def agreement(self, language: str) -> Agreement:
+        """The language's counted nouns (raises ValueError on a noun with the wrong forms)."""
+        return Agreement(self._languages[base_language(language)].counted_nouns, language)
 
     def check(self, language: str) -> None:
         """Expand one sentence per intent: raises on undefined lists or rules."""

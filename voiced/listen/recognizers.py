@@ -94,7 +94,7 @@ def with_commands(settings: DaemonSettings, command_set: CommandSet | None) -> D
         or ("model" in recognition.model_fields_set and recognition.model != grammar.model)
     ):
         return settings
-    engine = grammar.chosen_engine()
+    engine = grammar.chosen_engine(recognition.language)
     if settings.home_assistant is not None and engine == "pocketsphinx" and "model" not in recognition.model_fields_set:
         return settings
     # the Whisper engine's grammar only gives partials: no rejection branch

