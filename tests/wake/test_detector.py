@@ -3,12 +3,11 @@ core's rules (threshold, refractory period, peak, phrase end) with scripted scor
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from voiced.audio.vad import EndpointerSettings, SpeechAudio, SpeechEnded, SpeechStarted
 from voiced.listen.core import ListeningCore, OpenSession
-from voiced.testing import mix, noise, read_pcm, silence
+from voiced.testing import mix, noise, read_pcm, silence, trimmed
 from voiced.wake.detector import WakeDetected, WakeDetector
 from voiced.wake.engines import load_scorer
 from voiced.wake.gate import WakeTimedOut, WakeWordEndpointer, wake_word_endpointer
@@ -20,19 +19,10 @@ FRAME = ENDPOINTING.frame_bytes(RATE)
 COMMAND = "turn on the kitchen light"
 
 
-def trimmed(pcm: bytes) -> bytes:
-    """Without the TTS's own leading and trailing silence, so positions are the speech's."""
-    samples = np.frombuffer(pcm, np.int16)
-    frames = samples[: len(samples) // 160 * 160].astype(np.float32).reshape(-1, 160)
-    rms = np.sqrt((frames**2).mean(axis=1))
-    loud = np.flatnonzero(rms > 0.02 * rms.max())
-    return samples[loud[0] * 160 : (loud[-1] + 1) * 160].tobytes()
-
-
 @pytest.fixture(scope="module")
 def say(speech):
     def make(text: str, voice: str) -> bytes:
-        return trimmed(read_pcm(speech(text, voice))[0])
+        return trimmed(read_pcm(speech(text, voice))[0], RATE)
 
     return make
 
