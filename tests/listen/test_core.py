@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from voiced.audio.vad import Endpointer, EndpointerSettings
 from voiced.events import FinalEvent, PartialEvent, SessionErrorEvent
 from voiced.listen.core import CancelSession, Emit, FinishSession, ListeningCore, OpenSession, SendAudio
@@ -18,9 +20,11 @@ def frame(speech: bool, index: int) -> bytes:
 class Replay:
     """Drives a core with a frame clock: frame i arrives at now = i * 0.03 s."""
 
-    def __init__(self, final_timeout_s: float = 2.0):
+    def __init__(self, final_timeout_s: float = 2.0, finished: Callable[[str], bool] | None = None):
         endpointer = Endpointer(SETTINGS, RATE, is_speech=lambda f: f[0] == 1)
-        self.core = ListeningCore(endpointer, final_timeout_s=final_timeout_s)
+        self.core = ListeningCore(
+            endpointer, final_timeout_s=final_timeout_s, finished=finished, complete_silence_s=0.25
+        )
         self.index = 0
         self.decisions: list = []
 
@@ -198,3 +202,69 @@ def test_a_final_is_never_awaited_longer_than_the_maximum_wait():
     replay.core.on_partial(2, "turn on", latest - 1)  # a busy recognizer: still not past the maximum
     assert replay.core.next_deadline() == latest
     assert replay.core.tick(latest)[1].event.details == "no final result within 30 s after the end of speech"
+
+
+FINISHED = {"turn on the kitchen light", "set a timer for 25 minutes"}  # nothing can follow these
+
+
+def test_a_finished_command_ends_its_session_after_the_short_silence():
+    replay = Replay(finished=FINISHED.__contains__)
+    replay.audio(False, 1)
+    replay.audio(True, 1.5)
+    assert replay.core.on_partial(1, "turn on the kitchen light", replay.now) == [
+        Emit(PartialEvent(session=1, text="turn on the kitchen light"))
+    ]
+    speech_end = replay.index * 0.03
+    assert replay.audio(False, 0.24) and replay.core.streaming == 1  # 8 silent frames: not yet
+    ended = replay.audio(False, 0.03)  # the 9th silent frame: 0.27 s >= 0.25 s
+    assert kinds(ended) == ["SendAudio", "SpeechEndedEvent", "FinishSession"]
+    assert ended[1].event.reason == "complete" and ended[1].event.audio_s == round(speech_end, 3)
+    assert replay.core.awaiting_final and replay.audio(False, 1) == []
+
+
+def test_a_partial_that_comes_after_the_silence_ends_the_session_at_once():
+    replay = Replay(finished=FINISHED.__contains__)
+    replay.audio(True, 1.5)
+    replay.audio(False, 0.4)  # the recognizer lags behind the audio
+    decided = replay.core.on_partial(1, "set a timer for 25 minutes", replay.now)
+    assert kinds(decided) == ["PartialEvent", "SpeechEndedEvent", "FinishSession"]
+    assert decided[1].event.reason == "complete"
+
+
+def test_a_command_that_can_go_on_waits_out_the_end_silence():
+    replay = Replay(finished=FINISHED.__contains__)
+    replay.audio(True, 1.5)
+    replay.core.on_partial(1, "set a timer for twenty", replay.now)  # "... five minutes" may follow
+    replay.audio(False, 0.6)
+    assert replay.core.streaming == 1
+    ended = replay.audio(False, 0.2)
+    assert kinds(ended)[-2:] == ["SpeechEndedEvent", "FinishSession"] and ended[-2].event.reason == "silence"
+
+
+def test_only_the_latest_partial_counts_and_speech_resets_the_short_silence():
+    replay = Replay(finished=FINISHED.__contains__)
+    replay.audio(True, 1)
+    replay.core.on_partial(1, "turn on the kitchen light", replay.now)
+    replay.core.on_partial(1, "turn on the kitchen lights in", replay.now)  # it went on after all
+    replay.audio(False, 0.5)
+    assert replay.core.streaming == 1
+    replay.audio(True, 0.5)
+    replay.core.on_partial(1, "set a timer for 25 minutes", replay.now)
+    replay.audio(False, 0.15)  # the silence before the last speech does not count
+    assert replay.core.streaming == 1
+    assert replay.audio(False, 0.12)[-2].event.reason == "complete"
+
+
+def test_without_a_grammar_or_for_an_ended_session_partials_end_nothing():
+    replay = Replay()  # open speech: no `finished`
+    replay.audio(True, 1)
+    replay.core.on_partial(1, "turn on the kitchen light", replay.now)
+    replay.audio(False, 0.6)
+    assert replay.core.streaming == 1
+    replay = Replay(finished=FINISHED.__contains__)
+    replay.audio(True, 1)
+    replay.audio(False, 1)  # ended on the end silence
+    replay.core.on_partial(1, "turn on the kitchen light", replay.now)  # late, of session 1
+    replay.audio(True, 1)
+    replay.audio(False, 0.3)
+    assert replay.core.streaming == 2  # session 2 has heard no finished command

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from voiced.audio.vad import EndpointerSettings, SpeechAudio, SpeechEnded, SpeechStarted
-from voiced.listen.core import ListeningCore, OpenSession
+from voiced.listen.core import Emit, ListeningCore, OpenSession
 from voiced.testing import mix, noise, read_pcm, silence, trimmed
 from voiced.wake.detector import WakeDetected, WakeDetector
 from voiced.wake.engines import load_scorer
@@ -120,6 +120,20 @@ def test_the_listening_core_opens_a_session_only_on_the_wake_word(say):
     wake_end = seconds(lead + chatter + silence(1.0, RATE) + wake_pcm)
     started = next(d.event for d in decisions if getattr(d, "event", None) and d.event.type == "speech_started")
     assert wake_end - 0.1 <= started.audio_s <= wake_end + seconds(pause) + 0.03
+
+
+def test_a_finished_command_after_the_wake_word_ends_early_and_the_name_listens_again(say):
+    command = over_noise(silence(1.0, RATE), say("alexa", "flite:rms"), silence(0.2, RATE), say(COMMAND, "flite:rms"))
+    after = over_noise(silence(0.6, RATE))  # shorter than the end silence (0.7 s)
+    core = ListeningCore(wake_word_endpointer(wake(), ENDPOINTING, RATE), finished={COMMAND}.__contains__)
+    for i in range(0, len(command) - FRAME + 1, FRAME):
+        core.feed_frame(command[i : i + FRAME], now=0.0)
+    assert core.streaming == 1
+    core.on_partial(1, COMMAND, now=0.0)
+    decisions = [d for i in range(0, len(after) - FRAME + 1, FRAME) for d in core.feed_frame(after[i : i + FRAME], 0.0)]
+    ended = [d.event for d in decisions if isinstance(d, Emit) and d.event.type == "speech_ended"]
+    assert [event.reason for event in ended] == ["complete"]
+    assert core.endpointer.state == "wake"
 
 
 def test_the_gate_never_runs_the_model_on_silence_and_detects_the_same(say):

@@ -3,8 +3,9 @@ decisions out (open / send / half-close / cancel a session, and events to report
 
 A session opens only when the endpointer hears speech, and starts with the pre-roll so the
 first word is not clipped; it streams while speech lasts and is half-closed at the end of
-speech (or at the maximum length, or early when the server reports `end_of_utterance`);
-then its final result is awaited until a deadline. During silence nothing is sent at all.
+speech (or at the maximum length, or early when the server reports `end_of_utterance`, or
+when the live partial is a command that nothing can follow and a short silence came after
+it); then its final result is awaited until a deadline. During silence nothing is sent at all.
 
 No clock and no I/O here: callers pass `now` (monotonic seconds) and carry out the returned
 decisions (voiced.daemon does, against a real recognizer), so tests can replay any
@@ -13,11 +14,15 @@ interleaving of audio and results exactly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+import pydantic
 
 from voiced.audio.vad import (
     BYTES_PER_SAMPLE,
     Endpointer,
+    EndpointerSettings,
     SpeechAudio,
     SpeechEnded,
     SpeechStarted,
@@ -35,6 +40,17 @@ from voiced.events import (
 )
 from voiced.wake.detector import WakeDetected
 from voiced.wake.gate import WakeTimedOut, WakeWordEndpointer
+
+
+class SessionEndpointing(EndpointerSettings):
+    """The daemon's `endpointing:` section: the endpointer's settings, and the early end of a
+    session whose live partial is already a whole command that nothing can follow (only with
+    the local commands model, whose grammar says so; open speech and the cloud always wait
+    out `end_silence`)."""
+
+    early_on_complete: bool = True
+    # silence after a finished command before the session ends (instead of end_silence)
+    complete_silence_s: float = pydantic.Field(0.25, gt=0, le=10)
 
 
 @dataclass(frozen=True)
@@ -75,14 +91,27 @@ class ListeningCore:
     audio long before it is decoded, and sessions are answered in the order their audio came.
     So a session's final is due `final_timeout_s` after the recognizer has all of its audio
     (`on_delivered`) and after the recognizer's last answer (to any session: it is working
-    through the backlog), and at the latest `max_wait_s` after the end of speech."""
+    through the backlog), and at the latest `max_wait_s` after the end of speech.
+
+    With `finished` (a text -> whether it is a whole command that nothing can follow, see
+    voiced.commands.completion), a session also ends once its latest partial is finished and
+    `complete_silence_s` of silence has followed the speech: reason `complete`."""
 
     def __init__(
-        self, endpointer: Endpointer | WakeWordEndpointer, final_timeout_s: float = 5.0, max_wait_s: float = 30.0
+        self,
+        endpointer: Endpointer | WakeWordEndpointer,
+        final_timeout_s: float = 5.0,
+        max_wait_s: float = 30.0,
+        *,
+        finished: Callable[[str], bool] | None = None,
+        complete_silence_s: float = 0.25,
     ):
         self.endpointer = endpointer
         self.final_timeout_s = final_timeout_s
         self.max_wait_s = max_wait_s
+        self._finished = finished
+        self.complete_silence_s = complete_silence_s
+        self._heard_finished = False  # the streaming session's latest partial is a finished command
         self._undelivered: set[int] = set()  # ended sessions whose audio the recognizer lacks
         self._latest: dict[int, float] = {}  # ended session -> end of speech + max_wait_s
         self._bytes_per_s = endpointer.sample_rate * BYTES_PER_SAMPLE
@@ -128,12 +157,23 @@ class ListeningCore:
                 decisions.append(Emit(wake))
             elif isinstance(event, WakeTimedOut):
                 decisions.append(Emit(WakeTimeoutEvent(audio_s=event.at_s, waited_s=event.waited_s)))
-        return decisions
+        return decisions + self._end_if_complete(now)
+
+    def _end_if_complete(self, now: float) -> list[Decision]:
+        """Half-close the streaming session if its command is finished and enough silence
+        followed it."""
+        if self._streaming is None or not self._heard_finished:
+            return []
+        ended = self.endpointer.end_if_silent(self.complete_silence_s)
+        if ended is None:
+            return []
+        return self._finish_streaming(now, "complete", ended.at_s, ended.duration_s)
 
     def _open_session(self, event: SpeechStarted) -> list[Decision]:
         session = self._next_session
         self._next_session += 1
         self._streaming = session
+        self._heard_finished = False
         self._open[session] = None
         opened_with = round(len(event.audio) / self._bytes_per_s, 3)
         return [
@@ -167,7 +207,11 @@ class ListeningCore:
         if session not in self._open:
             return []
         self._progress(now)
-        return [Emit(PartialEvent(session=session, text=text))] if text else []
+        decisions: list[Decision] = [Emit(PartialEvent(session=session, text=text))] if text else []
+        if session == self._streaming and self._finished is not None:
+            self._heard_finished = bool(text) and self._finished(text)
+            decisions += self._end_if_complete(now)
+        return decisions
 
     def on_delivered(self, session: int, now: float) -> list[Decision]:
         """The recognizer has received all of an ended session's audio: its final is due."""

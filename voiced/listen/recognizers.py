@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from voiced.commands.matching import CommandSet, base_language
@@ -107,6 +107,25 @@ def with_commands(settings: DaemonSettings, command_set: CommandSet | None) -> D
     return settings.model_copy(
         update={"server": server, "recognition": recognition.model_copy(update={"model": grammar.model})}
     )
+
+
+def finished_commands(settings: DaemonSettings, command_set: CommandSet | None) -> Callable[[str], bool] | None:
+    """What tells the listening core that a partial is a whole command nothing can follow
+    (`endpointing.early_on_complete`): only when the partials come from the local commands
+    model (`settings` as `with_commands` made them), whose grammar is the commands'. Open
+    speech and the cloud give no such promise: their sessions wait out the end silence."""
+    from voiced.commands.completion import CommandCompletion
+
+    recognition = settings.recognition
+    if (
+        command_set is None
+        or not settings.endpointing.early_on_complete
+        or recognition.endpoint is not None
+        or recognition.model != settings.commands.local_grammar.model
+        or base_language(recognition.language) not in command_set.languages
+    ):
+        return None
+    return CommandCompletion(command_set, recognition.language).finished
 
 
 def local_server(server: ServerSettings, model: str) -> ServerSettings:
