@@ -207,35 +207,47 @@ def test_a_final_is_never_awaited_longer_than_the_maximum_wait():
 FINISHED = {"turn on the kitchen light", "set a timer for 25 minutes"}  # nothing can follow these
 
 
-def test_a_finished_command_ends_its_session_after_the_short_silence():
+def sent_s(replay: Replay, session: int) -> float:
+    """How much audio the session has been sent: what a recognizer up to date has heard."""
+    sent = [d.audio for d in replay.decisions if isinstance(d, OpenSession | SendAudio) and d.session == session]
+    return sum(map(len, sent)) / 2 / RATE
+
+
+def test_a_finished_command_ends_its_session_once_the_partial_has_heard_the_short_silence():
     replay = Replay(finished=FINISHED.__contains__)
     replay.audio(False, 1)
     replay.audio(True, 1.5)
-    assert replay.core.on_partial(1, "turn on the kitchen light", replay.now) == [
-        Emit(PartialEvent(session=1, text="turn on the kitchen light"))
-    ]
-    speech_end = replay.index * 0.03
+    speech_end = replay.now
+    heard = replay.core.on_partial(1, "turn on the kitchen light", replay.now, sent_s(replay, 1))
+    assert heard == [Emit(PartialEvent(session=1, text="turn on the kitchen light"))]
     assert replay.audio(False, 0.24) and replay.core.streaming == 1  # 8 silent frames: not yet
-    ended = replay.audio(False, 0.03)  # the 9th silent frame: 0.27 s >= 0.25 s
-    assert kinds(ended) == ["SendAudio", "SpeechEndedEvent", "FinishSession"]
-    assert ended[1].event.reason == "complete" and ended[1].event.audio_s == round(speech_end, 3)
+    # 9 frames, 0.27 s >= 0.25 s: but the partial was read before the silence
+    assert kinds(replay.audio(False, 0.03)) == ["SendAudio"]
+    assert replay.core.on_partial(1, "", replay.now, sent_s(replay, 1) - 0.03) == []  # not all of it yet
+    ended = replay.core.on_partial(1, "", replay.now, sent_s(replay, 1))  # the same hypothesis, later
+    assert kinds(ended) == ["SpeechEndedEvent", "FinishSession"]
+    assert ended[0].event.reason == "complete" and ended[0].event.audio_s == round(speech_end, 3)
     assert replay.core.awaiting_final and replay.audio(False, 1) == []
 
 
-def test_a_partial_that_comes_after_the_silence_ends_the_session_at_once():
-    replay = Replay(finished=FINISHED.__contains__)
-    replay.audio(True, 1.5)
-    replay.audio(False, 0.4)  # the recognizer lags behind the audio
-    decided = replay.core.on_partial(1, "set a timer for 25 minutes", replay.now)
-    assert kinds(decided) == ["PartialEvent", "SpeechEndedEvent", "FinishSession"]
-    assert decided[1].event.reason == "complete"
+def test_a_partial_read_before_the_last_word_was_over_ends_nothing():
+    """The recognizer lags: its latest partial ("... 10", read during "twenty") is a finished
+    command, but it has not heard the end of the speech."""
+    replay = Replay(finished={"set the fan to 10"}.__contains__)
+    replay.audio(True, 1.2)
+    early = sent_s(replay, 1)
+    replay.audio(True, 0.3)
+    replay.core.on_partial(1, "set the fan to 10", replay.now, early)
+    replay.audio(False, 0.6)
+    assert replay.core.streaming == 1
 
 
 def test_a_command_that_can_go_on_waits_out_the_end_silence():
     replay = Replay(finished=FINISHED.__contains__)
     replay.audio(True, 1.5)
-    replay.core.on_partial(1, "set a timer for twenty", replay.now)  # "... five minutes" may follow
-    replay.audio(False, 0.6)
+    replay.audio(False, 0.3)
+    replay.core.on_partial(1, "set a timer for twenty", replay.now, sent_s(replay, 1))  # "... five minutes"
+    replay.audio(False, 0.3)
     assert replay.core.streaming == 1
     ended = replay.audio(False, 0.2)
     assert kinds(ended)[-2:] == ["SpeechEndedEvent", "FinishSession"] and ended[-2].event.reason == "silence"
@@ -244,27 +256,35 @@ def test_a_command_that_can_go_on_waits_out_the_end_silence():
 def test_only_the_latest_partial_counts_and_speech_resets_the_short_silence():
     replay = Replay(finished=FINISHED.__contains__)
     replay.audio(True, 1)
-    replay.core.on_partial(1, "turn on the kitchen light", replay.now)
-    replay.core.on_partial(1, "turn on the kitchen lights in", replay.now)  # it went on after all
+    replay.core.on_partial(1, "turn on the kitchen light", replay.now, sent_s(replay, 1))
+    replay.core.on_partial(1, "turn on the kitchen lights in", replay.now, sent_s(replay, 1))  # it went on
     replay.audio(False, 0.5)
+    replay.core.on_partial(1, "", replay.now, sent_s(replay, 1))
     assert replay.core.streaming == 1
     replay.audio(True, 0.5)
-    replay.core.on_partial(1, "set a timer for 25 minutes", replay.now)
+    replay.core.on_partial(1, "set a timer for 25 minutes", replay.now, sent_s(replay, 1))
     replay.audio(False, 0.15)  # the silence before the last speech does not count
+    replay.core.on_partial(1, "", replay.now, sent_s(replay, 1))
     assert replay.core.streaming == 1
-    assert replay.audio(False, 0.12)[-2].event.reason == "complete"
+    replay.audio(False, 0.12)
+    assert kinds(replay.core.on_partial(1, "", replay.now, sent_s(replay, 1)))[-1] == "FinishSession"
 
 
-def test_without_a_grammar_or_for_an_ended_session_partials_end_nothing():
+def test_without_a_grammar_what_it_heard_or_for_an_ended_session_partials_end_nothing():
     replay = Replay()  # open speech: no `finished`
     replay.audio(True, 1)
-    replay.core.on_partial(1, "turn on the kitchen light", replay.now)
-    replay.audio(False, 0.6)
+    replay.audio(False, 0.3)
+    replay.core.on_partial(1, "turn on the kitchen light", replay.now, sent_s(replay, 1))
+    replay.audio(False, 0.3)
     assert replay.core.streaming == 1
     replay = Replay(finished=FINISHED.__contains__)
     replay.audio(True, 1)
-    replay.audio(False, 1)  # ended on the end silence
-    replay.core.on_partial(1, "turn on the kitchen light", replay.now)  # late, of session 1
+    replay.audio(False, 0.3)
+    replay.core.on_partial(1, "turn on the kitchen light", replay.now)  # a recognizer that does not say
+    replay.audio(False, 0.3)
+    assert replay.core.streaming == 1
+    replay.audio(False, 0.2)  # ended on the end silence
+    replay.core.on_partial(1, "turn on the kitchen light", replay.now, 10.0)  # late, of session 1
     replay.audio(True, 1)
     replay.audio(False, 0.3)
     assert replay.core.streaming == 2  # session 2 has heard no finished command

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from voiced.audio.vad import EndpointerSettings, SpeechAudio, SpeechEnded, SpeechStarted
-from voiced.listen.core import Emit, ListeningCore, OpenSession
+from voiced.listen.core import Emit, ListeningCore, OpenSession, SendAudio
 from voiced.testing import mix, noise, read_pcm, silence, trimmed
 from voiced.wake.detector import WakeDetected, WakeDetector
 from voiced.wake.engines import load_scorer
@@ -126,12 +126,18 @@ def test_a_finished_command_after_the_wake_word_ends_early_and_the_name_listens_
     command = over_noise(silence(1.0, RATE), say("alexa", "flite:rms"), silence(0.2, RATE), say(COMMAND, "flite:rms"))
     after = over_noise(silence(0.6, RATE))  # shorter than the end silence (0.7 s)
     core = ListeningCore(wake_word_endpointer(wake(), ENDPOINTING, RATE), finished={COMMAND}.__contains__)
-    for i in range(0, len(command) - FRAME + 1, FRAME):
-        core.feed_frame(command[i : i + FRAME], now=0.0)
-    assert core.streaming == 1
-    core.on_partial(1, COMMAND, now=0.0)
-    decisions = [d for i in range(0, len(after) - FRAME + 1, FRAME) for d in core.feed_frame(after[i : i + FRAME], 0.0)]
-    ended = [d.event for d in decisions if isinstance(d, Emit) and d.event.type == "speech_ended"]
+    sent = 0  # bytes: a recognizer that keeps up has heard them all
+    ended = []
+    for i, pcm in enumerate([command, after]):
+        for start in range(0, len(pcm) - FRAME + 1, FRAME):
+            decisions = core.feed_frame(pcm[start : start + FRAME], now=0.0)
+            sent += sum(len(d.audio) for d in decisions if isinstance(d, OpenSession | SendAudio))
+            if i == 1:  # the hypothesis, unchanged, has heard all of it
+                decisions += core.on_partial(1, "", now=0.0, audio_s=sent / 2 / RATE)
+            ended += [d.event for d in decisions if isinstance(d, Emit) and d.event.type == "speech_ended"]
+        if i == 0:
+            assert core.streaming == 1
+            core.on_partial(1, COMMAND, now=0.0, audio_s=sent / 2 / RATE)
     assert [event.reason for event in ended] == ["complete"]
     assert core.endpointer.state == "wake"
 

@@ -165,6 +165,11 @@ class Endpointer:
             events.append(SpeechTimedOut(*self._finish(0)))
         return events
 
+    @property
+    def silence_s(self) -> float:
+        """How long the utterance in progress has been silent (0 outside of one)."""
+        return self._silent_run * self.frame_s if self._in_speech else 0.0
+
     def end_if_silent(self, seconds: float) -> SpeechEnded | None:
         """End the utterance now if its speech has been followed by at least `seconds` of
         silence (shorter than `end_silence`: the caller knows the speech is complete)."""

@@ -94,8 +94,10 @@ class ListeningCore:
     through the backlog), and at the latest `max_wait_s` after the end of speech.
 
     With `finished` (a text -> whether it is a whole command that nothing can follow, see
-    voiced.commands.completion), a session also ends once its latest partial is finished and
-    `complete_silence_s` of silence has followed the speech: reason `complete`."""
+    voiced.commands.completion), a session also ends once its latest partial is finished,
+    `complete_silence_s` of silence has followed the speech, and the recognizer says its
+    partial has heard that silence too (Partial.audio_s): reason `complete`. A partial read
+    before the last word was over ("ten" for the start of "twenty") must not end a session."""
 
     def __init__(
         self,
@@ -112,6 +114,8 @@ class ListeningCore:
         self._finished = finished
         self.complete_silence_s = complete_silence_s
         self._heard_finished = False  # the streaming session's latest partial is a finished command
+        self._heard_s = 0.0  # how much of the streaming session's audio its latest partial has heard
+        self._sent_s = 0.0  # how much audio the streaming session has been sent
         self._undelivered: set[int] = set()  # ended sessions whose audio the recognizer lacks
         self._latest: dict[int, float] = {}  # ended session -> end of speech + max_wait_s
         self._bytes_per_s = endpointer.sample_rate * BYTES_PER_SAMPLE
@@ -147,6 +151,7 @@ class ListeningCore:
                 decisions += self._open_session(event)
             elif isinstance(event, SpeechAudio):
                 if self._streaming is not None:
+                    self._sent_s += len(event.audio) / self._bytes_per_s
                     decisions.append(SendAudio(self._streaming, event.audio))
             elif isinstance(event, SpeechEnded):
                 decisions += self._finish_streaming(now, "silence", event.at_s, event.duration_s)
@@ -160,9 +165,12 @@ class ListeningCore:
         return decisions + self._end_if_complete(now)
 
     def _end_if_complete(self, now: float) -> list[Decision]:
-        """Half-close the streaming session if its command is finished and enough silence
-        followed it."""
+        """Half-close the streaming session if its command is finished, and enough silence
+        followed it, heard by the endpointer and by the partial."""
         if self._streaming is None or not self._heard_finished:
+            return []
+        speech_end_s = self._sent_s - self.endpointer.silence_s  # in the session's audio
+        if self._heard_s < speech_end_s + self.complete_silence_s:
             return []
         ended = self.endpointer.end_if_silent(self.complete_silence_s)
         if ended is None:
@@ -174,6 +182,8 @@ class ListeningCore:
         self._next_session += 1
         self._streaming = session
         self._heard_finished = False
+        self._heard_s = 0.0
+        self._sent_s = len(event.audio) / self._bytes_per_s
         self._open[session] = None
         opened_with = round(len(event.audio) / self._bytes_per_s, 3)
         return [
@@ -203,13 +213,18 @@ class ListeningCore:
             if deadline is not None and session not in self._undelivered:
                 self._open[session] = min(self._latest[session], max(deadline, now + self.final_timeout_s))
 
-    def on_partial(self, session: int, text: str, now: float) -> list[Decision]:
+    def on_partial(self, session: int, text: str, now: float, audio_s: float | None = None) -> list[Decision]:
+        """A partial; an empty `text`: the hypothesis has not changed. `audio_s`: how much of
+        the session's audio it has heard, if the recognizer says."""
         if session not in self._open:
             return []
         self._progress(now)
         decisions: list[Decision] = [Emit(PartialEvent(session=session, text=text))] if text else []
         if session == self._streaming and self._finished is not None:
-            self._heard_finished = bool(text) and self._finished(text)
+            if text:
+                self._heard_finished = self._finished(text)
+            # a recognizer that does not say what it has heard never ends a session early
+            self._heard_s = audio_s if audio_s is not None else 0.0
             decisions += self._end_if_complete(now)
         return decisions
 

@@ -128,8 +128,17 @@ def finished_commands(settings: DaemonSettings, command_set: CommandSet | None) 
     return CommandCompletion(command_set, recognition.language).finished
 
 
+# How often the engine in the daemon's process reads its hypothesis, unless `server:` says: a
+# session ends early on a finished command once a partial has heard the silence after it, so
+# this cadence is part of the latency (0.3 s, the served default, would add 0.15 s on average)
+LOCAL_PARTIAL_INTERVAL_S = 0.1
+
+
 def local_server(server: ServerSettings, model: str) -> ServerSettings:
     """The `server:` settings of the engine the daemon runs in its own process: its only
     client is this daemon's microphone, so the engine keeps adapting to that channel, and
     only the `model` the daemon asks for is loaded up front."""
-    return server.model_copy(update={"keep_channel_adaptation": True, "preload": (model,)})
+    update: dict = {"keep_channel_adaptation": True, "preload": (model,)}
+    if "partial_interval_s" not in server.model_fields_set:
+        update["partial_interval_s"] = LOCAL_PARTIAL_INTERVAL_S
+    return server.model_copy(update=update)

@@ -90,6 +90,10 @@ class WakeWordEndpointer:
         self.detector.skip()
         return self._command_frames([frame])
 
+    @property
+    def silence_s(self) -> float:
+        return self.endpointer.silence_s if self._state == "command" else 0.0
+
     def end_if_silent(self, seconds: float) -> SpeechEnded | None:
         """As `Endpointer.end_if_silent`, in the command; then back to the wake word."""
         if self._state != "command" or (ended := self.endpointer.end_if_silent(seconds)) is None:
