@@ -20,6 +20,7 @@ digits ("set a timer for 20"): both sides are brought to the same spoken form fi
 words ("please") are no sentence's words here: said anywhere, they would keep every command
 open; said after the pause, they are a session of their own that runs nothing. Pure.
 """
+
 from __future__ import annotations
 
 from voiced.commands.matching import CommandSet
