@@ -50,7 +50,7 @@ class SessionEndpointing(EndpointerSettings):
 
     early_on_complete: bool = True
     # silence after a finished command before the session ends (instead of end_silence)
-    complete_silence_s: float = pydantic.Field(0.25, gt=0, le=10)
+    complete_silence_s: float = pydantic.Field(0.15, gt=0, le=10)
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ class ListeningCore:
         max_wait_s: float = 30.0,
         *,
         finished: Callable[[str], bool] | None = None,
-        complete_silence_s: float = 0.25,
+        complete_silence_s: float = 0.15,
     ):
         self.endpointer = endpointer
         self.final_timeout_s = final_timeout_s
