@@ -31,7 +31,7 @@ commands:
     sentences: {en: ["set the fan to {speed}"]}
     actions: [{type: exec, argv: ["true"]}]
 """
-# A pause inside the sentence: longer than the early end's silence (0.25 s), far shorter than
+# A pause inside the sentence: longer than the early end's silence (0.15 s), far shorter than
 # the end silence. The end silence is long so that on a busy machine a late partial still
 # comes before it: the early end is then the only thing that can end a session this soon.
 PAUSE_S = 0.6
@@ -72,7 +72,7 @@ def test_a_finished_command_ends_early_and_one_that_can_go_on_waits(said, tmp_pa
         tmp_path,
         [
             said("turn on the kitchen light"),  # nothing can follow it
-            said("set the fan to twelve"),  # nor a number that no longer number starts with
+            said("set the fan to twelve"),  # nor a number no other number of the range goes on from
             said("set the fan to twenty", "five"),  # "twenty" may grow into "twenty five"
             said("turn on the light", "in the bedroom"),  # an optional tail may follow
         ],

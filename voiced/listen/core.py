@@ -41,6 +41,9 @@ from voiced.events import (
 from voiced.wake.detector import WakeDetected
 from voiced.wake.gate import WakeTimedOut, WakeWordEndpointer
 
+# Silence after a finished command before its session ends (bench/bench_endpointing.py chose it)
+COMPLETE_SILENCE_S = 0.15
+
 
 class SessionEndpointing(EndpointerSettings):
     """The daemon's `endpointing:` section: the endpointer's settings, and the early end of a
@@ -50,7 +53,7 @@ class SessionEndpointing(EndpointerSettings):
 
     early_on_complete: bool = True
     # silence after a finished command before the session ends (instead of end_silence)
-    complete_silence_s: float = pydantic.Field(0.15, gt=0, le=10)
+    complete_silence_s: float = pydantic.Field(COMPLETE_SILENCE_S, gt=0, le=10)
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ class ListeningCore:
         max_wait_s: float = 30.0,
         *,
         finished: Callable[[str], bool] | None = None,
-        complete_silence_s: float = 0.15,
+        complete_silence_s: float = COMPLETE_SILENCE_S,
     ):
         self.endpointer = endpointer
         self.final_timeout_s = final_timeout_s
