@@ -232,19 +232,14 @@ def _run_voice(config: Path, said: list[Utterance], workdir: Path) -> list[Outco
         speech_end = starts[index] + utterance.speech_end_s
         if kind == "speech_ended":
             outcome.reasons.append(event["reason"])
-            # decided once the silence after the speech was long enough
-            closed_at = event["audio_s"] + (config_silence(config) if event["reason"] == "complete" else 0.0)
-            if event["reason"] == "complete" and closed_at < speech_end - CUT_SLACK_S:
+            # the session's speech ended (by the VAD) before the speaker's last word did
+            if event["reason"] == "complete" and event["audio_s"] < speech_end - CUT_SLACK_S:
                 outcome.cut_short = True
         elif kind == "command_matched":
             outcome.matched.append((event["intent"], event["slots"]))
         elif kind == "action_finished" and outcome.latency_s is None:
             outcome.latency_s = event["ts"] - (audio_zero + speech_end)
     return outcomes
-
-
-def config_silence(config: Path) -> float:
-    return yaml.safe_load(config.read_text())["endpointing"].get("complete_silence_s", 0.25)
 
 
 def percentile(values: list[float], q: int) -> float | None:
