@@ -312,6 +312,10 @@ def main() -> int:
             for run_name, endpointing in runs.items():
                 outcomes = run_daemon(pause_set.spec.commands_file, said, endpointing, args.engine, Path(tmp))
                 found = results[name][run_name] = figures(said, outcomes)
+                found["each"] = [
+                    {"said": u.said, "voice": u.voice, "expected": u.expected, "pause": u.pause_at, **vars(o)}
+                    for u, o in zip(said, outcomes)
+                ]
                 done, going = found["finished_latency_ms"], found["going_on_latency_ms"]
                 print(
                     f"  {run_name:10s} accuracy {found['right']}/{found['commands']} = {found['accuracy']:.1%}  "
@@ -322,8 +326,8 @@ def main() -> int:
                     f"({found['cut_short_wrong']} ran a wrong command)  sessions {found['sessions_per_utterance']}",
                     flush=True,
                 )
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+                if args.json:  # after each run: a long bench stopped early keeps what it measured
+                    args.json.write_text(json.dumps(results, indent=2))
     return 0
 
 
