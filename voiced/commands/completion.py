@@ -23,6 +23,8 @@ open; said after the pause, they are a session of their own that runs nothing. P
 
 from __future__ import annotations
 
+import functools
+
 from voiced.commands.matching import CommandSet
 from voiced.textnorm import base_language, digits_to_words, normalize, words_to_digits
 
@@ -31,6 +33,18 @@ def spoken_form(text: str, language: str) -> tuple[str, ...]:
     """Normalized words with every number in its one default spoken form: "20 five" and
     "twenty-five" both become ("twenty", "five")."""
     return tuple(digits_to_words(words_to_digits(text, language), language).split())
+
+
+@functools.cache
+def _number_words(digits: str, language: str) -> tuple[str, ...]:
+    return spoken_form(digits, language)
+
+
+def _sentence_words(words: tuple[str, ...], language: str) -> tuple[str, ...]:
+    """A spelled-out sentence's spoken form: its numbers are the digits of range values (their
+    words as written in a template are left as they are), each spoken once for all sentences.
+    Russian numbers are slow to speak, and a language may have 50 000 sentences."""
+    return tuple(spoken for word in words for spoken in (_number_words(word, language) if word.isdigit() else (word,)))
 
 
 class CommandCompletion:
@@ -44,7 +58,7 @@ class CommandCompletion:
         self._sentences: set[tuple[str, ...]] = set()
         self._go_on: set[tuple[str, ...]] = set()  # every proper start of a sentence
         for sentence in command_set.sentences(self._language):
-            words = spoken_form(sentence.text, self._language)
+            words = _sentence_words(sentence.words, self._language)
             self._sentences.add(words)
             self._go_on.update(words[:end] for end in range(1, len(words)))
 
