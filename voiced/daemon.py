@@ -25,7 +25,7 @@ from voiced.listen.core import ListeningCore
 from voiced.listen.dispatch import CommandHandler
 from voiced.listen.earcons import EarconPlayer, feedback_sink
 from voiced.listen.loop import BATCH_FINAL_TIMEOUT_S, FINAL_TIMEOUT_S, Listener
-from voiced.listen.recognizers import finished_commands, recognizer, with_commands
+from voiced.listen.recognizers import command_completion, recognizer, with_commands
 from voiced.ops.metrics import MetricsSink, VoicedMetrics, serve_metrics
 from voiced.ops.notify import Notifier, Watchdog
 from voiced.ops.signals import RELOAD, STOP, SignalRequests
@@ -60,7 +60,7 @@ def run_daemon(
     core = ListeningCore(
         endpointer_for(settings, source.sample_rate),
         final_timeout_s=BATCH_FINAL_TIMEOUT_S if batch else FINAL_TIMEOUT_S,
-        finished=None if batch else finished_commands(settings, command_set),
+        completion=None if batch else command_completion(settings, command_set),
         complete_silence_s=settings.endpointing.complete_silence_s,
     )
     recording = settings.audio.debug_recording

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from voiced.commands import load_commands
-from voiced.listen.recognizers import finished_commands, with_commands
+from voiced.listen.recognizers import command_completion, with_commands
 from voiced.settings import DaemonSettings
 
 COMMANDS = """
@@ -23,12 +23,13 @@ def commands(tmp_path):
 
 def finished_for(commands, **sections):
     settings = with_commands(DaemonSettings.model_validate(sections), commands)
-    return finished_commands(settings, commands)
+    return command_completion(settings, commands)
 
 
 def test_the_local_commands_model_ends_sessions_early(commands):
-    finished = finished_for(commands)
-    assert finished is not None and finished("turn on the light") and not finished("turn on the")
+    completion = finished_for(commands)
+    assert completion is not None and completion.finished("turn on the light")
+    assert not completion.finished("turn on the") and completion.goes_on("turn on the")
 
 
 @pytest.mark.parametrize(
@@ -45,4 +46,4 @@ def test_open_speech_the_cloud_and_the_setting_off_wait_out_the_end_silence(comm
 
 
 def test_without_commands_nothing_ends_early():
-    assert finished_commands(DaemonSettings(), None) is None
+    assert command_completion(DaemonSettings(), None) is None

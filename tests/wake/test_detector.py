@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.listen.test_core import Grammar
 from voiced.audio.vad import EndpointerSettings, SpeechAudio, SpeechEnded, SpeechStarted
 from voiced.listen.core import Emit, ListeningCore, OpenSession, SendAudio
 from voiced.testing import mix, noise, read_pcm, silence, trimmed
@@ -125,7 +126,7 @@ def test_the_listening_core_opens_a_session_only_on_the_wake_word(say):
 def test_a_finished_command_after_the_wake_word_ends_early_and_the_name_listens_again(say):
     command = over_noise(silence(1.0, RATE), say("alexa", "flite:rms"), silence(0.2, RATE), say(COMMAND, "flite:rms"))
     after = over_noise(silence(0.6, RATE))  # shorter than the end silence (0.7 s)
-    core = ListeningCore(wake_word_endpointer(wake(), ENDPOINTING, RATE), finished={COMMAND}.__contains__)
+    core = ListeningCore(wake_word_endpointer(wake(), ENDPOINTING, RATE), completion=Grammar(COMMAND))
     sent = 0  # bytes: a recognizer that keeps up has heard them all
     ended = []
     for i, pcm in enumerate([command, after]):

@@ -14,8 +14,8 @@ interleaving of audio and results exactly.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import pydantic
 
@@ -54,6 +54,18 @@ class SessionEndpointing(EndpointerSettings):
     early_on_complete: bool = True
     # silence after a finished command before the session ends (instead of end_silence)
     complete_silence_s: float = pydantic.Field(COMPLETE_SILENCE_S, gt=0, le=10)
+
+
+class Completion(Protocol):
+    """What the commands' grammar says of a text (voiced.commands.completion)."""
+
+    def finished(self, text: str) -> bool:
+        """A whole command that nothing can follow."""
+        ...
+
+    def goes_on(self, text: str) -> bool:
+        """Some command goes on from it."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -96,11 +108,14 @@ class ListeningCore:
     (`on_delivered`) and after the recognizer's last answer (to any session: it is working
     through the backlog), and at the latest `max_wait_s` after the end of speech.
 
-    With `finished` (a text -> whether it is a whole command that nothing can follow, see
-    voiced.commands.completion), a session also ends once its latest partial is finished,
+    With a `completion`, a session also ends once its latest partial is a finished command,
     `complete_silence_s` of silence has followed the speech, and the recognizer says its
     partial has heard that silence too (Partial.audio_s): reason `complete`. A partial read
-    before the last word was over ("ten" for the start of "twenty") must not end a session."""
+    before the last word was over ("ten" for the start of "twenty") must not end a session.
+    The partial may still have been wrong: if the final of a session ended so says a command
+    that may go on ("set the temperature to twenty" where the partial had "eighteen", and
+    the speaker was pausing before "two"), the speaker may have been cut short, and the final
+    is reported empty, with why: nothing runs rather than the wrong command."""
 
     def __init__(
         self,
@@ -108,13 +123,14 @@ class ListeningCore:
         final_timeout_s: float = 5.0,
         max_wait_s: float = 30.0,
         *,
-        finished: Callable[[str], bool] | None = None,
+        completion: Completion | None = None,
         complete_silence_s: float = COMPLETE_SILENCE_S,
     ):
         self.endpointer = endpointer
         self.final_timeout_s = final_timeout_s
         self.max_wait_s = max_wait_s
-        self._finished = finished
+        self._completion = completion
+        self._ended_early: set[int] = set()  # open sessions ended on a finished partial
         self.complete_silence_s = complete_silence_s
         self._heard_finished = False  # the streaming session's latest partial is a finished command
         self._heard_s = 0.0  # how much of the streaming session's audio its latest partial has heard
@@ -178,6 +194,7 @@ class ListeningCore:
         ended = self.endpointer.end_if_silent(self.complete_silence_s)
         if ended is None:
             return []
+        self._ended_early.add(self._streaming)
         return self._finish_streaming(now, "complete", ended.at_s, ended.duration_s)
 
     def _open_session(self, event: SpeechStarted) -> list[Decision]:
@@ -223,9 +240,9 @@ class ListeningCore:
             return []
         self._progress(now)
         decisions: list[Decision] = [Emit(PartialEvent(session=session, text=text))] if text else []
-        if session == self._streaming and self._finished is not None:
+        if session == self._streaming and self._completion is not None:
             if text:
-                self._heard_finished = self._finished(text)
+                self._heard_finished = self._completion.finished(text)
             # a recognizer that does not say what it has heard never ends a session early
             self._heard_s = audio_s if audio_s is not None else 0.0
             decisions += self._end_if_complete(now)
@@ -247,9 +264,11 @@ class ListeningCore:
         # or an error, so whatever waits on it (LEDs, sounds, counters) is never left hanging
         self._answered.add(session)
         self._progress(now)  # the next utterance of this session, or other sessions, may still come
-        decisions: list[Decision] = [
-            Emit(FinalEvent(session=session, text=text.strip(), confidence=confidence, reason=reason))
-        ]
+        text = text.strip()
+        if session in self._ended_early and self._completion is not None and self._completion.goes_on(text):
+            reason = f"heard {text!r}, which may go on, in a session ended early: the speaker may have been cut short"
+            text = ""
+        decisions: list[Decision] = [Emit(FinalEvent(session=session, text=text, confidence=confidence, reason=reason))]
         if end_of_utterance and session == self._streaming:
             # the server heard the end first: stop sending now, listen afresh for the next one
             self.endpointer.reset()
@@ -298,6 +317,7 @@ class ListeningCore:
 
     def _forget(self, session: int) -> None:
         self._open.pop(session, None)
+        self._ended_early.discard(session)
         self._answered.discard(session)
         self._undelivered.discard(session)
         self._latest.pop(session, None)

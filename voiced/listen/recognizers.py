@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
+from voiced.commands.completion import CommandCompletion
 from voiced.commands.matching import CommandSet, base_language
 from voiced.ops.metrics import VoicedMetrics
 from voiced.server.config import GrammarModel, ServerSettings
@@ -109,13 +110,11 @@ def with_commands(settings: DaemonSettings, command_set: CommandSet | None) -> D
     )
 
 
-def finished_commands(settings: DaemonSettings, command_set: CommandSet | None) -> Callable[[str], bool] | None:
+def command_completion(settings: DaemonSettings, command_set: CommandSet | None) -> CommandCompletion | None:
     """What tells the listening core that a partial is a whole command nothing can follow
     (`endpointing.early_on_complete`): only when the partials come from the local commands
     model (`settings` as `with_commands` made them), whose grammar is the commands'. Open
     speech and the cloud give no such promise: their sessions wait out the end silence."""
-    from voiced.commands.completion import CommandCompletion
-
     recognition = settings.recognition
     if (
         command_set is None
@@ -125,7 +124,7 @@ def finished_commands(settings: DaemonSettings, command_set: CommandSet | None) 
         or base_language(recognition.language) not in command_set.languages
     ):
         return None
-    return CommandCompletion(command_set, recognition.language).finished
+    return CommandCompletion(command_set, recognition.language)
 
 
 # How often the engine in the daemon's process reads its hypothesis, unless `server:` says: a
