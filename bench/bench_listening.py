@@ -28,7 +28,7 @@ import numpy as np
 from voiced.audio.sources import WavFileSource
 from voiced.audio.vad import Endpointer, EndpointerSettings, SpeechEnded, SpeechStarted, SpeechTimedOut
 from voiced.listen.core import ListeningCore
-from voiced.testing import noise, read_pcm, synthesize, write_wav
+from voiced.testing import noise, read_pcm, speech_span, synthesize, write_wav
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,20 +53,12 @@ def noise_samples(seconds: float, kind: str, volume: float) -> np.ndarray:
     return np.frombuffer(noise(seconds, RATE, kind, volume), np.int16)
 
 
-def speech_span(samples: np.ndarray) -> tuple[float, float]:
-    window = RATE // 100
-    frames = samples[: len(samples) // window * window].astype(np.float32).reshape(-1, window)
-    energy = np.sqrt((frames**2).mean(axis=1))
-    loud = np.flatnonzero(energy > 0.05 * energy.max())
-    return loud[0] / 100, (loud[-1] + 1) / 100
-
-
 def speech_track(workdir: Path) -> tuple[bytes, list[tuple[float, float]]]:
     """Commands separated by 1.5-2.5 s pauses, over a steady low noise floor; true speech spans."""
     pieces, truth, position = [np.zeros(RATE, np.int16)], [], 1.0
     for index, (voice, text) in enumerate(PHRASES):
         samples = synth(text, voice, workdir)
-        start, end = speech_span(samples)
+        start, end = speech_span(samples.tobytes(), RATE)
         truth.append((position + start, position + end))
         gap = np.zeros(int(RATE * (1.5 + index % 3 * 0.5)), np.int16)
         pieces += [samples, gap]

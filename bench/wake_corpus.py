@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from command_sets import NON_COMMANDS_HELD_OUT, NON_COMMANDS_TUNING
 
-from voiced.testing import noise, read_pcm, synthesize
+from voiced.testing import noise, read_pcm, synthesize, trimmed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,12 +97,9 @@ def samples(text: str, voice: str, workdir: Path) -> np.ndarray:
     return np.frombuffer(read_pcm(synthesize(text, voice, RATE, workdir))[0], np.int16)
 
 
-def trimmed(pcm: np.ndarray) -> np.ndarray:
-    """Without the TTS's leading and trailing silence (10 ms RMS under 2 % of the loudest)."""
-    window = RATE // 100
-    frames = pcm[: len(pcm) // window * window].astype(np.float32).reshape(-1, window)
-    loud = np.flatnonzero(np.sqrt((frames**2).mean(axis=1)) > 0.02 * np.sqrt((frames**2).mean(axis=1)).max())
-    return pcm[loud[0] * window : (loud[-1] + 1) * window]
+def trimmed_samples(text: str, voice: str, workdir: Path) -> np.ndarray:
+    """The speech without the TTS's own leading and trailing silence."""
+    return np.frombuffer(trimmed(read_pcm(synthesize(text, voice, RATE, workdir))[0], RATE), np.int16)
 
 
 def over_noise(track: np.ndarray, kind: str, volume: float) -> np.ndarray:
@@ -116,14 +113,14 @@ def wake_track(model: str, speech_set: SpeechSet, workdir: Path) -> tuple[bytes,
     pieces, items, position = [gap], [], len(gap) / RATE
     phrase = WAKE_PHRASES[model]
     for index, voice in enumerate(speech_set.voices):
-        wake = trimmed(samples(phrase, voice, workdir))
+        wake = trimmed_samples(phrase, voice, workdir)
         variants = [(None, 0.0)] + [(command, pause) for command in speech_set.commands for pause in PAUSES_S]
         for number, (command, pause) in enumerate(variants):
             parts = [wake]
             end = position + len(wake) / RATE
             command_s = None
             if command is not None:
-                parts += [np.zeros(int(pause * RATE), np.int16), trimmed(samples(command, voice, workdir))]
+                parts += [np.zeros(int(pause * RATE), np.int16), trimmed_samples(command, voice, workdir)]
                 command_s = end + pause
             item = np.concatenate(parts)
             kind, volume = BEDS[(index + number) % len(BEDS)]

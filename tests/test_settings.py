@@ -30,12 +30,14 @@ def test_sections_are_read(tmp_path):
     path = tmp_path / "voiced.yaml"
     path.write_text(
         "audio:\n  device: USB\n  sample_rate: 48000\n  debug_recording:\n    directory: /tmp/rec\n    max_files: 5\n"
-        "endpointing:\n  end_silence: relaxed\n  aggressiveness: 3\n"
+        "endpointing:\n  end_silence: relaxed\n  aggressiveness: 3\n  early_on_complete: false\n"
+        "  complete_silence_s: 0.2\n"
     )
     settings = load_settings(path)
     assert settings.audio.device == "USB" and settings.audio.sample_rate == 48000
     assert settings.audio.debug_recording.max_files == 5
     assert settings.endpointing.end_silence_s == 1.25
+    assert not settings.endpointing.early_on_complete and settings.endpointing.complete_silence_s == 0.2
     path.write_text("audio:\n  device: 3\n")
     assert load_settings(path).audio.device == 3
 
@@ -44,6 +46,7 @@ def test_sections_are_read(tmp_path):
     ("text", "where", "words"),
     [
         ("endpointing:\n  end_silence: slow\n", ":2:16:", "end_silence"),
+        ("endpointing:\n  complete_silence_s: 0\n", ":2:23:", "complete_silence_s"),
         ("audio:\n  sample_rate: 44100\n", ":2:16:", "sample_rate"),
         ("audio:\n  sample_rate: 16000\nmicrophone: {}\n", ":3:13:", "microphone"),
         ("endpointing:\n  frame_ms: [\n", ":3:1:", "YAML"),

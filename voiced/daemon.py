@@ -25,7 +25,7 @@ from voiced.listen.core import ListeningCore
 from voiced.listen.dispatch import CommandHandler
 from voiced.listen.earcons import EarconPlayer, feedback_sink
 from voiced.listen.loop import BATCH_FINAL_TIMEOUT_S, FINAL_TIMEOUT_S, Listener
-from voiced.listen.recognizers import recognizer, with_commands
+from voiced.listen.recognizers import command_completion, recognizer, with_commands
 from voiced.ops.metrics import MetricsSink, VoicedMetrics, serve_metrics
 from voiced.ops.notify import Notifier, Watchdog
 from voiced.ops.signals import RELOAD, STOP, SignalRequests
@@ -54,11 +54,14 @@ def run_daemon(
     `on_listening` receives the running Listener (to stop it from another thread)."""
     settings = with_commands(settings, command_set)
     source = open_source(input_path, settings.audio, settings.endpointing.frame_ms, realtime, on_error=emit)
-    # read --fast, a whole utterance reaches the recognizer at once: allow it to catch up
+    # read --fast, a whole utterance reaches the recognizer at once: allow it to catch up. Its
+    # frames outrun the partials, so a session ending early would be a race: it never does
     batch = input_path not in (None, "-") and not realtime
     core = ListeningCore(
         endpointer_for(settings, source.sample_rate),
         final_timeout_s=BATCH_FINAL_TIMEOUT_S if batch else FINAL_TIMEOUT_S,
+        completion=None if batch else command_completion(settings, command_set),
+        complete_silence_s=settings.endpointing.complete_silence_s,
     )
     recording = settings.audio.debug_recording
     recorder = SessionRecorder(recording, source.sample_rate) if recording else None

@@ -47,7 +47,9 @@ class SpeechEndedEvent(Event):
     session: int
     audio_s: float
     duration_s: float
-    reason: str  # "silence", "max_length", "server" (end_of_utterance) or "input_end"
+    # "silence", "complete" (a finished command, a short silence), "max_length", "server"
+    # (end_of_utterance) or "input_end"
+    reason: str
 
 
 @dataclass(frozen=True)

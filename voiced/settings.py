@@ -15,10 +15,10 @@ from pathlib import Path
 
 from voiced.actions.config import ActionsSettings
 from voiced.audio.sources import AudioSettings
-from voiced.audio.vad import EndpointerSettings
 from voiced.commands.config import CommandsSettings
 from voiced.config.loader import FrozenModel, LocatedDocument, read_yaml, validate
 from voiced.homeassistant.config import HomeAssistantSettings
+from voiced.listen.core import SessionEndpointing
 from voiced.listen.earcons import FeedbackSettings
 from voiced.ops.metrics import MetricsSettings
 from voiced.ops.signals import ServiceSettings
@@ -35,7 +35,7 @@ class DaemonSettings(FrozenModel):
     server: ServerSettings = ServerSettings()
     recognition: RecognitionSettings = RecognitionSettings()
     audio: AudioSettings = AudioSettings()
-    endpointing: EndpointerSettings = EndpointerSettings()
+    endpointing: SessionEndpointing = SessionEndpointing()
     feedback: FeedbackSettings = FeedbackSettings()
     metrics: MetricsSettings = MetricsSettings()
     service: ServiceSettings = ServiceSettings()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pydantic
 import pytest
 from hypothesis import given
@@ -18,7 +17,7 @@ from voiced.audio.vad import (
     SpeechStarted,
     SpeechTimedOut,
 )
-from voiced.testing import mix, noise, read_pcm, silence
+from voiced.testing import mix, noise, read_pcm, silence, speech_span
 
 RATE = 16000
 
@@ -159,15 +158,6 @@ def test_frame_splitter_keeps_remainder():
 
 
 # --- real speech through webrtcvad ---------------------------------------------------------
-
-
-def speech_span(pcm: bytes, rate: int) -> tuple[float, float]:
-    """First and last 10 ms window well above the noise floor, in seconds."""
-    samples = np.frombuffer(pcm, np.int16).astype(np.float32)
-    window = rate // 100
-    energy = np.sqrt(np.mean(samples[: len(samples) // window * window].reshape(-1, window) ** 2, axis=1))
-    loud = np.flatnonzero(energy > 0.05 * energy.max())
-    return loud[0] / 100, (loud[-1] + 1) / 100
 
 
 def endpoint(pcm: bytes, settings: EndpointerSettings, rate: int = RATE) -> list:

@@ -15,12 +15,27 @@ def frame(speech: bool, index: int) -> bytes:
     return (b"\x01" if speech else b"\x00") + index.to_bytes(4, "little") + b"\x00" * (FRAME - 5)
 
 
+class Grammar:
+    """A grammar of a few sentences, each a finished command (voiced.commands.completion)."""
+
+    def __init__(self, *sentences: str):
+        self.sentences = sentences
+
+    def finished(self, text: str) -> bool:
+        return text in self.sentences
+
+    def goes_on(self, text: str) -> bool:
+        return any(sentence.startswith(text + " ") for sentence in self.sentences)
+
+
 class Replay:
     """Drives a core with a frame clock: frame i arrives at now = i * 0.03 s."""
 
-    def __init__(self, final_timeout_s: float = 2.0):
+    def __init__(self, final_timeout_s: float = 2.0, completion: Grammar | None = None):
         endpointer = Endpointer(SETTINGS, RATE, is_speech=lambda f: f[0] == 1)
-        self.core = ListeningCore(endpointer, final_timeout_s=final_timeout_s)
+        self.core = ListeningCore(
+            endpointer, final_timeout_s=final_timeout_s, completion=completion, complete_silence_s=0.25
+        )
         self.index = 0
         self.decisions: list = []
 
@@ -198,3 +213,108 @@ def test_a_final_is_never_awaited_longer_than_the_maximum_wait():
     replay.core.on_partial(2, "turn on", latest - 1)  # a busy recognizer: still not past the maximum
     assert replay.core.next_deadline() == latest
     assert replay.core.tick(latest)[1].event.details == "no final result within 30 s after the end of speech"
+
+
+GRAMMAR = Grammar("turn on the kitchen light", "set a timer for 25 minutes", "set a timer for 20 minutes")
+
+
+def sent_s(replay: Replay, session: int) -> float:
+    """How much audio the session has been sent: what a recognizer up to date has heard."""
+    sent = [d.audio for d in replay.decisions if isinstance(d, OpenSession | SendAudio) and d.session == session]
+    return sum(map(len, sent)) / 2 / RATE
+
+
+def test_a_finished_command_ends_its_session_once_the_partial_has_heard_the_short_silence():
+    replay = Replay(completion=GRAMMAR)
+    replay.audio(False, 1)
+    replay.audio(True, 1.5)
+    speech_end = replay.now
+    heard = replay.core.on_partial(1, "turn on the kitchen light", replay.now, sent_s(replay, 1))
+    assert heard == [Emit(PartialEvent(session=1, text="turn on the kitchen light"))]
+    assert replay.audio(False, 0.24) and replay.core.streaming == 1  # 8 silent frames: not yet
+    # 9 frames, 0.27 s >= 0.25 s: but the partial was read before the silence
+    assert kinds(replay.audio(False, 0.03)) == ["SendAudio"]
+    assert replay.core.on_partial(1, "", replay.now, sent_s(replay, 1) - 0.03) == []  # not all of it yet
+    ended = replay.core.on_partial(1, "", replay.now, sent_s(replay, 1))  # the same hypothesis, later
+    assert kinds(ended) == ["SpeechEndedEvent", "FinishSession"]
+    assert ended[0].event.reason == "complete" and ended[0].event.audio_s == round(speech_end, 3)
+    assert replay.core.awaiting_final and replay.audio(False, 1) == []
+
+
+def test_a_partial_read_before_the_last_word_was_over_ends_nothing():
+    """The recognizer lags: its latest partial ("... 10", read during "twenty") is a finished
+    command, but it has not heard the end of the speech."""
+    replay = Replay(completion=Grammar("set the fan to 10"))
+    replay.audio(True, 1.2)
+    early = sent_s(replay, 1)
+    replay.audio(True, 0.3)
+    replay.core.on_partial(1, "set the fan to 10", replay.now, early)
+    replay.audio(False, 0.6)
+    assert replay.core.streaming == 1
+
+
+def test_a_command_that_can_go_on_waits_out_the_end_silence():
+    replay = Replay(completion=GRAMMAR)
+    replay.audio(True, 1.5)
+    replay.audio(False, 0.3)
+    replay.core.on_partial(1, "set a timer for twenty", replay.now, sent_s(replay, 1))  # "... five minutes"
+    replay.audio(False, 0.3)
+    assert replay.core.streaming == 1
+    ended = replay.audio(False, 0.2)
+    assert kinds(ended)[-2:] == ["SpeechEndedEvent", "FinishSession"] and ended[-2].event.reason == "silence"
+
+
+def test_only_the_latest_partial_counts_and_speech_resets_the_short_silence():
+    replay = Replay(completion=GRAMMAR)
+    replay.audio(True, 1)
+    replay.core.on_partial(1, "turn on the kitchen light", replay.now, sent_s(replay, 1))
+    replay.core.on_partial(1, "turn on the kitchen lights in", replay.now, sent_s(replay, 1))  # it went on
+    replay.audio(False, 0.5)
+    replay.core.on_partial(1, "", replay.now, sent_s(replay, 1))
+    assert replay.core.streaming == 1
+    replay.audio(True, 0.5)
+    replay.core.on_partial(1, "set a timer for 25 minutes", replay.now, sent_s(replay, 1))
+    replay.audio(False, 0.15)  # the silence before the last speech does not count
+    replay.core.on_partial(1, "", replay.now, sent_s(replay, 1))
+    assert replay.core.streaming == 1
+    replay.audio(False, 0.12)
+    assert kinds(replay.core.on_partial(1, "", replay.now, sent_s(replay, 1)))[-1] == "FinishSession"
+
+
+def test_without_a_grammar_what_it_heard_or_for_an_ended_session_partials_end_nothing():
+    replay = Replay()  # open speech: no `finished`
+    replay.audio(True, 1)
+    replay.audio(False, 0.3)
+    replay.core.on_partial(1, "turn on the kitchen light", replay.now, sent_s(replay, 1))
+    replay.audio(False, 0.3)
+    assert replay.core.streaming == 1
+    replay = Replay(completion=GRAMMAR)
+    replay.audio(True, 1)
+    replay.audio(False, 0.3)
+    replay.core.on_partial(1, "turn on the kitchen light", replay.now)  # a recognizer that does not say
+    replay.audio(False, 0.3)
+    assert replay.core.streaming == 1
+    replay.audio(False, 0.2)  # ended on the end silence
+    replay.core.on_partial(1, "turn on the kitchen light", replay.now, 10.0)  # late, of session 1
+    replay.audio(True, 1)
+    replay.audio(False, 0.3)
+    assert replay.core.streaming == 2  # session 2 has heard no finished command
+
+
+def test_a_final_that_may_go_on_after_an_early_end_runs_nothing():
+    """The partial was a finished command, but wrong: what the final heard may go on (the
+    speaker paused before the rest). Nothing must run rather than a shorter command."""
+    replay = Replay(completion=GRAMMAR)
+    replay.audio(True, 1.5)
+    replay.audio(False, 0.3)
+    assert kinds(replay.core.on_partial(1, "set a timer for 25 minutes", replay.now, sent_s(replay, 1)))[-1] == (
+        "FinishSession"
+    )
+    [final] = replay.core.on_final(1, "set a timer for 20", 0.9, True, replay.now)
+    assert final.event.text == "" and "'set a timer for 20', which may go on" in final.event.reason
+    # a final that is itself a command nothing need follow runs, whatever the partial was
+    replay.audio(True, 1.5)
+    replay.audio(False, 0.3)
+    replay.core.on_partial(2, "turn on the kitchen light", replay.now, sent_s(replay, 2))
+    [final] = replay.core.on_final(2, "turn on the kitchen lights please", 0.9, True, replay.now)
+    assert final.event.text == "turn on the kitchen lights please"

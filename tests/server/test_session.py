@@ -72,3 +72,18 @@ def test_audio_after_a_single_utterance_is_ignored(engine, speech_pcm):
 def test_profanity_keeps_the_first_letter_of_listed_words_only():
     words = frozenset({"damn", "hell"})
     assert mask_profanity("Damn, the hello hell", words) == "D***, the hello h***"
+
+
+def test_in_process_partials_say_how_much_audio_they_have_heard_even_unchanged(engine, speech_pcm):
+    """The daemon's in-process sessions (no endpointer): every partial read is reported, an
+    unchanged one with an empty text, each with the audio heard so far; on the wire only
+    changes are sent."""
+    pcm = speech_pcm("turn off the garage lights", "flite:kal16") + silence(1.0, 16000)
+    spec = SessionSpec("en-US", "lights", 16000, True, False, False, False)
+    every = StreamRecognition(spec, engine.lend("en-US", "lights"), None, 0.1, (), unchanged_partials=True)
+    partials = [r for r in feed_all(every, pcm, 3200) if not r.final]
+    heard = [r.audio_s for r in partials]
+    assert heard == sorted(heard) and heard[-1] == pytest.approx(len(pcm) / 2 / 16000, abs=0.1)
+    assert partials[-1].text == "" and any(r.text == "turn off the garage lights" for r in partials)
+    changes = StreamRecognition(spec, engine.lend("en-US", "lights"), None, 0.1, ())
+    assert [r.text for r in feed_all(changes, pcm, 3200) if not r.final] == [r.text for r in partials if r.text]

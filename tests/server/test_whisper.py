@@ -65,6 +65,7 @@ def recognize(server, pcm: bytes, raw_results: bool = False) -> tuple[list[str],
 def test_features_and_window_follow_whisper():
     assert len(window(silence(0.4, RATE))) == 2 * RATE  # at least 2 s
     assert len(window(silence(2.3, RATE))) == 3 * RATE  # whole seconds
+    assert len(window(silence(2.6, RATE))) == 4 * RATE  # with half a second of silence after the audio
     tone = (np.sin(np.arange(RATE) * 2 * np.pi * 1000 / RATE) * 8000).astype(np.int16).tobytes()
     features = log_mel(window(tone))
     assert features.shape == (80, 200)

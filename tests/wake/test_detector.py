@@ -3,12 +3,12 @@ core's rules (threshold, refractory period, peak, phrase end) with scripted scor
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
+from tests.listen.test_core import Grammar
 from voiced.audio.vad import EndpointerSettings, SpeechAudio, SpeechEnded, SpeechStarted
-from voiced.listen.core import ListeningCore, OpenSession
-from voiced.testing import mix, noise, read_pcm, silence
+from voiced.listen.core import Emit, ListeningCore, OpenSession, SendAudio
+from voiced.testing import mix, noise, read_pcm, silence, trimmed
 from voiced.wake.detector import WakeDetected, WakeDetector
 from voiced.wake.engines import load_scorer
 from voiced.wake.gate import WakeTimedOut, WakeWordEndpointer, wake_word_endpointer
@@ -20,19 +20,10 @@ FRAME = ENDPOINTING.frame_bytes(RATE)
 COMMAND = "turn on the kitchen light"
 
 
-def trimmed(pcm: bytes) -> bytes:
-    """Without the TTS's own leading and trailing silence, so positions are the speech's."""
-    samples = np.frombuffer(pcm, np.int16)
-    frames = samples[: len(samples) // 160 * 160].astype(np.float32).reshape(-1, 160)
-    rms = np.sqrt((frames**2).mean(axis=1))
-    loud = np.flatnonzero(rms > 0.02 * rms.max())
-    return samples[loud[0] * 160 : (loud[-1] + 1) * 160].tobytes()
-
-
 @pytest.fixture(scope="module")
 def say(speech):
     def make(text: str, voice: str) -> bytes:
-        return trimmed(read_pcm(speech(text, voice))[0])
+        return trimmed(read_pcm(speech(text, voice))[0], RATE)
 
     return make
 
@@ -130,6 +121,26 @@ def test_the_listening_core_opens_a_session_only_on_the_wake_word(say):
     wake_end = seconds(lead + chatter + silence(1.0, RATE) + wake_pcm)
     started = next(d.event for d in decisions if getattr(d, "event", None) and d.event.type == "speech_started")
     assert wake_end - 0.1 <= started.audio_s <= wake_end + seconds(pause) + 0.03
+
+
+def test_a_finished_command_after_the_wake_word_ends_early_and_the_name_listens_again(say):
+    command = over_noise(silence(1.0, RATE), say("alexa", "flite:rms"), silence(0.2, RATE), say(COMMAND, "flite:rms"))
+    after = over_noise(silence(0.6, RATE))  # shorter than the end silence (0.7 s)
+    core = ListeningCore(wake_word_endpointer(wake(), ENDPOINTING, RATE), completion=Grammar(COMMAND))
+    sent = 0  # bytes: a recognizer that keeps up has heard them all
+    ended = []
+    for i, pcm in enumerate([command, after]):
+        for start in range(0, len(pcm) - FRAME + 1, FRAME):
+            decisions = core.feed_frame(pcm[start : start + FRAME], now=0.0)
+            sent += sum(len(d.audio) for d in decisions if isinstance(d, OpenSession | SendAudio))
+            if i == 1:  # the hypothesis, unchanged, has heard all of it
+                decisions += core.on_partial(1, "", now=0.0, audio_s=sent / 2 / RATE)
+            ended += [d.event for d in decisions if isinstance(d, Emit) and d.event.type == "speech_ended"]
+        if i == 0:
+            assert core.streaming == 1
+            core.on_partial(1, COMMAND, now=0.0, audio_s=sent / 2 / RATE)
+    assert [event.reason for event in ended] == ["complete"]
+    assert core.endpointer.state == "wake"
 
 
 def test_the_gate_never_runs_the_model_on_silence_and_detects_the_same(say):

@@ -165,6 +165,20 @@ class Endpointer:
             events.append(SpeechTimedOut(*self._finish(0)))
         return events
 
+    @property
+    def silence_s(self) -> float:
+        """How long the utterance in progress has been silent (0 outside of one)."""
+        return self._silent_run * self.frame_s if self._in_speech else 0.0
+
+    def end_if_silent(self, seconds: float) -> SpeechEnded | None:
+        """End the utterance now if its speech has been followed by at least `seconds` of
+        silence (shorter than `end_silence`: the caller knows the speech is complete)."""
+        if not self._in_speech or self._utterance_frames < self._min_frames:
+            return None
+        if self._silent_run < max(1, self.settings.frames(seconds)):
+            return None
+        return SpeechEnded(*self._finish(self._silent_run))
+
     def _finish(self, trailing_silence: int) -> tuple[float, float]:
         end_s = self.now_s - trailing_silence * self.frame_s
         duration = (self._utterance_frames - trailing_silence) * self.frame_s

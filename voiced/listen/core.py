@@ -3,8 +3,9 @@ decisions out (open / send / half-close / cancel a session, and events to report
 
 A session opens only when the endpointer hears speech, and starts with the pre-roll so the
 first word is not clipped; it streams while speech lasts and is half-closed at the end of
-speech (or at the maximum length, or early when the server reports `end_of_utterance`);
-then its final result is awaited until a deadline. During silence nothing is sent at all.
+speech (or at the maximum length, or early when the server reports `end_of_utterance`, or
+when the live partial is a command that nothing can follow and a short silence came after
+it); then its final result is awaited until a deadline. During silence nothing is sent at all.
 
 No clock and no I/O here: callers pass `now` (monotonic seconds) and carry out the returned
 decisions (voiced.daemon does, against a real recognizer), so tests can replay any
@@ -14,10 +15,14 @@ interleaving of audio and results exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
+
+import pydantic
 
 from voiced.audio.vad import (
     BYTES_PER_SAMPLE,
     Endpointer,
+    EndpointerSettings,
     SpeechAudio,
     SpeechEnded,
     SpeechStarted,
@@ -35,6 +40,32 @@ from voiced.events import (
 )
 from voiced.wake.detector import WakeDetected
 from voiced.wake.gate import WakeTimedOut, WakeWordEndpointer
+
+# Silence after a finished command before its session ends (bench/bench_endpointing.py chose it)
+COMPLETE_SILENCE_S = 0.15
+
+
+class SessionEndpointing(EndpointerSettings):
+    """The daemon's `endpointing:` section: the endpointer's settings, and the early end of a
+    session whose live partial is already a whole command that nothing can follow (only with
+    the local commands model, whose grammar says so; open speech and the cloud always wait
+    out `end_silence`)."""
+
+    early_on_complete: bool = True
+    # silence after a finished command before the session ends (instead of end_silence)
+    complete_silence_s: float = pydantic.Field(COMPLETE_SILENCE_S, gt=0, le=10)
+
+
+class Completion(Protocol):
+    """What the commands' grammar says of a text (voiced.commands.completion)."""
+
+    def finished(self, text: str) -> bool:
+        """A whole command that nothing can follow."""
+        ...
+
+    def goes_on(self, text: str) -> bool:
+        """Some command goes on from it."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -75,14 +106,35 @@ class ListeningCore:
     audio long before it is decoded, and sessions are answered in the order their audio came.
     So a session's final is due `final_timeout_s` after the recognizer has all of its audio
     (`on_delivered`) and after the recognizer's last answer (to any session: it is working
-    through the backlog), and at the latest `max_wait_s` after the end of speech."""
+    through the backlog), and at the latest `max_wait_s` after the end of speech.
+
+    With a `completion`, a session also ends once its latest partial is a finished command,
+    `complete_silence_s` of silence has followed the speech, and the recognizer says its
+    partial has heard that silence too (Partial.audio_s): reason `complete`. A partial read
+    before the last word was over ("ten" for the start of "twenty") must not end a session.
+    The partial may still have been wrong: if the final of a session ended so says a command
+    that may go on ("set the temperature to twenty" where the partial had "eighteen", and
+    the speaker was pausing before "two"), the speaker may have been cut short, and the final
+    is reported empty, with why: nothing runs rather than the wrong command."""
 
     def __init__(
-        self, endpointer: Endpointer | WakeWordEndpointer, final_timeout_s: float = 5.0, max_wait_s: float = 30.0
+        self,
+        endpointer: Endpointer | WakeWordEndpointer,
+        final_timeout_s: float = 5.0,
+        max_wait_s: float = 30.0,
+        *,
+        completion: Completion | None = None,
+        complete_silence_s: float = COMPLETE_SILENCE_S,
     ):
         self.endpointer = endpointer
         self.final_timeout_s = final_timeout_s
         self.max_wait_s = max_wait_s
+        self._completion = completion
+        self._ended_early: set[int] = set()  # open sessions ended on a finished partial
+        self.complete_silence_s = complete_silence_s
+        self._heard_finished = False  # the streaming session's latest partial is a finished command
+        self._heard_s = 0.0  # how much of the streaming session's audio its latest partial has heard
+        self._sent_s = 0.0  # how much audio the streaming session has been sent
         self._undelivered: set[int] = set()  # ended sessions whose audio the recognizer lacks
         self._latest: dict[int, float] = {}  # ended session -> end of speech + max_wait_s
         self._bytes_per_s = endpointer.sample_rate * BYTES_PER_SAMPLE
@@ -118,6 +170,7 @@ class ListeningCore:
                 decisions += self._open_session(event)
             elif isinstance(event, SpeechAudio):
                 if self._streaming is not None:
+                    self._sent_s += len(event.audio) / self._bytes_per_s
                     decisions.append(SendAudio(self._streaming, event.audio))
             elif isinstance(event, SpeechEnded):
                 decisions += self._finish_streaming(now, "silence", event.at_s, event.duration_s)
@@ -128,12 +181,29 @@ class ListeningCore:
                 decisions.append(Emit(wake))
             elif isinstance(event, WakeTimedOut):
                 decisions.append(Emit(WakeTimeoutEvent(audio_s=event.at_s, waited_s=event.waited_s)))
-        return decisions
+        return decisions + self._end_if_complete(now)
+
+    def _end_if_complete(self, now: float) -> list[Decision]:
+        """Half-close the streaming session if its command is finished, and enough silence
+        followed it, heard by the endpointer and by the partial."""
+        if self._streaming is None or not self._heard_finished:
+            return []
+        speech_end_s = self._sent_s - self.endpointer.silence_s  # in the session's audio
+        if self._heard_s < speech_end_s + self.complete_silence_s:
+            return []
+        ended = self.endpointer.end_if_silent(self.complete_silence_s)
+        if ended is None:
+            return []
+        self._ended_early.add(self._streaming)
+        return self._finish_streaming(now, "complete", ended.at_s, ended.duration_s)
 
     def _open_session(self, event: SpeechStarted) -> list[Decision]:
         session = self._next_session
         self._next_session += 1
         self._streaming = session
+        self._heard_finished = False
+        self._heard_s = 0.0
+        self._sent_s = len(event.audio) / self._bytes_per_s
         self._open[session] = None
         opened_with = round(len(event.audio) / self._bytes_per_s, 3)
         return [
@@ -163,11 +233,20 @@ class ListeningCore:
             if deadline is not None and session not in self._undelivered:
                 self._open[session] = min(self._latest[session], max(deadline, now + self.final_timeout_s))
 
-    def on_partial(self, session: int, text: str, now: float) -> list[Decision]:
+    def on_partial(self, session: int, text: str, now: float, audio_s: float | None = None) -> list[Decision]:
+        """A partial; an empty `text`: the hypothesis has not changed. `audio_s`: how much of
+        the session's audio it has heard, if the recognizer says."""
         if session not in self._open:
             return []
         self._progress(now)
-        return [Emit(PartialEvent(session=session, text=text))] if text else []
+        decisions: list[Decision] = [Emit(PartialEvent(session=session, text=text))] if text else []
+        if session == self._streaming and self._completion is not None:
+            if text:
+                self._heard_finished = self._completion.finished(text)
+            # a recognizer that does not say what it has heard never ends a session early
+            self._heard_s = audio_s if audio_s is not None else 0.0
+            decisions += self._end_if_complete(now)
+        return decisions
 
     def on_delivered(self, session: int, now: float) -> list[Decision]:
         """The recognizer has received all of an ended session's audio: its final is due."""
@@ -185,9 +264,11 @@ class ListeningCore:
         # or an error, so whatever waits on it (LEDs, sounds, counters) is never left hanging
         self._answered.add(session)
         self._progress(now)  # the next utterance of this session, or other sessions, may still come
-        decisions: list[Decision] = [
-            Emit(FinalEvent(session=session, text=text.strip(), confidence=confidence, reason=reason))
-        ]
+        text = text.strip()
+        if session in self._ended_early and self._completion is not None and self._completion.goes_on(text):
+            reason = f"heard {text!r}, which may go on, in a session ended early: the speaker may have been cut short"
+            text = ""
+        decisions: list[Decision] = [Emit(FinalEvent(session=session, text=text, confidence=confidence, reason=reason))]
         if end_of_utterance and session == self._streaming:
             # the server heard the end first: stop sending now, listen afresh for the next one
             self.endpointer.reset()
@@ -236,6 +317,7 @@ class ListeningCore:
 
     def _forget(self, session: int) -> None:
         self._open.pop(session, None)
+        self._ended_early.discard(session)
         self._answered.discard(session)
         self._undelivered.discard(session)
         self._latest.pop(session, None)

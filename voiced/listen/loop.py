@@ -171,7 +171,7 @@ class Listener:
 
     def _on_result(self, session: int, result: Any, now: float) -> list:
         if isinstance(result, Partial):
-            return self.core.on_partial(session, result.text, now)
+            return self.core.on_partial(session, result.text, now, result.audio_s)
         if isinstance(result, Final):
             return self.core.on_final(
                 session, result.text, result.confidence, result.end_of_utterance, now, result.reason

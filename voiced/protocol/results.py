@@ -9,9 +9,13 @@ from voiced.protocol.vocabulary import Word
 
 @dataclass(frozen=True)
 class Partial:
-    """An intermediate hypothesis of the utterance in progress (`final=false`)."""
+    """An intermediate hypothesis of the utterance in progress (`final=false`). An empty text:
+    the hypothesis has not changed."""
 
     text: str
+    # how much of the session's audio the hypothesis has heard, in seconds, where the
+    # recognizer says (the in-process engine; the wire has no such field): None, unknown
+    audio_s: float | None = None
 
 
 @dataclass(frozen=True)

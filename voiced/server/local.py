@@ -106,7 +106,12 @@ class LocalSession:
                 if stream is None:
                     recognizer = self._engine.lend(self._spec.language, self._spec.model)
                     stream = StreamRecognition(
-                        self._spec, recognizer, None, self._server.partial_interval_s, self._server.profanity_words
+                        self._spec,
+                        recognizer,
+                        None,
+                        self._server.partial_interval_s,
+                        self._server.profanity_words,
+                        unchanged_partials=True,
                     )
                 if item is None:  # finished: every byte is with the engine now
                     self._out.put(AudioDelivered())
@@ -126,6 +131,6 @@ class LocalSession:
     def _deliver(self, results: list[Result]) -> None:
         for result in results:
             if not result.final:
-                self._out.put(Partial(result.text))
+                self._out.put(Partial(result.text, result.audio_s))
                 continue
             self._out.put(Final(result.text, result.confidence, result.words, reason=result.reason))

@@ -45,6 +45,8 @@ class Result:
     confidence: float = 0.0
     words: tuple[Word, ...] = ()
     reason: str = ""  # how the engine decided (a rejection's why), for logs and in-process callers
+    # a partial's: the audio of the utterance it has heard, in seconds (for in-process callers)
+    audio_s: float | None = None
 
 
 def mask_profanity(text: str, words: frozenset[str]) -> str:
@@ -64,7 +66,11 @@ class StreamRecognition:
         endpointing: EndpointerSettings | None,
         partial_interval_s: float,
         profanity_words: tuple[str, ...],
+        unchanged_partials: bool = False,
     ):
+        """`unchanged_partials`: also report each partial read that has not changed, with an
+        empty text (the daemon's in-process sessions: its listening core learns how much of
+        the audio the hypothesis it has covers; on the wire only changes are sent)."""
         self.spec = spec
         self._recognizer = recognizer
         self._opus = opus.OggOpusDecoder() if spec.encoding == "OGG_OPUS" else None
@@ -81,6 +87,8 @@ class StreamRecognition:
         self._partial_every = max(1, round(partial_interval_s * ENGINE_RATE * 2))  # in bytes of audio
         self._since_partial = 0
         self._last_partial = ""
+        self._unchanged_partials = unchanged_partials
+        self._decoded_s = 0.0  # of the utterance's audio, at the engine's rate
         self._utterance_start_s = 0.0
         self._profanity = frozenset(w.lower() for w in profanity_words)
         self.done = False  # single_utterance after its first final
@@ -147,14 +155,15 @@ class StreamRecognition:
     def _decode(self, audio: bytes) -> list[Result]:
         self._recognizer.process(audio)
         self._since_partial += len(audio)
+        self._decoded_s += len(audio) / 2 / ENGINE_RATE
         if not self.spec.partial_results or self._since_partial < self._partial_every:
             return []
         self._since_partial = 0
         text = self._recognizer.partial()
         if not text or text == self._last_partial:
-            return []
+            return [Result(final=False, text="", audio_s=self._decoded_s)] if self._unchanged_partials else []
         self._last_partial = text
-        return [Result(final=False, text=self._present(text))]
+        return [Result(final=False, text=self._present(text), audio_s=self._decoded_s)]
 
     def _final(self) -> list[Result]:
         """The utterance's final; none when it has no words (noise, or a grammar's rejection):
@@ -163,6 +172,7 @@ class StreamRecognition:
         hypothesis: Hypothesis = self._recognizer.end()
         self._since_partial = 0
         self._last_partial = ""
+        self._decoded_s = 0.0
         if not hypothesis.text and self._endpointer is not None:
             return []
         self.done = self.spec.single_utterance

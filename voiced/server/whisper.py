@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 
 N_FFT, HOP = 400, 160  # Whisper's 25 ms window, 10 ms hop at 16 kHz
 MIN_WINDOW_S = 2
+# Silence the window has after the audio, at least: an utterance that ends 0.15 s after its last
+# word (a session ended early on a finished command) made tiny.en repeat its end ("... in the
+# bedroom in the bedroom in the bedroom"); with half a second of silence it did not
+MIN_TRAILING_SILENCE_S = 0.5
 MAX_UTTERANCE_S = 30  # Whisper's own window: longer audio is cut (commands are a few seconds)
 LOWEST_PROBABILITY = 1e-30  # a token the model rules out still costs a finite amount
 SCORE_BATCH = 8
@@ -73,9 +77,10 @@ def log_mel(samples: np.ndarray, n_mels: int = 80) -> np.ndarray:
 
 def window(pcm: bytes) -> np.ndarray:
     """16-bit PCM as float samples, cut to Whisper's window and padded with silence to whole
-    seconds (at least MIN_WINDOW_S): the encoder's cost grows with the window."""
+    seconds (at least MIN_WINDOW_S, and MIN_TRAILING_SILENCE_S after the audio): the
+    encoder's cost grows with the window."""
     samples = np.frombuffer(pcm[: MAX_UTTERANCE_S * ENGINE_RATE * 2], dtype=np.int16).astype(np.float32) / 32768
-    seconds = max(MIN_WINDOW_S, math.ceil(len(samples) / ENGINE_RATE))
+    seconds = max(MIN_WINDOW_S, math.ceil(len(samples) / ENGINE_RATE + MIN_TRAILING_SILENCE_S))
     return np.pad(samples, (0, seconds * ENGINE_RATE - len(samples)))
 
 

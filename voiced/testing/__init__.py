@@ -120,6 +120,26 @@ def mix(pcm: bytes, background: bytes) -> bytes:
     return np.clip(samples + bed, -32768, 32767).astype(np.int16).tobytes()
 
 
+def speech_span(pcm: bytes, rate: int, floor: float = 0.05) -> tuple[float, float]:
+    """Where a clean recording's speech starts and ends, in seconds: the first and the last
+    10 ms window whose RMS is above `floor` of the loudest window's."""
+    import numpy as np
+
+    window = rate // 100
+    samples = np.frombuffer(pcm, np.int16)
+    frames = samples[: len(samples) // window * window].astype(np.float32).reshape(-1, window)
+    energy = np.sqrt((frames**2).mean(axis=1))
+    loud = np.flatnonzero(energy > floor * energy.max())
+    return loud[0] / 100, (loud[-1] + 1) / 100
+
+
+def trimmed(pcm: bytes, rate: int, floor: float = 0.02) -> bytes:
+    """`pcm` without the TTS's own leading and trailing silence (see speech_span), so positions
+    in it are the speech's."""
+    start, end = speech_span(pcm, rate, floor)
+    return pcm[round(start * rate) * 2 : round(end * rate) * 2]
+
+
 def process_tree(root: int) -> list[int]:
     """`root` and all its descendants (from /proc)."""
     parents = {}

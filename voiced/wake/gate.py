@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TypeVar
 
 from voiced.audio.vad import (
     Endpointer,
@@ -44,6 +45,7 @@ class WakeTimedOut:
 
 
 WakeGateEvent = EndpointEvent | WakeDetected | WakeTimedOut
+_Event = TypeVar("_Event", bound=EndpointEvent)
 
 
 class WakeWordEndpointer:
@@ -88,6 +90,17 @@ class WakeWordEndpointer:
         self.detector.skip()
         return self._command_frames([frame])
 
+    @property
+    def silence_s(self) -> float:
+        return self.endpointer.silence_s if self._state == "command" else 0.0
+
+    def end_if_silent(self, seconds: float) -> SpeechEnded | None:
+        """As `Endpointer.end_if_silent`, in the command; then back to the wake word."""
+        if self._state != "command" or (ended := self.endpointer.end_if_silent(seconds)) is None:
+            return None
+        self._state = "wake"
+        return self._real_time(ended)
+
     def reset(self) -> None:
         """Back to listening for the wake word (e.g. the server reported end_of_utterance)."""
         self.endpointer.reset()
@@ -118,7 +131,7 @@ class WakeWordEndpointer:
             events.append(WakeTimedOut(at_s=round(self.now_s, 6), waited_s=round(waited, 6)))
         return events
 
-    def _real_time(self, event: EndpointEvent) -> EndpointEvent:
+    def _real_time(self, event: _Event) -> _Event:
         if isinstance(event, SpeechStarted | SpeechEnded | SpeechTimedOut):
             return dataclasses.replace(event, at_s=round(event.at_s + self._shift_s, 6))
         return event
