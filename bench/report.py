@@ -82,7 +82,7 @@ def ready_times() -> dict:
     return {"serve": ready_time_s("serve", "--port", "0"), "run": ready_time_s("run", "--input", str(DEMO))}
 
 
-def action_latency(quick: bool) -> dict:
+def action_latency(quick: bool, engine: str = "auto") -> dict:
     """From the end of speech (the last word's audio reaching the daemon) to the final, the
     match and the actions finished, from the daemon's own JSONL events, the demo played at
     real-time pace (as a microphone delivers it) through the embedded server. The wall-clock
@@ -117,7 +117,9 @@ def action_latency(quick: bool) -> dict:
             }
         )
     )
-    (workdir / "voiced.yaml").write_text(json.dumps({"commands": {"files": ["commands.yaml"]}}))
+    (workdir / "voiced.yaml").write_text(
+        json.dumps({"commands": {"files": ["commands.yaml"], "local_grammar": {"engine": engine}}})
+    )
     samples: dict[str, list[float]] = {"final": [], "command_matched": [], "action_finished": []}
     for _ in range(rounds):
         out = run(
@@ -372,6 +374,12 @@ def main() -> int:
         help="measure only these again (comma list of: ready, latency, "
         "listening, server, wyoming, commands, soak), keep the rest of results.json",
     )
+    parser.add_argument(
+        "--engine",
+        choices=("auto", "whisper", "pocketsphinx"),
+        default="auto",
+        help="the commands engine of the latency runs (default auto: whisper when installed)",
+    )
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.render_only or args.redo:
@@ -380,7 +388,7 @@ def main() -> int:
         if "ready" in parts:
             results["ready"] = ready_times()
         if "latency" in parts:
-            results["latency"] = action_latency(args.quick)
+            results["latency"] = action_latency(args.quick, args.engine)
         if "listening" in parts:
             results["listening"] = listening(args.quick)
         if "server" in parts:
@@ -402,7 +410,7 @@ def main() -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
     }
     results["ready"] = ready_times()
-    results["latency"] = action_latency(quick)
+    results["latency"] = action_latency(quick, args.engine)
     results["listening"] = listening(quick)
     results["server"] = server(quick)
     results["wyoming"] = wyoming(quick)
