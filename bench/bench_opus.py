@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import grpc
+from bench_server import PHRASES  # the same phrases as the server benchmark
 
 from voiced.audio.opus import OggOpusEncoder
 from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2 as stt
@@ -30,16 +31,6 @@ from voiced.server.app import start_server
 from voiced.server.config import ServerSettings
 
 PIECE_S = 0.1
-PHRASES = [
-    ("slt", "turn on the kitchen light"),
-    ("kal16", "what time is it"),
-    ("awb", "set a timer for five minutes"),
-    ("rms", "play some music in the living room"),
-    ("slt", "turn off the bedroom lights"),
-    ("kal16", "what is the weather like tomorrow"),
-    ("awb", "stop the music"),
-    ("rms", "open the garage door"),
-]
 
 
 def synthesize(text: str, voice: str, rate: int, workdir: Path) -> bytes:
