@@ -127,7 +127,7 @@ class Worker:
         input_path: str | None,
         emit: EventSink,
         realtime: bool,
-        metrics: VoicedMetrics,
+        metrics: VoicedMetrics | None,
     ):
         self.settings = settings
         self.command_set = command_set
@@ -218,9 +218,10 @@ def main(args) -> int:
     _report(checked)
     output = OutputStream(sys.stdout)
     writer = JsonlWriter(output) if args.events == "jsonl" else CaptionWriter(output)
-    metrics = VoicedMetrics()
-    metrics_server = serve_metrics(metrics, checked.settings.metrics)
-    emit = fan_out(writer, MetricsSink(metrics), TimelineLog(log))
+    # only an enabled endpoint loads prometheus_client (~4 MB of a ~60 MB daemon)
+    metrics = VoicedMetrics() if checked.settings.metrics.enabled else None
+    metrics_server = serve_metrics(metrics, checked.settings.metrics) if metrics else None
+    emit = fan_out(writer, *([MetricsSink(metrics)] if metrics else []), TimelineLog(log))
     notifier = Notifier.from_environment()
     # a file plays at real-time pace by default, so it behaves like a microphone (and demos live)
     realtime = args.input not in (None, "-") and not args.fast

@@ -163,3 +163,24 @@ def test_questions_to_home_assistant_are_counted_by_outcome_and_timed():
     assert samples[("voiced_conversations_total", (("outcome", "refused"),))] == 1
     assert samples[("voiced_conversations_total", (("outcome", "failed"),))] == 1
     assert samples[("voiced_conversation_answer_seconds_count", ())] == 2
+
+
+def test_a_daemon_with_metrics_off_never_loads_prometheus_client(tmp_path):
+    """~4 MB of a ~60 MB daemon: only an enabled endpoint may load it."""
+    import subprocess
+    import sys
+    import wave
+
+    audio = tmp_path / "silence.wav"
+    with wave.open(str(audio), "wb") as out:
+        out.setnchannels(1), out.setsampwidth(2), out.setframerate(16000)
+        out.writeframes(bytes(32000))
+    config = tmp_path / "voiced.yaml"
+    config.write_text("recognition: {endpoint: '127.0.0.1:9', tls: false}\ncommands: {files: []}\n")
+    code = (
+        "import sys\nfrom voiced.cli import main\n"
+        f"rc = main(['run', '--config', {str(config)!r}, '--input', {str(audio)!r}, '--fast'])\n"
+        "print('exit', rc, 'prometheus_client' in sys.modules)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.stdout.strip().splitlines()[-1] == "exit 0 False", run.stderr

@@ -13,9 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import prometheus_client
 import pydantic
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from voiced.config.loader import FrozenModel
 from voiced.events import event_dict
@@ -34,6 +32,9 @@ class MetricsSettings(FrozenModel):
 
 class VoicedMetrics:
     def __init__(self) -> None:
+        # imported here: a daemon with metrics off never loads prometheus_client (~4 MB)
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
         self.registry = CollectorRegistry()
         r = self.registry
         self.sessions = Counter("voiced_sessions", "Recognition sessions opened", registry=r)
@@ -112,7 +113,9 @@ class VoicedMetrics:
 
     def exposition(self) -> bytes:
         """The text format a scrape returns."""
-        return prometheus_client.generate_latest(self.registry)
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
 
 
 class MetricsSink:
@@ -196,6 +199,8 @@ class MetricsServer:
     """The HTTP endpoint (any path answers with the metrics, as prometheus_client does)."""
 
     def __init__(self, metrics: VoicedMetrics, host: str, port: int):
+        import prometheus_client
+
         self._server, self._thread = prometheus_client.start_http_server(port, host, registry=metrics.registry)
         self.host = host
         self.port: int = self._server.server_address[1]
