@@ -84,7 +84,7 @@ class Engine:
         command_set = self._commands_of(name, grammar)
         if grammar.language not in self._settings.languages:
             if grammar.engine == "whisper":  # finals only: no pocketsphinx model for the partials
-                from voiced.server.whisper import FinalsOnly
+                from voiced.server.whisper_commands import FinalsOnly
 
                 log.info("model %r (%s): finals only, no pocketsphinx model gives partials", name, grammar.language)
                 return self._whisper_factory(name, grammar, command_set, FinalsOnly)
@@ -174,7 +174,9 @@ class Engine:
         budget; a configuration check builds an Engine and loads nothing). The model's files
         are checked now."""
         from voiced.commands.closedset import ClosedSet
-        from voiced.server.whisper import WhisperCommandsRecognizer, WhisperModel
+        from voiced.commands.completion import CommandCompletion
+        from voiced.server.whisper import WhisperModel
+        from voiced.server.whisper_commands import FinalsOnly, WhisperCommandsRecognizer
         from voiced.server.whisper_models import check_model_dir
 
         if command_set is None:
@@ -184,12 +186,17 @@ class Engine:
         whisper, language = grammar.whisper, base_language(grammar.language)
         check_model_dir(whisper.model, language)
         closed_set = ClosedSet(command_set, language, whisper.thresholds(language).per_token)
+        # finals begin early on the partials' words: without partials, none does
+        completion = None if partials is FinalsOnly else CommandCompletion(command_set, language)
         shared: list[WhisperModel] = []
 
         def load() -> None:
             shared.append(WhisperModel(whisper.model, language, whisper.threads))
 
-        return (lambda: WhisperCommandsRecognizer(partials(), shared[0], closed_set, whisper, self.stage_times), load)
+        def recognizer() -> WhisperCommandsRecognizer:
+            return WhisperCommandsRecognizer(partials(), shared[0], closed_set, whisper, self.stage_times, completion)
+
+        return recognizer, load
 
     def warm_up(self) -> None:
         """Load one decoder of each model in `preload` (None: all) now: startup fails on a

