@@ -10,6 +10,7 @@ actions <= 1 %.
 
     .venv/bin/python bench/bench_commands.py --sets A,B,C,U            # through the local server
     .venv/bin/python bench/bench_commands.py --sets A --engine direct --sweep   # every margin, in-process
+    .venv/bin/python bench/bench_commands.py --sets A,B --engine direct --chunked --end-silence 0.15  # early finals
     .venv/bin/python bench/bench_commands.py --sets A,C --engine daemon       # the whole `voiced run`
     .venv/bin/python bench/bench_commands.py --recognizer pocketsphinx       # the light engine instead
 """
@@ -76,7 +77,12 @@ def model_settings(
 
 
 class DirectEngine:
-    """The server's engine in-process on each whole utterance (no gRPC, no endpointer)."""
+    """The server's engine in-process on each whole utterance (no gRPC, no endpointer), fed in
+    one piece, or in the daemon's 30 ms frames (`chunked`: the Whisper final may then begin
+    early, and decides on the audio up to 0.1 s into the quiet after the speech)."""
+
+    chunked = False
+    end_silence = PAD
 
     def __init__(self, commands_file: Path, recognizer: str, options: dict, language: str = "en"):
         from voiced.server.engine import Engine
@@ -84,6 +90,7 @@ class DirectEngine:
         self.locale = LOCALES[language]
         settings, command_set = model_settings(commands_file, recognizer, options, language)
         self.engine = Engine(settings, {"commands": command_set})
+        self.early_finals_used = 0
 
     def run(self, pcms: list[bytes]) -> list[tuple[str, object]]:
         results = []
@@ -91,8 +98,13 @@ class DirectEngine:
             recognizer = self.engine.lend(self.locale, "commands")
             try:
                 recognizer.start()
-                recognizer.process(PAD + pcm + PAD)
+                audio = PAD + pcm + self.end_silence
+                step = 960 if self.chunked else len(audio)
+                for start in range(0, len(audio), step):
+                    recognizer.process(audio[start : start + step])
+                used = getattr(recognizer, "early_finals_used", 0)
                 text = recognizer.end().text
+                self.early_finals_used += getattr(recognizer, "early_finals_used", 0) - used
                 results.append((text, getattr(recognizer, "last_choice", None)))
             finally:
                 self.engine.give_back(self.locale, "commands", recognizer)
@@ -100,7 +112,7 @@ class DirectEngine:
 
     def stages(self) -> dict[str, float]:
         times = self.engine.stage_times
-        return {"partials": times.partials_s, "final": times.final_s}
+        return {"partials": times.partials_s, "final": times.final_s, "early finals used": self.early_finals_used}
 
 
 class ServerEngine:
@@ -328,12 +340,21 @@ def main() -> int:
     parser.add_argument("--margin", type=float, help="the recognizer's rejection margin (default: the daemon's)")
     parser.add_argument("--beam", type=int, help="Whisper's beam for the free transcript (default: the daemon's)")
     parser.add_argument("--whisper-model", type=Path, help="a CTranslate2 Whisper directory (default: tiny.en)")
+    parser.add_argument(
+        "--chunked",
+        action="store_true",
+        help="(direct engine) feed 30 ms frames, as the daemon does, with early finals",
+    )
+    parser.add_argument(
+        "--end-silence", type=float, default=0.5, help="(direct engine) seconds of silence after each utterance"
+    )
     parser.add_argument("--sweep", action="store_true", help="(direct engine, whisper) results for a range of margins")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/voiced-bench-tts"))
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every miss and false action")
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
+    DirectEngine.chunked, DirectEngine.end_silence = args.chunked, silence(args.end_silence, RATE)
     if args.sweep and (args.engine != "direct" or args.recognizer != "whisper"):
         parser.error("--sweep needs --engine direct --recognizer whisper")
     options = {}
@@ -343,6 +364,8 @@ def main() -> int:
         options["beam_size"] = args.beam
     if args.whisper_model is not None:
         options["model"] = str(args.whisper_model)
+    if args.chunked and args.recognizer == "whisper":
+        options["early_final"] = True
     if args.sweep:  # every threshold open: each decision is replayed for a grid of them
         options.update(margin=1e9, number_margin=1e9, number_lead=0.0)
     print(f"engine={args.engine} recognizer={args.recognizer} options={options or 'defaults'}")
@@ -361,7 +384,10 @@ def main() -> int:
     for engine in engines.values():
         stages = engine.stages()
         if stages:
-            print("recognition CPU by stage (s): " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
+            print(
+                "recognition CPU by stage (s): "
+                + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in stages.items())
+            )
         if isinstance(engine, DaemonEngine):
             print(
                 f"daemon: peak RSS {engine.peak_rss_mb:.0f} MB; sessions per utterance: "

@@ -23,6 +23,7 @@ other voices) are held out.
 
     .venv/bin/python bench/bench_endpointing.py --sets B,C,U --per-voice 8                 # ~35 min
     .venv/bin/python bench/bench_endpointing.py --sets B --per-voice 8 --engine pocketsphinx
+    .venv/bin/python bench/bench_endpointing.py --sets B,U --per-voice 6 --early-final
     .venv/bin/python bench/bench_endpointing.py --sets A --per-voice 8 --runs 0.15,0.25    # tuning
 """
 
@@ -164,7 +165,7 @@ def utterances(pause_set: PauseSet, cache: Path) -> list[Utterance]:
 
 
 def run_daemon(
-    commands_file: Path, said: list[Utterance], endpointing: dict, engine: str, workdir: Path
+    commands_file: Path, said: list[Utterance], endpointing: dict, local_grammar: dict, workdir: Path
 ) -> list[Outcome]:
     """Each voice's utterances as one recording through `voiced run` at real-time pace."""
     commands = yaml.safe_load(commands_file.read_text(encoding="utf-8"))
@@ -172,7 +173,7 @@ def run_daemon(
         command["actions"] = [{"type": "exec", "argv": ["true"]}]
     (workdir / "commands.yaml").write_text(yaml.safe_dump(commands, allow_unicode=True), encoding="utf-8")
     config = workdir / "voiced.yaml"
-    sections = {"files": ["commands.yaml"], "local_grammar": {"engine": engine}}
+    sections = {"files": ["commands.yaml"], "local_grammar": local_grammar}
     config.write_text(yaml.safe_dump({"commands": sections, "endpointing": endpointing}))
     outcomes: list[Outcome] = []
     by_voice: dict[str, list[Utterance]] = collections.defaultdict(list)
@@ -287,6 +288,9 @@ def main() -> int:
         help="comma-separated: off, on (the settings' complete_silence_s), or seconds (on, with that silence)",
     )
     parser.add_argument("--engine", default="whisper", choices=("whisper", "pocketsphinx"))
+    parser.add_argument(
+        "--early-final", action="store_true", help="(whisper) begin the final in the quiet after a whole command"
+    )
     parser.add_argument("--per-voice", type=int, help="command sentences per voice (default: the set's)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/voiced-bench-tts"))
     parser.add_argument("--json", type=Path, help="write the figures here")
@@ -298,7 +302,10 @@ def main() -> int:
             runs[run] = {"early_on_complete": run == "on"}
         else:
             runs[f"on {run} s"] = {"early_on_complete": True, "complete_silence_s": float(run)}
-    print(f"engine {args.engine}")
+    local_grammar: dict = {"engine": args.engine}
+    if args.early_final:
+        local_grammar["whisper"] = {"early_final": True}
+    print(f"engine {args.engine}" + (", early final" if args.early_final else ""))
     results: dict[str, dict] = {"engine": {"name": args.engine}}
     with tempfile.TemporaryDirectory(prefix="voiced-bench-endpointing-") as tmp:
         for name in args.sets.split(","):
@@ -311,7 +318,7 @@ def main() -> int:
             print(f"set {name} ({kind}: {pause_set.spec.description}); pauses {pauses}")
             results[name] = {"tuning": pause_set.spec.tuning}
             for run_name, endpointing in runs.items():
-                outcomes = run_daemon(pause_set.spec.commands_file, said, endpointing, args.engine, Path(tmp))
+                outcomes = run_daemon(pause_set.spec.commands_file, said, endpointing, local_grammar, Path(tmp))
                 found = results[name][run_name] = figures(said, outcomes)
                 found["each"] = [
                     {"said": u.said, "voice": u.voice, "expected": u.expected, "pause": u.pause_at, **vars(o)}

@@ -7,6 +7,7 @@ import grpc
 import pytest
 
 from voiced.commands import load_commands
+from voiced.commands.config import WhisperSettings
 from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2 as pb
 from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2_grpc as pb_grpc
 from voiced.server.app import start_server
@@ -16,6 +17,7 @@ from voiced.testing import silence
 
 EXAMPLE = "config/commands.yaml"
 RATE = 16000
+EARLY = WhisperSettings(early_final=True)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +97,10 @@ def test_near_misses_and_chatter_come_back_as_no_command(commands_server, exampl
 @pytest.fixture(scope="module")
 def commands_engine():
     engine = Engine(
-        ServerSettings(models={"commands": GrammarModel(commands_files=(EXAMPLE,), engine="whisper")}, idle_decoders=1)
+        ServerSettings(
+            models={"commands": GrammarModel(commands_files=(EXAMPLE,), engine="whisper", whisper=EARLY)},
+            idle_decoders=1,
+        )
     )
     yield engine
     engine.close()
@@ -117,8 +122,20 @@ def decode(engine: Engine, pcm: bytes) -> tuple[str, int, int]:
 
 
 def test_a_final_begun_at_the_quiet_after_a_whole_command_is_the_answer(commands_engine, speech_pcm):
+    """As a session ended early on a finished command (0.15 s of silence), the final begun in
+    that silence is taken; after a long silence (end_silence), the final decides on all of it."""
     text = "turn on the kitchen light"
-    assert decode(commands_engine, speech_pcm(text, "flite:slt", pad_s=0.3)) == (text, 1, 1)
+    assert decode(commands_engine, speech_pcm(text, "flite:slt", pad_s=0.15)) == (text, 1, 1)
+    assert decode(commands_engine, speech_pcm(text, "flite:slt", pad_s=0.8)) == (text, 1, 0)
+
+
+def test_no_final_begins_early_unless_asked(speech_pcm):
+    engine = Engine(ServerSettings(models={"commands": GrammarModel(commands_files=(EXAMPLE,), engine="whisper")}))
+    try:
+        text = "turn on the kitchen light"
+        assert decode(engine, speech_pcm(text, "flite:slt", pad_s=0.15)) == (text, 0, 0)
+    finally:
+        engine.close()
 
 
 FAN_COMMANDS = """
@@ -136,7 +153,7 @@ def test_a_final_begun_early_is_given_up_when_the_speaker_goes_on(tmp_path, spee
     """After "set the fan to twenty" (a whole command) and a pause, "five" is loud: the final
     begun in the pause is given up, and the final decided on all that was said."""
     (tmp_path / "fan.yaml").write_text(FAN_COMMANDS)
-    grammar = GrammarModel(commands_files=(str(tmp_path / "fan.yaml"),), engine="whisper")
+    grammar = GrammarModel(commands_files=(str(tmp_path / "fan.yaml"),), engine="whisper", whisper=EARLY)
     engine = Engine(ServerSettings(models={"commands": grammar}, idle_decoders=1))
     try:
         first, rest = speech_pcm("set the fan to twenty", pad_s=0.4), speech_pcm("five", pad_s=0.3)

@@ -187,7 +187,8 @@ class Engine:
         check_model_dir(whisper.model, language)
         closed_set = ClosedSet(command_set, language, whisper.thresholds(language).per_token)
         # finals begin early on the partials' words: without partials, none does
-        completion = None if partials is FinalsOnly else CommandCompletion(command_set, language)
+        early = whisper.early_final and partials is not FinalsOnly
+        completion = CommandCompletion(command_set, language) if early else None
         shared: list[WhisperModel] = []
 
         def load() -> None:

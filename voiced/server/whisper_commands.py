@@ -29,10 +29,14 @@ from voiced.server.whisper import MAX_UTTERANCE_S, WhisperModel
 log = logging.getLogger(__name__)
 
 # Quiet audio is this far below the utterance's loudest chunk (-24 dB: over a noise floor). A
-# final decides on the audio up to QUIET_AFTER_SPEECH_S into the quiet after the last loud
-# chunk, and may begin there, before the utterance has ended
+# final may begin QUIET_AFTER_SPEECH_S into the quiet after the last loud chunk, on the audio
+# so far; it is the answer if the utterance ends within EARLY_FINAL_KEPT_WITHIN_S more audio
+# (a session ended early on a finished command: 0.15 s of silence). Whisper's choice moves
+# with the window's length: deciding every final on audio cut 0.1 s into the quiet lost 1-2
+# of 100 held-out commands (direct engine), so a longer wait (end_silence) decides on all of it
 QUIET_RATIO = 0.063
 QUIET_AFTER_SPEECH_S = 0.1
+EARLY_FINAL_KEPT_WITHIN_S = 0.3
 
 
 class FinalsOnly:
@@ -80,6 +84,7 @@ class EarlyFinal:
     the utterance ends with nothing loud after it and the same words."""
 
     partial: str
+    audio_bytes: int  # of the utterance it decides on
     choice: Future = field(default_factory=Future)
     loud_after: bool = False
 
@@ -88,14 +93,14 @@ class WhisperCommandsRecognizer:
     """A pocketsphinx grammar decoder (no rejection) for the live partials; at the end of the
     utterance Whisper chooses the final from the closed set. Same interface as PocketsphinxRecognizer.
 
-    Whisper's final costs 0.2-0.4 s of CPU after the end. It decides on the audio up to
-    QUIET_AFTER_SPEECH_S into the quiet after the last loud chunk (the window's padded silence
-    stands for the rest), so it can begin there, in a thread of its own, before the utterance
-    has ended (`EarlyFinal`), once the partial is a whole command sentence. If the utterance
-    ends with nothing loud after that point and with the same words, that final is the
-    answer: it decided on the very audio a final begun at the end would have, so it decided
-    alike, and is mostly done. Loud audio after it (the speaker went on: "... for twenty |
-    five minutes") or other words, and it is given up, and the final computed at the end.
+    Whisper's final costs 0.2-0.4 s of CPU after the end. Once the partial is a whole command
+    sentence and QUIET_AFTER_SPEECH_S of quiet has followed the last loud chunk, the final
+    begins, in a thread of its own, on the audio so far (`EarlyFinal`). If the utterance ends
+    soon after (EARLY_FINAL_KEPT_WITHIN_S), with nothing loud after that point and the same
+    words, that final is the answer, mostly computed already: the window's padded silence
+    stands for the little quiet audio it lacks. Loud audio after it (the speaker went on:
+    "... for twenty | five minutes"), other words, or a long wait, and it is given up: the
+    final is computed at the end on all of the audio.
     """
 
     def __init__(
@@ -157,12 +162,6 @@ class WhisperCommandsRecognizer:
         if self._speech_end is not None and free and self._is_sentence(self._partials.partial()):
             self._begin_early_final()
 
-    def _final_audio(self) -> bytes:
-        """What the final decides on: the utterance up to QUIET_AFTER_SPEECH_S into its quiet
-        end (the window's padding stands for the rest), so that a final begun early and one
-        begun at the end decide on the same audio, and decide alike."""
-        return bytes(self._audio if self._speech_end is None else self._audio[: self._speech_end])
-
     def _is_sentence(self, partial: str) -> bool:
         if partial != self._sentence_seen[0]:
             assert self._completion is not None
@@ -170,8 +169,8 @@ class WhisperCommandsRecognizer:
         return self._sentence_seen[1]
 
     def _begin_early_final(self) -> None:
-        audio = self._final_audio()
-        early = EarlyFinal(self._partials.partial())
+        audio = bytes(self._audio[: self._speech_end])
+        early = EarlyFinal(self._partials.partial(), len(audio))
 
         def choose() -> None:
             started = time.process_time()
@@ -194,7 +193,7 @@ class WhisperCommandsRecognizer:
         # several sessions at once this counts their work too: a benchmark figure)
         started = time.process_time()
         early = self._early_choice(by_grammar.text)
-        choice = early if early is not None else self._choose(self._final_audio(), by_grammar.text)
+        choice = early if early is not None else self._choose(bytes(self._audio), by_grammar.text)
         self.last_choice = choice
         log.info("commands final %r%s: %s", choice.text, " (begun early)" if early else "", choice.reason)
         # word times are the grammar decoder's, when it heard the same words (else unknown)
@@ -212,6 +211,8 @@ class WhisperCommandsRecognizer:
         early, self._early = self._early, None
         if early is None or early.loud_after or early.partial.split() != heard_by_grammar.split():
             return None
+        if len(self._audio) - early.audio_bytes > EARLY_FINAL_KEPT_WITHIN_S * ENGINE_RATE * 2:
+            return None  # the session waited out a long silence: decide on all of it
         try:
             choice = early.choice.result()
         except Exception:
