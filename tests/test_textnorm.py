@@ -40,3 +40,14 @@ def test_digits_round_trip():
 def test_number_words_lists_all_russian_forms():
     assert {"два", "две", "двух"} <= set(number_words(2, "ru"))
     assert number_words(21, "en") == ["twenty one"]
+
+
+def test_number_words_come_from_the_engine_hassil_holds():
+    """One spell-out engine per language in the process, not one for hassil and one for
+    voiced (Russian's holds ~1.7 MB)."""
+    from hassil.numbers import get_rbnf_engine
+
+    from voiced import textnorm
+
+    assert words_to_digits("двадцать одну минуту", "ru-RU") == "21 минуту"
+    assert textnorm._engine("ru-RU") is get_rbnf_engine("ru")

@@ -9,6 +9,7 @@ configuration checks out), SIGTERM/SIGINT stop within the service's bound.
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import threading
@@ -26,6 +27,7 @@ from voiced.listen.dispatch import CommandHandler
 from voiced.listen.earcons import EarconPlayer, feedback_sink
 from voiced.listen.loop import BATCH_FINAL_TIMEOUT_S, FINAL_TIMEOUT_S, Listener
 from voiced.listen.recognizers import command_completion, recognizer, with_commands
+from voiced.ops.memory import release_freed_memory
 from voiced.ops.metrics import MetricsSink, VoicedMetrics, serve_metrics
 from voiced.ops.notify import Notifier, Watchdog
 from voiced.ops.signals import RELOAD, STOP, SignalRequests
@@ -164,6 +166,9 @@ class Worker:
         return True
 
     def _listening(self, listener: Listener) -> None:
+        # what start-up (or the worker a reload replaced) freed goes back to the system
+        gc.collect()
+        release_freed_memory()
         self._listening_started.set()
         with self._lock:
             self._listeners.append(listener)

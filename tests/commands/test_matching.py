@@ -127,3 +127,21 @@ def test_what_is_addressed_to_another_listener_keeps_its_words_without_the_wake_
     assert strict.addressed("what's the weather like", "en") is None
     assert strict.addressed("computer what's the weather like", "en") == "what's the weather like"
     assert strict.addressed("computer what's the weather like", "de") is None
+
+
+def test_only_a_near_miss_loads_rapidfuzz():
+    """~2.3 MB of a ~60 MB remote-endpoint daemon: transcripts that match exactly (all of the
+    commands grammar's) never need it. A fresh interpreter: this one may hold it already."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom voiced.commands import load_commands\n"
+        f"commands = load_commands([{EXAMPLE!r}])\n"
+        "exact = commands.match('turn on the kitchen light', 'en')\n"
+        "print(exact.intent, 'rapidfuzz' in sys.modules)\n"
+        "near = commands.match('um turned on the the kitchen lights okay', 'en')\n"
+        "print(near.intent, 'rapidfuzz' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split("\n")[:2] == ["LightOn False", "LightOn True"]

@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import rapidfuzz
 from hassil import Intents, recognize
 from hassil.expression import INLINE_RANGE_PATTERN
 from hassil.intents import RangeSlotList
@@ -218,6 +217,10 @@ class CommandSet:
         # compared without fillers: how many a speaker adds says nothing about what was asked
         texts = self._sentence_texts(language)
         key = " ".join(word for word in heard if word not in fillers)
+        # rapidfuzz (~2.3 MB) is loaded by the first near miss: a daemon whose transcripts all
+        # match exactly (the commands grammar gives only whole sentences) never holds it
+        import rapidfuzz
+
         for _, score, index in rapidfuzz.process.extract(
             key, texts, scorer=rapidfuzz.fuzz.ratio, limit=8, score_cutoff=threshold * 100
         ):
