@@ -94,6 +94,49 @@ def test_a_huge_string_is_echoed_cut_short(serve, field):
     assert "200000 characters" in error.details() and len(error.details()) <= MAX_DETAILS
 
 
+def test_reflection_streams_held_open_never_take_the_recognition_calls_threads(serve):
+    """Reflection needs no credentials, and each open stream holds a server thread: 12 held
+    open used to take them all, and every later call waited out its deadline."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    def open_reflection_stream(channel, done: threading.Event):
+        def requests():
+            yield reflection_pb2.ServerReflectionRequest(list_services="")
+            done.wait()  # never half-closes until told
+
+        stream = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(requests(), timeout=60)
+        try:
+            next(stream)
+            return stream, None
+        except grpc.RpcError as error:
+            return stream, error
+
+    done = threading.Event()
+    channels = [grpc.insecure_channel(serve.target) for _ in range(12)]
+    try:
+        opened = [open_reflection_stream(channel, done) for channel in channels]
+        refused = [error for _, error in opened if error is not None]
+        assert len(refused) == 10
+        assert {error.code() for error in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+        # all of the server's streams (max_streams: 8) are still there for recognition
+        requests = [config_request(model="lights"), *audio_requests(silence(1.0, RATE))]
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda _: call(serve.target, requests), range(8)))
+        assert [error for _, error in results] == [None] * 8
+    finally:
+        done.set()
+        for channel in channels:
+            channel.close()
+    # the held streams' places are given back when they end
+    deadline = time.monotonic() + 30
+    with grpc.insecure_channel(serve.target) as channel:
+        while (error := open_reflection_stream(channel, done)[1]) is not None:
+            assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and time.monotonic() < deadline
+            time.sleep(0.1)
+
+
 def test_a_call_with_no_message_is_invalid_argument(serve):
     error = rejected(serve.target, [])
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "config" in error.details()

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STOP_MARGIN_S = 5.0  # past the grace: cancelled calls end within a slice of decoding
+# grpcurl opens one reflection stream per command. A stream a client keeps open holds a server
+# thread for as long as it likes, and needs no credentials: 12 of them took every thread
+REFLECTION_STREAMS = 2
 
 
 @dataclass
@@ -79,9 +82,12 @@ def serve_engine(
     a second server on a port in use fails to bind (OSError, RuntimeError), as it should."""
     limits = settings.limits
     slots = threading.BoundedSemaphore(limits.max_streams)  # concurrent streams over both APIs
-    # a few threads beyond the cap, so calls past it can be answered RESOURCE_EXHAUSTED
+    # a few threads beyond the cap, so calls past it can be answered RESOURCE_EXHAUSTED, and
+    # the reflection streams' own: those never take the recognition calls' threads
+    threads = limits.max_streams + 4 + REFLECTION_STREAMS
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=limits.max_streams + 4, thread_name_prefix="stt"),
+        futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="stt"),
+        interceptors=[BoundedStreams("/grpc.reflection.", REFLECTION_STREAMS)],
         options=[("grpc.max_receive_message_length", limits.max_message_bytes), ("grpc.so_reuseport", int(reuse_port))],
     )
     SttService(settings, engine, credentials, slots).add_to(server)
@@ -106,6 +112,35 @@ def serve_engine(
             server.stop(None)
             raise
     return running
+
+
+class BoundedStreams(grpc.ServerInterceptor):
+    """At most `limit` streams at once of the methods whose names begin with `prefix`; past
+    that, RESOURCE_EXHAUSTED."""
+
+    def __init__(self, prefix: str, limit: int):
+        self._prefix = prefix
+        self._limit = limit
+        self._open = threading.BoundedSemaphore(limit)
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None or handler.stream_stream is None or not handler_call_details.method.startswith(self._prefix):
+            return handler
+        behavior, open_streams = handler.stream_stream, self._open
+        refusal = f"at most {self._limit} {self._prefix.strip('/.')} streams at once: try again when one has ended"
+
+        def bounded(requests, context):
+            if not open_streams.acquire(blocking=False):
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
+            try:
+                yield from behavior(requests, context)
+            finally:
+                open_streams.release()
+
+        return grpc.stream_stream_rpc_method_handler(
+            bounded, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+        )
 
 
 def start_wyoming(
