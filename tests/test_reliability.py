@@ -32,8 +32,7 @@ from tests.audio.test_sources import asound_home
 from tests.speechkit.test_recognizer import serve
 from tests.tcp_proxy import TcpProxy
 from voiced.commands.loading import load_configured
-from voiced.daemon import Worker, run_daemon
-from voiced.ops.metrics import VoicedMetrics
+from voiced.daemon import run_daemon
 from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2_grpc as stt_grpc
 from voiced.settings import DaemonSettings
 from voiced.testing import free_port, silence, write_wav
@@ -394,18 +393,6 @@ class NotifySocket:
     def close(self) -> None:
         self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
-
-
-def test_a_stop_while_the_pipeline_starts_still_stops_it(local_server, speech_pcm, tmp_path):
-    """A reload (or SIGTERM) can come before the new pipeline is listening: the stop must
-    not be lost, or the old pipeline keeps listening beside the new one."""
-    wav = write_wav(tmp_path / "long.wav", speech_pcm(KITCHEN) + silence(20.0, RATE), RATE)
-    settings = settings_for(local_server.target, service={"stop_timeout_s": 1.0})
-    events = Events()
-    worker = Worker(settings, None, str(wav), events, True, VoicedMetrics())  # realtime: 20+ s of input
-    worker.stop()  # at once: the listener is not running yet
-    assert not worker.thread.is_alive(), "the stop was lost: the pipeline goes on listening"
-    assert worker.failure is None
 
 
 def test_reload_storm_with_valid_and_broken_configs_keeps_running_and_finishes(local_server, speech_pcm):

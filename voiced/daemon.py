@@ -2,18 +2,17 @@
 
 `run_daemon` puts one pipeline together from a checked configuration: audio source ->
 endpointer -> recognition sessions (voiced.listen) -> commands -> actions, with events to the
-outputs. A `Worker` runs it in a thread of its own; `main` checks the configuration, starts
-a worker, and then only waits for signals: SIGHUP reloads (a new worker once the new
-configuration checks out), SIGTERM/SIGINT stop within the service's bound.
+outputs. A `Worker` (voiced.listen.worker) runs it in a thread of its own; `main` checks the
+configuration, starts a worker, and then only waits for signals: SIGHUP reloads (a new worker
+once the new configuration checks out), SIGTERM/SIGINT stop within the service's bound.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 import sys
-import threading
 from collections.abc import Callable
+from functools import partial
 
 from voiced.actions.runner import ActionRunner
 from voiced.audio.recording import SessionRecorder
@@ -27,7 +26,7 @@ from voiced.listen.dispatch import CommandHandler
 from voiced.listen.earcons import EarconPlayer, feedback_sink
 from voiced.listen.loop import BATCH_FINAL_TIMEOUT_S, FINAL_TIMEOUT_S, Listener
 from voiced.listen.recognizers import command_completion, recognizer, with_commands
-from voiced.ops.memory import release_freed_memory
+from voiced.listen.worker import Worker
 from voiced.ops.metrics import MetricsSink, VoicedMetrics, serve_metrics
 from voiced.ops.notify import Notifier, Watchdog
 from voiced.ops.signals import RELOAD, STOP, SignalRequests
@@ -119,73 +118,6 @@ def endpointer_for(settings: DaemonSettings, sample_rate: int) -> Endpointer | W
     return wake_word_endpointer(settings.wake, settings.endpointing, sample_rate)
 
 
-class Worker:
-    """One configured pipeline listening in its own thread (the main thread waits for signals)."""
-
-    def __init__(
-        self,
-        settings: DaemonSettings,
-        command_set: CommandSet | None,
-        input_path: str | None,
-        emit: EventSink,
-        realtime: bool,
-        metrics: VoicedMetrics | None,
-    ):
-        self.settings = settings
-        self.command_set = command_set
-        self.failure: Exception | None = None
-        self._listeners: list[Listener] = []
-        self._lock = threading.Lock()  # a stop may come while the pipeline is still starting
-        self._stopping = False
-        self._listening_started = threading.Event()
-        self.thread = threading.Thread(
-            target=self._run, args=(input_path, emit, realtime, metrics), name="listener", daemon=True
-        )
-        self.thread.start()
-
-    def _run(self, input_path, emit, realtime, metrics) -> None:
-        try:
-            run_daemon(
-                self.settings,
-                self.command_set,
-                input_path,
-                emit,
-                realtime=realtime,
-                on_listening=self._listening,
-                metrics=metrics,
-            )
-        except Exception as exc:  # cannot start at all (bad input file, server cannot start)
-            log.debug("listener failed", exc_info=True)
-            self.failure = exc
-
-    def started(self) -> bool:
-        """Wait until the pipeline listens (recognizer up, source open); False if it failed."""
-        while not self._listening_started.wait(0.1):
-            if not self.thread.is_alive():
-                return False
-        return True
-
-    def _listening(self, listener: Listener) -> None:
-        # what start-up (or the worker a reload replaced) freed goes back to the system
-        gc.collect()
-        release_freed_memory()
-        self._listening_started.set()
-        with self._lock:
-            self._listeners.append(listener)
-            if self._stopping:  # stop() came before the listener ran: not to be lost
-                listener.stop(self.settings.service.stop_timeout_s)
-
-    def stop(self) -> None:
-        """Finish sessions in flight within the service's stop bound, then return."""
-        bound = self.settings.service.stop_timeout_s
-        with self._lock:
-            self._stopping = True
-            listeners = list(self._listeners)
-        for listener in listeners:
-            listener.stop(bound)
-        self.thread.join(bound + 2)
-
-
 def _report(checked: CheckedConfig) -> None:
     for warning in checked.warnings:
         log.warning("%s", warning)
@@ -232,7 +164,9 @@ def main(args) -> int:
     realtime = args.input not in (None, "-") and not args.fast
 
     def start(config: CheckedConfig) -> Worker:
-        return Worker(config.settings, config.commands, args.input, emit, realtime, metrics)
+        settings = config.settings
+        run = partial(run_daemon, settings, config.commands, args.input, emit, realtime=realtime, metrics=metrics)
+        return Worker(run, settings.service.stop_timeout_s)
 
     with SignalRequests() as signals:
         worker = start(checked)
