@@ -71,10 +71,6 @@ class WakeWordEndpointer:
         return self._state
 
     @property
-    def in_speech(self) -> bool:
-        return self._state == "command"
-
-    @property
     def now_s(self) -> float:
         return self._frames_seen * self.frame_s
 
