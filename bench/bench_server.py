@@ -14,7 +14,7 @@ Speech is synthesized here with flite (four voices) and sox.
    possible, one session at a time; the first session of each model is a warm-up.
 2. Concurrent real-time streams, for each model and number of workers (--workers, default
    1 and the number of cores): N sessions at once, each on a connection of its own (as N
-   devices; the kernel spreads connections over the workers), each sending its audio in
+   devices; the server spreads sessions over its decoder processes), each sending its audio in
    100 ms pieces at real-time pace, then half-closing. A level is held when every session
    ends without error and its final arrives within --lag-bound seconds of the half-close (a
    server that falls behind answers later and later). N steps up until a level is not held.
@@ -42,7 +42,7 @@ from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2_grpc as stt_grpc
 from voiced.protocol.results import Final, SessionError
 from voiced.speechkit.client import RecognitionSession, SpeechKitClient
 from voiced.speechkit.config import RecognitionSettings
-from voiced.testing import ServeProcess, process_tree
+from voiced.testing import ServeProcess, cpu_seconds, process_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,7 +63,6 @@ GRAMMAR_MODEL = "commands"
 REJECTING_MODEL = "commands-rejecting"
 REJECTION_MARGIN = 0.75  # the daemon's default (commands.local_grammar.rejection_margin)
 MODELS = ("general", GRAMMAR_MODEL, REJECTING_MODEL)
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def synthesize(text: str, voice: str, workdir: Path) -> bytes:
@@ -84,14 +83,7 @@ def audio_seconds(pcm: bytes) -> float:
 
 def process_tree_cpu_s(root: int) -> float:
     """User + system CPU seconds of `root` and all its descendants, from /proc."""
-    total = 0.0
-    for pid in process_tree(root):
-        try:
-            fields = (Path("/proc") / str(pid) / "stat").read_text().rpartition(")")[2].split()
-        except OSError:  # the process just ended
-            continue
-        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return total
+    return sum(cpu_seconds(pid) for pid in process_tree(root))
 
 
 def server_section(max_streams: int, **more) -> dict:
@@ -206,10 +198,11 @@ def concurrency_level(server: ServeProcess, model: str, streams: int, pcm: bytes
 
 
 def stream_counts(maximum: int) -> list[int]:
+    """1 to 8 one by one (one worker's open LM holds about 3), then by 2 to 16, then by 4."""
     counts, n = [], 1
     while n <= maximum:
         counts.append(n)
-        n = n * 2 if n < 4 else n + (2 if n < 12 else 4)
+        n += 1 if n < 8 else 2 if n < 16 else 4
     return counts
 
 
@@ -245,10 +238,15 @@ def held_streams(target: str, model: str, count: int, pcm: bytes):
 
     def hold(session: Session) -> None:
         session.call.send(pcm + bytes(2 * RATE))  # a second of silence after it ends the utterance
+        # from the start: a server decoding many streams on one core answers seconds later, and
+        # a client silent for 5 s meanwhile is closed (DEADLINE_EXCEEDED), as the service does
+        threading.Thread(target=keep_alive, args=(session,), daemon=True).start()
         for event in session.call.events():
             if isinstance(event, (Final, SessionError)):
                 outcomes.append(isinstance(event, Final))
                 break
+
+    def keep_alive(session: Session) -> None:
         while not release.wait(0.5):
             session.call.send(bytes(640))
 

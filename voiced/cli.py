@@ -35,7 +35,7 @@ def _add_serve(sub) -> None:
         "--workers",
         type=_positive,
         metavar="N",
-        help="worker processes serving the port, e.g. one per core (default: server.workers, 1)",
+        help="decoder processes the sessions are spread over, e.g. one per core (default: server.workers, 1)",
     )
     p.add_argument(
         "--wyoming",

@@ -19,10 +19,11 @@ from voiced.testing import ServeProcess, read_pcm, silence
 
 
 @contextlib.contextmanager
-def held_calls(target: str, count: int, pcm: bytes, **spec):
+def held_calls(target: str, count: int, pcm: bytes, one_connection: bool = False, **spec):
     """`count` calls (open LM, or as `spec` says) that each got their final for `pcm` (so each
     holds a decoder), kept open with a little silence until the block ends. Yields the outcome
-    of each: its final's text, or the status code it was refused with."""
+    of each: its final's text, or the status code it was refused with. Each call on a
+    connection of its own, as from separate devices, unless `one_connection`."""
     release = threading.Event()
     channels, calls, outcomes = [], [], []
 
@@ -33,9 +34,10 @@ def held_calls(target: str, count: int, pcm: bytes, **spec):
             yield from audio_requests(silence(0.02, RATE))
 
     try:
-        for _ in range(count):
-            # a connection of its own (grpcio shares one between channels to the same target)
-            channels.append(grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)]))
+        for index in range(count):
+            if index == 0 or not one_connection:
+                # a connection of its own (grpcio shares one between channels to the same target)
+                channels.append(grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)]))
             responses = stt_grpc.SttServiceStub(channels[-1]).StreamingRecognize(requests(), timeout=120)
             calls.append(responses)
             try:

@@ -1,4 +1,5 @@
-"""`voiced serve --workers N`: worker processes on one port (real processes, real gRPC)."""
+"""`voiced serve --workers N`: one server, its sessions decoded in N processes (real processes,
+real gRPC)."""
 
 from __future__ import annotations
 
@@ -6,31 +7,35 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import grpc
+import pytest
 
 from tests.server.test_memory import held_calls
-from voiced.testing import ServeProcess, process_tree
+from voiced.testing import ServeProcess, cpu_seconds, process_tree
 
 
-def test_two_workers_serve_one_port_each_with_its_own_streams_and_all_stop_on_sigterm(tmp_path, speech_pcm):
-    # one stream per worker: two calls held at once prove two processes serve the port. The
-    # kernel spreads connections by a hash, so 16 connections reach both workers (all 16
-    # landing on one has odds of 2 in 65536)
+def test_the_streams_of_one_connection_are_decoded_in_both_processes_and_all_stop_on_sigterm(tmp_path, speech_pcm):
+    # streams are spread one by one, to the process with the fewest sessions: a client that
+    # puts all its calls on one connection uses both cores too (workers that each served the
+    # port got whole connections, by the kernel's hash). max_streams applies to each process
     server = ServeProcess(tmp_path, {"limits": {"max_streams": 1}}, args=("--workers", "2"))
     pcm = speech_pcm("what time is it")
     try:
-        workers = [pid for pid in process_tree(server.process.pid) if pid != server.process.pid]
-        assert len(workers) == 2
-        with held_calls(server.target, 16, pcm) as outcomes:
-            assert outcomes.count("what time is it") == 2, outcomes
-            assert outcomes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 14
+        decoders = [pid for pid in process_tree(server.process.pid) if pid != server.process.pid]
+        assert len(decoders) == 2
+        before = [cpu_seconds(pid) for pid in decoders]
+        with held_calls(server.target, 3, pcm, one_connection=True) as outcomes:
+            assert outcomes == ["what time is it", "what time is it", grpc.StatusCode.RESOURCE_EXHAUSTED]
+            spent = [cpu_seconds(pid) - cpu for pid, cpu in zip(decoders, before, strict=True)]
+            assert min(spent) > 0.1, f"one process decoded both: CPU s {spent}"
     finally:
         assert server.stop() == 0
-    assert not any(os.path.exists(f"/proc/{pid}") for pid in workers)
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in decoders)
 
 
-def test_a_worker_that_dies_takes_the_server_down_for_its_supervisor_to_restart(tmp_path):
+def test_a_decoder_process_that_dies_takes_the_server_down_for_its_supervisor_to_restart(tmp_path):
     server = ServeProcess(tmp_path, args=("--workers", "2"))
     try:
         workers = [pid for pid in process_tree(server.process.pid) if pid != server.process.pid]
@@ -39,6 +44,49 @@ def test_a_worker_that_dies_takes_the_server_down_for_its_supervisor_to_restart(
         assert not any(os.path.exists(f"/proc/{pid}") for pid in workers)
     finally:
         server.stop()
+
+
+def test_a_local_client_without_the_key_does_not_take_a_decoder_process_down(tmp_path, speech_pcm):
+    from multiprocessing import AuthenticationError
+    from multiprocessing.connection import Client
+
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    server = ServeProcess(tmp_path, args=("--workers", "2"), env={"TMPDIR": str(private_tmp)})
+    try:
+        sockets = sorted(private_tmp.glob("voiced-decoders-*/decoder-*.sock"))
+        assert len(sockets) == 2 and oct(sockets[0].parent.stat().st_mode & 0o777) == "0o700"
+        for path in sockets:
+            with pytest.raises(AuthenticationError):
+                Client(str(path), family="AF_UNIX", authkey=b"a guess")
+        pcm = speech_pcm("what time is it")
+        with held_calls(server.target, 2, pcm, one_connection=True) as outcomes:
+            assert outcomes == ["what time is it", "what time is it"]  # one in each process
+    finally:
+        assert server.stop() == 0
+
+
+def test_decoder_processes_end_when_their_server_is_killed(tmp_path):
+    # SIGKILL leaves the server no chance to stop them: they notice it is gone, and end
+    server = ServeProcess(tmp_path, args=("--workers", "2"))
+    try:
+        decoders = [pid for pid in process_tree(server.process.pid) if pid != server.process.pid]
+        assert len(decoders) == 2
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait(60)
+        deadline = time.monotonic() + 60
+        while any(os.path.exists(f"/proc/{pid}") and _state(pid) != "Z" for pid in decoders):
+            assert time.monotonic() < deadline, "decoder processes outlived their server"
+            time.sleep(0.2)
+    finally:
+        server.stop()
+
+
+def _state(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()[0]
+    except OSError:
+        return "gone"
 
 
 def test_two_servers_without_workers_cannot_share_a_port(tmp_path):

@@ -286,13 +286,13 @@ def test_a_client_gone_mid_stream_frees_its_decoder_and_the_next_request_is_serv
                 await client.write_event(event)
             assert (await client.read_event()).type == "transcript-start"  # it holds the only slot now
 
-    decoders_mb = limited.engine.budget.used_mb  # the decoder loaded at start, idle
+    decoders_mb = limited.decoders.budget.used_mb  # the decoder loaded at start, idle
     asyncio.run(asyncio.wait_for(vanish(), 60))
     assert limited.wyoming.wait_idle(60)
     assert transcript(exchange(limited.wyoming.uri, request_events(pcm))) == "what time is it"
     responses, error = call(limited.target, [config_request(), *audio_requests(pcm)])
     assert error is None and finals(responses) == ["what time is it"]
-    assert limited.engine.budget.used_mb == decoders_mb  # both took the decoder it gave back: none was loaded
+    assert limited.decoders.budget.used_mb == decoders_mb  # both took the decoder it gave back: none was loaded
 
 
 def test_one_stream_cap_over_both_apis(limited, speech_pcm):

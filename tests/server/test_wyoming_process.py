@@ -59,9 +59,9 @@ def test_the_config_key_serves_wyoming_too(tmp_path, speech_pcm):
         assert server.stop() == 0
 
 
-def test_two_workers_each_serve_wyoming_on_the_one_port(tmp_path, speech_pcm):
-    # one stream per worker: two streams held at once prove both workers serve the Wyoming port
-    # (16 connections, spread by the kernel's hash, all reach one worker with odds of 2 in 65536)
+def test_with_two_decoder_processes_wyoming_holds_one_stream_in_each(tmp_path, speech_pcm):
+    # max_streams applies to each decoder process: two Wyoming streams held at once, the rest
+    # busy (that sessions are spread over the processes is tested over gRPC, test_workers.py)
     uri = f"tcp://127.0.0.1:{free_port()}"
     server = ServeProcess(tmp_path, {"limits": {"max_streams": 1}}, args=("--workers", "2", "--wyoming", uri))
     pcm = speech_pcm("what time is it")

@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 
 from voiced.ops.signals import STOP
 from voiced.server.config import ServerSettings
+from voiced.server.decoding import Decoders
 from voiced.server.engine import Engine
 from voiced.server.service import SERVICE_NAME, SttService
 
@@ -35,10 +36,9 @@ REFLECTION_STREAMS = 2
 @dataclass
 class RunningServer:
     server: grpc.Server
-    engine: Engine
+    decoders: Decoders
     port: int
     target: str  # host:port for clients
-    owns_engine: bool = True  # a worker's engine is its parent's (its files are the parent's to remove)
     wyoming: WyomingListener | None = None  # server.wyoming.uri's listener
 
     def stop(self, grace: float | None = 1.0) -> bool:
@@ -56,8 +56,7 @@ class RunningServer:
                 stopped = False
         if not stopped:
             log.error("the server did not finish its calls within %g s of the stop", bound)
-        if self.owns_engine:
-            self.engine.close()
+        self.decoders.close()
         return stopped
 
 
@@ -74,12 +73,10 @@ def load_engine(
     return engine, credentials
 
 
-def serve_engine(
-    settings: ServerSettings, engine: Engine, credentials, host: str, port: int, reuse_port: bool = False
-) -> RunningServer:
-    """A gRPC server for `engine` on host:port (0 = any), and the Wyoming listener if
-    server.wyoming.uri is set. Only `reuse_port` servers (workers) share their ports: otherwise
-    a second server on a port in use fails to bind (OSError, RuntimeError), as it should."""
+def serve_engine(settings: ServerSettings, decoders: Decoders, credentials, host: str, port: int) -> RunningServer:
+    """A gRPC server for `decoders` on host:port (0 = any), and the Wyoming listener if
+    server.wyoming.uri is set. A second server on a port in use fails to bind (OSError,
+    RuntimeError), as it should: grpcio would share it (SO_REUSEPORT) unless told not to."""
     limits = settings.limits
     slots = threading.BoundedSemaphore(limits.max_streams)  # concurrent streams over both APIs
     # a few threads beyond the cap, so calls past it can be answered RESOURCE_EXHAUSTED, and
@@ -88,9 +85,9 @@ def serve_engine(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="stt"),
         interceptors=[BoundedStreams("/grpc.reflection.", REFLECTION_STREAMS)],
-        options=[("grpc.max_receive_message_length", limits.max_message_bytes), ("grpc.so_reuseport", int(reuse_port))],
+        options=[("grpc.max_receive_message_length", limits.max_message_bytes), ("grpc.so_reuseport", 0)],
     )
-    SttService(settings, engine, credentials, slots).add_to(server)
+    SttService(settings, decoders, credentials, slots).add_to(server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):
@@ -104,10 +101,10 @@ def serve_engine(
         bound = server.add_insecure_port(address)
     server.start()
     target_host = f"[{host}]" if ":" in host else host
-    running = RunningServer(server, engine, bound, f"{target_host}:{bound}", owns_engine=not reuse_port)
+    running = RunningServer(server, decoders, bound, f"{target_host}:{bound}")
     if settings.wyoming.address is not None:
         try:
-            running.wyoming = start_wyoming(settings, engine, slots, reuse_port)
+            running.wyoming = start_wyoming(settings, decoders, slots)
         except BaseException:
             server.stop(None)
             raise
@@ -143,9 +140,7 @@ class BoundedStreams(grpc.ServerInterceptor):
         )
 
 
-def start_wyoming(
-    settings: ServerSettings, engine: Engine, slots: threading.BoundedSemaphore, reuse_port: bool
-) -> WyomingListener:
+def start_wyoming(settings: ServerSettings, decoders: Decoders, slots: threading.BoundedSemaphore) -> WyomingListener:
     try:
         from voiced.server.wyoming_server import WyomingListener
     except ImportError as exc:
@@ -154,8 +149,8 @@ def start_wyoming(
         ) from None
     address = settings.wyoming.address
     assert address is not None  # the caller checked
-    listener = WyomingListener(settings, engine, slots)
-    listener.start(*address, reuse_port)
+    listener = WyomingListener(settings, decoders, slots)
+    listener.start(*address)
     return listener
 
 
@@ -170,10 +165,15 @@ def start_server(
     return serve_engine(settings, engine, credentials, host, port)
 
 
-def serve_until_stopped(running: RunningServer, signals, notifier=None) -> int:
-    """Serve until SIGTERM/SIGINT, then stop within a bound (0: every call ended in time)."""
-    while signals.next(timeout=1.0) != STOP:
-        pass  # SIGHUP: nothing to reload without a restart (models load at start)
+def serve_until_stopped(running: RunningServer, signals, notifier=None, healthy=lambda: True) -> int:
+    """Serve until SIGTERM/SIGINT, then stop within a bound (0: every call ended in time).
+    Once `healthy()` is false (a decoder process died), stop and return 1, for a supervisor
+    such as systemd to restart the whole server."""
+    while signals.next(timeout=1.0) != STOP:  # SIGHUP: nothing to reload (models load at start)
+        if not healthy():
+            log.error("a decoder process ended: stopping the server")
+            running.stop(grace=0)
+            return 1
     if notifier is not None:
         notifier.stopping("finishing calls in flight")
     if not running.stop(grace=5.0):

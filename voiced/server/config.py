@@ -206,10 +206,10 @@ class ServerSettings(FrozenModel):
     # Decoders (with the model data they share) may hold at most this much memory; a session
     # that would need more is refused (RESOURCE_EXHAUSTED) rather than the machine swapping.
     # None = 75 % of the memory available (MemAvailable) when the server starts. With workers,
-    # each worker process gets an equal share
+    # each decoder process gets an equal share
     memory_budget_mb: float | None = pydantic.Field(None, gt=0)
-    # processes serving the port (`voiced serve --workers N`): pocketsphinx decodes on one
-    # core per process; max_streams and idle_decoders apply to each worker
+    # decoder processes (`voiced serve --workers N`): pocketsphinx decodes on one core per
+    # process, so sessions are spread over N; max_streams and idle_decoders apply to each
     workers: int = pydantic.Field(1, ge=1, le=64)
     # models loaded at start (None = all); the others load at their first call. The daemon's
     # embedded server preloads only the model it asks for (the open LM alone is ~90 MB)

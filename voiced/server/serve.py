@@ -1,9 +1,10 @@
-"""`voiced serve`: the local recognition server as a command, one process or N workers on
-one port, serving until SIGTERM/SIGINT and stopping within a bound."""
+"""`voiced serve`: the local recognition server as a command, decoding in its own process or
+in N decoder processes (--workers), serving until SIGTERM/SIGINT and stopping within a bound."""
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import sys
 
 import pydantic
@@ -13,8 +14,8 @@ from voiced.ops.notify import Notifier
 from voiced.ops.signals import SignalRequests
 from voiced.protocol.vocabulary import DEFAULT_PORT
 from voiced.server.app import load_engine, serve_engine, serve_until_stopped
-from voiced.server.decoding import ModelError
-from voiced.server.workers import run_workers
+from voiced.server.decoders import DecoderProcesses
+from voiced.server.decoding import Decoders, ModelError
 from voiced.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -46,15 +47,24 @@ def main(args) -> int:
         except (ModelError, OSError, RuntimeError) as exc:
             print(f"voiced serve: cannot start: {exc}", file=sys.stderr)
             return 1
-        if settings.workers > 1:
-            return run_workers(settings, engine, credentials, host, port, notifier, signals)
+        decoders: Decoders = engine
+        healthy, workers = (lambda: True), ""
         try:
-            running = serve_engine(settings, engine, credentials, host, port)
+            if settings.workers > 1:
+                # forked before gRPC starts in this process (gRPC must not run across a fork);
+                # max_streams and the memory budget apply to each decoder process
+                count = settings.workers
+                processes = DecoderProcesses(engine, count, multiprocessing.get_context("fork"))
+                decoders, healthy, workers = processes, processes.alive, f" with {count} decoder processes"
+                limits = settings.limits.model_copy(update={"max_streams": settings.limits.max_streams * count})
+                settings = settings.model_copy(update={"limits": limits})
+            running = serve_engine(settings, decoders, credentials, host, port)
         except (OSError, RuntimeError) as exc:
+            decoders.close()
             print(f"voiced serve: cannot start: {exc}", file=sys.stderr)
             return 1
         wyoming = f" and Wyoming ASR on {running.wyoming.uri}" if running.wyoming is not None else ""
         models = ", ".join([*settings.languages, *settings.models])
-        log.warning("serving SpeechKit STT v2 on %s%s (%s)", running.target, wyoming, models)
-        notifier.ready(f"serving on {running.target}{wyoming}")
-        return serve_until_stopped(running, signals, notifier)
+        log.warning("serving SpeechKit STT v2 on %s%s%s (%s)", running.target, wyoming, workers, models)
+        notifier.ready(f"serving on {running.target}{wyoming}{workers}")
+        return serve_until_stopped(running, signals, notifier, healthy)

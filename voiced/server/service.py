@@ -20,7 +20,7 @@ import grpc
 from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2 as stt
 from voiced.protocol.wire import result_response
 from voiced.server.config import ServerSettings
-from voiced.server.engine import Engine
+from voiced.server.decoding import Decoders
 from voiced.server.pool import PoolExhausted
 from voiced.server.requests import (
     CLOSED,
@@ -47,7 +47,7 @@ class SttService:
     def __init__(
         self,
         settings: ServerSettings,
-        engine: Engine,
+        engine: Decoders,
         credentials: tuple[tuple[str, ...], tuple[str, ...]] | None = None,
         slots: threading.BoundedSemaphore | None = None,
     ):

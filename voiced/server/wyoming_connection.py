@@ -34,8 +34,7 @@ from wyoming.ping import Ping, Pong
 from wyoming.server import AsyncEventHandler
 
 from voiced.server.config import ServerSettings
-from voiced.server.decoding import Recognizer
-from voiced.server.engine import Engine
+from voiced.server.decoding import Decoders, Recognizer
 from voiced.server.pool import PoolExhausted
 from voiced.server.requests import audio_limit_details, data_limit_details, too_many_streams
 from voiced.server.service import DECODE_SLICE_BYTES
@@ -58,7 +57,7 @@ class Listener(Protocol):
     """What a connection uses of the listener that accepted it (wyoming_server.WyomingListener)."""
 
     settings: ServerSettings
-    engine: Engine
+    engine: Decoders
     info: Info
     executor: concurrent.futures.ThreadPoolExecutor
     stopping: bool

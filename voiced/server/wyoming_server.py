@@ -1,5 +1,5 @@
 """The Wyoming listener of `voiced serve`: Home Assistant's voice protocol beside the v2 gRPC
-API, in the same process, on the same Engine (models, decoder pools, memory budget) and the
+API, in the same process, on the same decoders (models, decoder pools, memory budget) and the
 same concurrent-stream slots. An asyncio loop in a thread of its own accepts connections
 (`wyoming_connection.AsrHandler` serves each); a thread pool decodes their audio.
 """
@@ -12,7 +12,7 @@ import logging
 import threading
 
 from voiced.server.config import ServerSettings
-from voiced.server.engine import Engine
+from voiced.server.decoding import Decoders
 from voiced.server.wyoming_asr import describe
 from voiced.server.wyoming_connection import AsrHandler
 
@@ -24,7 +24,7 @@ START_TIMEOUT_S = 30.0
 class WyomingListener:
     """The listener and its connections, on an event loop in a thread of its own."""
 
-    def __init__(self, settings: ServerSettings, engine: Engine, slots: threading.BoundedSemaphore):
+    def __init__(self, settings: ServerSettings, engine: Decoders, slots: threading.BoundedSemaphore):
         self.settings = settings
         self.engine = engine
         self.slots = slots  # the server's concurrent streams, shared with the v2 API
@@ -65,19 +65,17 @@ class WyomingListener:
         self._loop.run_forever()
         self._loop.close()
 
-    def start(self, host: str, port: int, reuse_port: bool = False) -> int:
+    def start(self, host: str, port: int) -> int:
         """Listen on host:port (0 = any); the port bound. OSError when it cannot bind."""
         self._thread.start()
         try:
-            return asyncio.run_coroutine_threadsafe(self._open(host, port, reuse_port), self._loop).result(
-                START_TIMEOUT_S
-            )
+            return asyncio.run_coroutine_threadsafe(self._open(host, port), self._loop).result(START_TIMEOUT_S)
         except BaseException:
             self._end_loop()
             raise
 
-    async def _open(self, host: str, port: int, reuse_port: bool) -> int:
-        self._server = await asyncio.start_server(self._serve, host, port, reuse_port=reuse_port or None)
+    async def _open(self, host: str, port: int) -> int:
+        self._server = await asyncio.start_server(self._serve, host, port)
         port = self._server.sockets[0].getsockname()[1]
         self.uri = f"tcp://{f'[{host}]' if ':' in host else host}:{port}"
         return port

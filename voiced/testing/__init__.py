@@ -157,6 +157,15 @@ def process_tree(root: int) -> list[int]:
     return sorted(tree)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (0.0 once it has ended), from /proc."""
+    try:
+        fields = (Path("/proc") / str(pid) / "stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def status_mb(pid: int, field: str) -> float:
     """A memory figure of /proc/PID/status (VmRSS: now, VmHWM: peak) in MB."""
     for line in (Path("/proc") / str(pid) / "status").read_text().splitlines():
@@ -177,10 +186,16 @@ def pss_mb(pid: int) -> float:
 class ServeProcess:
     """`voiced serve` in a child process on a free loopback port, ready (READY=1) when built.
 
-    `server` is the `server:` section (JSON is YAML); `args` more command-line options."""
+    `server` is the `server:` section (JSON is YAML); `args` more command-line options; `env`
+    more environment variables."""
 
     def __init__(
-        self, directory: Path, server: dict | None = None, args: tuple[str, ...] = (), ready_timeout_s: float = 120
+        self,
+        directory: Path,
+        server: dict | None = None,
+        args: tuple[str, ...] = (),
+        ready_timeout_s: float = 120,
+        env: dict[str, str] | None = None,
     ):
         directory.mkdir(parents=True, exist_ok=True)
         self.config = directory / "serve.yaml"
@@ -205,7 +220,7 @@ class ServeProcess:
                     str(self.port),
                     *args,
                 ],
-                env={**os.environ, "NOTIFY_SOCKET": str(notify_path)},
+                env={**os.environ, "NOTIFY_SOCKET": str(notify_path), **(env or {})},
                 stdout=subprocess.DEVNULL,
                 stderr=log,
             )
