@@ -73,7 +73,9 @@ class WhisperSettings(FrozenModel):
     # beam of the free transcription: 1 (greedy) measured as accurate as 5 on the tuning sets,
     # at two thirds of its cost
     beam_size: int = Field(1, ge=1, le=10)
-    threads: int = Field(1, ge=1, le=16)  # CPU threads of one decoding
+    # CPU threads of one decoding: 2 measured no faster than 1 on a command (end() p50 95 vs 77
+    # ms, 2 cores): a short utterance's encoder is too small to split
+    threads: int = Field(1, ge=1, le=16)
     # begin the final in the quiet after a whole command sentence (voiced.server.whisper_commands):
     # ~100 ms sooner after an early end, but on held-out speech 1-2 of ~190 commands fewer right
     # and 10-25 % more CPU (finals begun and given up), so off unless asked for
