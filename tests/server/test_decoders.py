@@ -73,3 +73,16 @@ def test_a_server_gone_mid_session_gives_its_decoder_back():
     server.close()
     thread.join(10)
     assert not thread.is_alive() and engine.given_back == [("en-US", "general", engine.lent)]
+
+
+def test_only_the_recognizers_calls_are_made():
+    engine = OneDecoder()
+    server, thread = serving(engine)
+    for method in ("__init__", "give_back_all", "reset"):
+        server.send((method, ()))
+        outcome, error, _ = server.recv()
+        assert outcome == "error" and f"{method!r} out of turn" in str(error)
+    server.send(("partial", ()))
+    assert server.recv() == ("ok", "turn on", False)
+    server.close()
+    thread.join(10)

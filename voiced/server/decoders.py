@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 10.0
+ANSWERED_CALLS = ("start", "partial", "end", "abort")  # of the Recognizer; "process" is one way
 
 
 class DecoderProcessGone(RuntimeError):
@@ -269,12 +270,17 @@ def _serve_session(engine: Engine, connection: Connection) -> None:
                         engine.give_back(*key, recognizer)
                     connection.send(("ok", None, False))
                     return
-                else:
-                    assert recognizer is not None, "lend first"
+                elif method in ANSWERED_CALLS and recognizer is not None:
                     value = getattr(recognizer, method)(*args)
+                else:
+                    raise ValueError(f"decoder call {method!r} out of turn")
                 connection.send(("ok", value, bool(recognizer and recognizer.in_utterance)))
             except Exception as exc:  # the session's to handle, as it would in-process
-                connection.send(("error", exc, bool(recognizer and recognizer.in_utterance)))
+                in_utterance = bool(recognizer and recognizer.in_utterance)
+                try:
+                    connection.send(("error", exc, in_utterance))
+                except Exception:  # an exception that does not pickle: its words do
+                    connection.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}"), in_utterance))
     except (EOFError, OSError):  # the server went away mid-session: the decoder goes back
         if recognizer is not None and key is not None:
             engine.give_back(*key, recognizer)
