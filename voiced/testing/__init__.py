@@ -232,7 +232,7 @@ class ServeProcess:
             raise RuntimeError(f"voiced serve did not get ready: {self.log.read_text()[-2000:]}") from None
 
     def pss_mb(self) -> float:
-        """Memory of the server and its workers, shared pages counted once."""
+        """Memory of the server and its decoder processes, shared pages counted once."""
         total = 0.0
         for pid in process_tree(self.process.pid):
             try:
