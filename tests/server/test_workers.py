@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from tests.server.test_memory import held_calls
-from voiced.testing import ServeProcess, cpu_seconds, process_tree
+from voiced.testing import ServeProcess, cpu_seconds, proc_stat, process_tree
 
 
 def test_the_streams_of_one_connection_are_decoded_in_both_processes_and_all_stop_on_sigterm(tmp_path, speech_pcm):
@@ -75,18 +75,12 @@ def test_decoder_processes_end_when_their_server_is_killed(tmp_path):
         os.kill(server.process.pid, signal.SIGKILL)
         server.process.wait(60)
         deadline = time.monotonic() + 60
-        while any(os.path.exists(f"/proc/{pid}") and _state(pid) != "Z" for pid in decoders):
+        # gone, or a zombie (ended; whoever adopted it has not reaped it yet)
+        while any((fields := proc_stat(pid)) is not None and fields[0] != "Z" for pid in decoders):
             assert time.monotonic() < deadline, "decoder processes outlived their server"
             time.sleep(0.2)
     finally:
         server.stop()
-
-
-def _state(pid: int) -> str:
-    try:
-        return open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()[0]
-    except OSError:
-        return "gone"
 
 
 def test_two_servers_without_workers_cannot_share_a_port(tmp_path):

@@ -159,8 +159,10 @@ class WhisperCommandsRecognizer:
             self._speech_end = len(self._audio)
         # one at a time: a final given up on (the speaker went on) first finishes its work
         free = self._early is None or (self._early.loud_after and self._early.choice.done())
-        if self._speech_end is not None and free and self._is_sentence(self._partials.partial()):
-            self._begin_early_final()
+        if self._speech_end is not None and free:
+            partial = self._partials.partial()
+            if self._is_sentence(partial):
+                self._begin_early_final(partial)
 
     def _is_sentence(self, partial: str) -> bool:
         if partial != self._sentence_seen[0]:
@@ -168,9 +170,9 @@ class WhisperCommandsRecognizer:
             self._sentence_seen = (partial, bool(partial) and self._completion.is_sentence(partial))
         return self._sentence_seen[1]
 
-    def _begin_early_final(self) -> None:
+    def _begin_early_final(self, partial: str) -> None:
         audio = bytes(self._audio[: self._speech_end])
-        early = EarlyFinal(self._partials.partial(), len(audio))
+        early = EarlyFinal(partial, len(audio))
 
         def choose() -> None:
             started = time.process_time()

@@ -140,15 +140,21 @@ def trimmed(pcm: bytes, rate: int, floor: float = 0.02) -> bytes:
     return pcm[round(start * rate) * 2 : round(end * rate) * 2]
 
 
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state, ppid, ...; see proc(5)),
+    or None once the process has ended."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+
+
 def process_tree(root: int) -> list[int]:
     """`root` and all its descendants (from /proc)."""
     parents = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
-            except OSError:  # the process just ended
-                continue
+        if entry.name.isdigit() and (fields := proc_stat(int(entry.name))) is not None:
+            parents[int(entry.name)] = int(fields[1])
     tree, grew = {root}, True
     while grew:
         children = {pid for pid, parent in parents.items() if parent in tree} - tree
@@ -159,11 +165,8 @@ def process_tree(root: int) -> list[int]:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds a process has used (0.0 once it has ended), from /proc."""
-    try:
-        fields = (Path("/proc") / str(pid) / "stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    fields = proc_stat(pid)
+    return 0.0 if fields is None else (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def status_mb(pid: int, field: str) -> float:
