@@ -4,6 +4,7 @@ and nothing hangs or prints a traceback. Real processes on real files."""
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import subprocess
@@ -28,6 +29,11 @@ def voiced(*args, cwd, env=None, user=None, timeout=60) -> subprocess.CompletedP
         if user is not None and os.geteuid() == 0
         else []
     )
+    if prefix and not _runs_voiced(tuple(prefix)):
+        pytest.skip(
+            f"uid {user} cannot run voiced from {ROOT}: the checkout is in a directory only its owner "
+            "may enter (mktemp -d makes one); clone it where other users can read it"
+        )
     environment = {key: value for key, value in (env or os.environ).items() if key != "VOICED_CONFIG"}
     return subprocess.run(
         [*prefix, sys.executable, "-m", "voiced", *args],
@@ -37,6 +43,12 @@ def voiced(*args, cwd, env=None, user=None, timeout=60) -> subprocess.CompletedP
         env={**environment, "XDG_CONFIG_HOME": str(cwd)},
         timeout=timeout,
     )
+
+
+@functools.cache
+def _runs_voiced(prefix: tuple[str, ...]) -> bool:
+    child = subprocess.run([*prefix, sys.executable, "-c", "import voiced"], capture_output=True, timeout=60)
+    return child.returncode == 0
 
 
 def run_and_check(config: Path) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
