@@ -320,10 +320,12 @@ class AsrHandler(AsyncEventHandler):
         if stream is None:
             raise RequestError("audio-not-started", "audio-stop without audio-start")
         await self._send_chunks(stream.transcript.add(await self._decode(stream.recognition.finish)))
+        # decoder and slot are free before the client hears the end: a next request sent on the
+        # transcript (over either API) must never find this stream still holding them
+        self.drop_stream()
         await self.write_event(Transcript(text=stream.transcript.text, language=stream.spec.language).event())
         if stream.streaming:
             await self.write_event(TranscriptStop().event())
-        self.drop_stream()
 
     async def _send_chunks(self, chunks: list[str]) -> None:
         if self.stream is not None and self.stream.streaming:
