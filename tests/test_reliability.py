@@ -398,7 +398,8 @@ class NotifySocket:
 def test_reload_storm_with_valid_and_broken_configs_keeps_running_and_finishes(local_server, speech_pcm):
     with tempfile.TemporaryDirectory(prefix="storm") as name:  # short path: AF_UNIX names are short
         directory = Path(name)
-        wav = write_wav(directory / "in.wav", speech_pcm(KITCHEN) + silence(1.0, RATE), RATE)
+        # long enough that the reload after the storm comes while a pipeline still listens
+        wav = write_wav(directory / "in.wav", speech_pcm(KITCHEN) + silence(4.0, RATE), RATE)
         config = directory / "voiced.yaml"
         valid = yaml.safe_dump(
             {
@@ -433,11 +434,17 @@ def test_reload_storm_with_valid_and_broken_configs_keeps_running_and_finishes(l
         )
         try:
             notify.messages.wait_for(lambda m: notify.count("READY=1"), timeout=30)  # the signal handlers are installed
+            # one broken config read for certain: in the storm, a daemon slowed by a busy machine
+            # may read each file only after the next has replaced it
+            write_config(broken)
+            daemon.send_signal(signal.SIGHUP)
+            notify.messages.wait_for(lambda m: notify.count("READY=1") >= 2, timeout=60)  # rejected, running on
             for index in range(30):
                 write_config(broken if index % 2 else valid)
                 daemon.send_signal(signal.SIGHUP)
                 time.sleep(0.02)
             write_config(valid)
+            daemon.send_signal(signal.SIGHUP)  # and one valid config read for certain
             try:
                 stdout, stderr = daemon.communicate(timeout=30)
             except subprocess.TimeoutExpired:
