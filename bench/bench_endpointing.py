@@ -91,8 +91,11 @@ class Outcome:
 
     matched: list = field(default_factory=list)  # (intent, slots) of each command_matched
     reasons: list = field(default_factory=list)  # speech_ended reasons
+    partials: list = field(default_factory=list)  # their texts, to see why a session ended where it did
     cut_short: bool = False
     latency_s: float | None = None  # end of speech -> the first action finished
+    # where that time went: end of speech -> the session ended -> its final -> the action finished
+    stages_s: dict = field(default_factory=dict)
 
 
 def spoken_units(text: str) -> list[list[str]]:
@@ -231,11 +234,16 @@ def _run_voice(config: Path, said: list[Utterance], workdir: Path) -> list[Outco
         index = utterance_of[session]
         outcome, utterance = outcomes[index], said[index]
         speech_end = starts[index] + utterance.speech_end_s
-        if kind == "speech_ended":
+        if kind == "partial":
+            outcome.partials.append(event["text"])
+        elif kind == "speech_ended":
             outcome.reasons.append(event["reason"])
+            outcome.stages_s.setdefault("ended", event["ts"] - (audio_zero + speech_end))
             # the session's speech ended (by the VAD) before the speaker's last word did
             if event["reason"] == "complete" and event["audio_s"] < speech_end - CUT_SLACK_S:
                 outcome.cut_short = True
+        elif kind == "final":
+            outcome.stages_s.setdefault("final", event["ts"] - (audio_zero + speech_end))
         elif kind == "command_matched":
             outcome.matched.append((event["intent"], event["slots"]))
         elif kind == "action_finished" and outcome.latency_s is None:
@@ -263,6 +271,14 @@ def figures(said: list[Utterance], outcomes: list[Outcome]) -> dict:
         value = percentile(values, q)
         return None if value is None else round(1000 * value)
 
+    # p50 of each stage's share of the finished commands' latency
+    timed = [o for u, o in right if u.finished and o.latency_s is not None and len(o.stages_s) == 2]
+    stages = {
+        "session_ended": [o.stages_s["ended"] for o in timed],
+        "final": [o.stages_s["final"] - o.stages_s["ended"] for o in timed],
+        "action": [o.latency_s - o.stages_s["final"] for o in timed],
+    }
+
     return {
         "commands": len(commands),
         "right": len(right),
@@ -271,6 +287,7 @@ def figures(said: list[Utterance], outcomes: list[Outcome]) -> dict:
         "utterances": len(said),
         "finished_latency_ms": {"n": len(finished), "p50": ms(finished, 50), "p95": ms(finished, 95)},
         "going_on_latency_ms": {"n": len(going_on), "p50": ms(going_on, 50), "p95": ms(going_on, 95)},
+        "finished_stages_p50_ms": {name: ms(values, 50) for name, values in stages.items()},
         "cut_short": sum(o.cut_short for o in outcomes),
         # a shorter command (or any other) run in place of the one said
         "cut_short_wrong": sum(1 for u, o in commands if o.cut_short and any(m != u.expected for m in o.matched)),
@@ -330,6 +347,7 @@ def main() -> int:
                     f"false actions {found['false_actions']}/{found['utterances']}  "
                     f"finished commands p50/p95 {done['p50']}/{done['p95']} ms (n={done['n']})  "
                     f"others {going['p50']}/{going['p95']} ms (n={going['n']})  "
+                    f"stages p50 {found['finished_stages_p50_ms']} ms  "
                     f"ended complete {found['ended_complete']}  cut short {found['cut_short']} "
                     f"({found['cut_short_wrong']} ran a wrong command)  sessions {found['sessions_per_utterance']}",
                     flush=True,

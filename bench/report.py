@@ -62,19 +62,27 @@ def ready_time_s(*command: str, repeats: int = 3) -> float:
 
 
 def demo_speech_ends_s() -> list[float]:
-    """Where each utterance of the demo ends (audio seconds), by the daemon's own endpointer
-    run over the file: the reference the latencies are measured from."""
+    """Where each utterance of the demo ends (audio seconds): where its last word's energy falls
+    under 5 % of the utterance's peak (voiced.testing.speech_span), in each utterance the
+    daemon's own endpointer finds. The reference the latencies are measured from; the VAD's
+    own end lags it by 50-160 ms, and a session ended on a finished command need not wait for it."""
     import wave
 
-    from voiced.audio.vad import Endpointer, EndpointerSettings, FrameSplitter, SpeechEnded, SpeechTimedOut
+    from voiced.audio.vad import Endpointer, EndpointerSettings, FrameSplitter, SpeechEnded, SpeechStarted
+    from voiced.testing import speech_span
 
     with wave.open(str(DEMO), "rb") as wav:
         rate, pcm = wav.getframerate(), wav.readframes(wav.getnframes())
     settings = EndpointerSettings()
     endpointer = Endpointer(settings, rate)
-    ends = []
+    ends, start = [], 0.0
     for frame in FrameSplitter(settings.frame_bytes(rate)).feed(pcm + bytes(rate * 2)):
-        ends += [e.at_s for e in endpointer.process(frame) if isinstance(e, (SpeechEnded, SpeechTimedOut))]
+        for event in endpointer.process(frame):
+            if isinstance(event, SpeechStarted):
+                start = event.at_s
+            elif isinstance(event, SpeechEnded):
+                utterance = pcm[round(start * rate) * 2 : round((event.at_s + 0.3) * rate) * 2]
+                ends.append(start + float(speech_span(utterance, rate)[1]))
     return ends
 
 
@@ -207,8 +215,9 @@ def markdown(results: dict) -> str:
             )
     lines += [
         "",
-        "Measured from the end of the last word (audio time), so they include the 0.7 s of "
-        "trailing silence that tells the end of speech from a pause (`endpointing.end_silence`).",
+        "Measured from the end of the last word (audio time), so they include the quiet that tells "
+        "the end of speech from a pause: 0.15 s after a finished command (`endpointing.complete_silence_s`), "
+        "0.7 s where a command may go on (`endpointing.end_silence`).",
         "",
         "![latency](latency.png)",
         "",

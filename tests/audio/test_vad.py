@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pydantic
 import pytest
 from hypothesis import given
@@ -9,6 +10,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from voiced.audio.vad import (
+    QUIET_RATIO,
     Endpointer,
     EndpointerSettings,
     FrameSplitter,
@@ -16,6 +18,7 @@ from voiced.audio.vad import (
     SpeechEnded,
     SpeechStarted,
     SpeechTimedOut,
+    loudness,
 )
 from voiced.testing import mix, noise, read_pcm, silence, speech_span
 
@@ -157,6 +160,44 @@ def test_frame_splitter_keeps_remainder():
     assert list(splitter.feed(b"i")) == [] and splitter.remainder() == b"i"
 
 
+def tone(seconds: float, amplitude: int) -> bytes:
+    samples = (amplitude * np.sin(np.arange(int(seconds * RATE)) * 2 * np.pi * 220 / RATE)).astype(np.int16)
+    return samples.tobytes()
+
+
+def test_quiet_far_under_the_loudest_speech_counts_where_the_vad_still_says_speech():
+    settings = EndpointerSettings()
+    # a VAD that lags: anything above digital silence is speech to it
+    endpointer = Endpointer(settings, RATE, is_speech=lambda frame: loudness(frame) > 100)
+    events = [e for f in FrameSplitter(960).feed(silence(0.6, RATE) + tone(1.0, 10000)) for e in endpointer.process(f)]
+    assert isinstance(events[0], SpeechStarted)
+    speech_end_s = endpointer.now_s
+    fall = 10000 * QUIET_RATIO * 0.8  # just under the quiet line
+    frames = list(FrameSplitter(960).feed(tone(0.12, int(fall))))
+    for frame in frames:
+        endpointer.process(frame)
+    assert endpointer.quiet_s == pytest.approx(0.12)
+    assert endpointer.end_if_quiet(0.15) is None  # not yet
+    endpointer.process(frames[0])
+    ended = endpointer.end_if_quiet(0.15)
+    assert ended == SpeechEnded(at_s=pytest.approx(speech_end_s), duration_s=pytest.approx(1.0, abs=0.31))
+    assert endpointer.quiet_s == 0  # listening again
+
+
+def test_audio_above_the_quiet_line_counts_only_where_the_vad_says_silence():
+    settings = EndpointerSettings()
+    endpointer = Endpointer(settings, RATE, is_speech=lambda frame: loudness(frame) > 1000)
+    for frame in FrameSplitter(960).feed(silence(0.6, RATE) + tone(1.0, 10000)):
+        endpointer.process(frame)
+    for frame in FrameSplitter(960).feed(tone(0.3, int(10000 * QUIET_RATIO * 3))):  # a loud floor: speech
+        endpointer.process(frame)
+    assert endpointer.quiet_s == 0 and endpointer.end_if_quiet(0.15) is None
+    for frame in FrameSplitter(960).feed(tone(0.18, 1000)):  # louder than the line, but the VAD says silence
+        endpointer.process(frame)
+    assert endpointer.quiet_s == pytest.approx(0.18)
+    assert endpointer.end_if_quiet(0.15) is not None
+
+
 # --- real speech through webrtcvad ---------------------------------------------------------
 
 
@@ -174,6 +215,22 @@ def test_real_phrase_gives_one_utterance_covering_the_speech(speech, rate):
     assert [type(e) for e in events] == [SpeechStarted, SpeechEnded]
     assert events[0].at_s <= onset - 0.45  # the first word is inside the pre-roll-led audio
     assert offset - 0.1 <= events[1].at_s <= offset + 0.3
+
+
+def test_real_phrase_is_quiet_from_the_end_of_its_last_word(speech):
+    """Over a noise floor, the quiet after a real phrase begins where its energy falls away."""
+    phrase = read_pcm(speech("switch off the bedroom light", "flite:kal16"))[0]
+    pcm = silence(1.0, RATE) + phrase + silence(1.0, RATE)
+    pcm = mix(pcm, noise(len(pcm) / RATE / 2 + 0.1, RATE, "brownnoise", 0.005))
+    offset = speech_span(pcm, RATE)[1]
+    endpointer = Endpointer(EndpointerSettings(), RATE)
+    ended = None
+    for frame in FrameSplitter(endpointer.frame_bytes).feed(pcm):
+        endpointer.process(frame)
+        if endpointer.now_s > 1.5 and (ended := endpointer.end_if_quiet(0.15)) is not None:
+            break
+    assert ended is not None
+    assert offset - 0.1 <= ended.at_s <= offset + 0.1
 
 
 @pytest.mark.parametrize("background", [None, ("pinknoise", 0.05), ("brownnoise", 0.03)])

@@ -11,8 +11,11 @@ SETTINGS = EndpointerSettings()  # 30 ms frames
 FRAME = SETTINGS.frame_bytes(RATE)
 
 
-def frame(speech: bool, index: int) -> bytes:
-    return (b"\x01" if speech else b"\x00") + index.to_bytes(4, "little") + b"\x00" * (FRAME - 5)
+def frame(speech: bool, index: int, quiet: bool = False) -> bytes:
+    """The first byte is the VAD's decision; speech is loud (quiet: far under it, as the tail
+    of a word the VAD still takes for speech); then the frame's number."""
+    loud = b"\x40" if speech and not quiet else b"\x00"
+    return (b"\x01" if speech else b"\x00") + index.to_bytes(4, "little") + loud * (FRAME - 5)
 
 
 class Grammar:
@@ -43,10 +46,10 @@ class Replay:
     def now(self) -> float:
         return self.index * 0.03
 
-    def audio(self, speech: bool, seconds: float) -> list:
+    def audio(self, speech: bool, seconds: float, quiet: bool = False) -> list:
         out = []
         for _ in range(SETTINGS.frames(seconds)):
-            out += self.core.feed_frame(frame(speech, self.index), self.now)
+            out += self.core.feed_frame(frame(speech, self.index, quiet), self.now)
             self.index += 1
         self.decisions += out
         return out
@@ -239,6 +242,19 @@ def test_a_finished_command_ends_its_session_once_the_partial_has_heard_the_shor
     assert kinds(ended) == ["SpeechEndedEvent", "FinishSession"]
     assert ended[0].event.reason == "complete" and ended[0].event.audio_s == round(speech_end, 3)
     assert replay.core.awaiting_final and replay.audio(False, 1) == []
+
+
+def test_the_short_silence_may_be_quiet_audio_the_vad_still_takes_for_speech():
+    replay = Replay(completion=GRAMMAR)
+    replay.audio(True, 1.5)
+    speech_end = replay.now
+    replay.audio(True, 0.24, quiet=True)
+    replay.core.on_partial(1, "turn on the kitchen light", replay.now, sent_s(replay, 1))
+    assert replay.core.streaming == 1  # 8 quiet frames: not yet
+    replay.audio(True, 0.03, quiet=True)
+    ended = replay.core.on_partial(1, "", replay.now, sent_s(replay, 1))
+    assert kinds(ended) == ["SpeechEndedEvent", "FinishSession"]
+    assert ended[0].event.reason == "complete" and ended[0].event.audio_s == round(speech_end, 3)
 
 
 def test_a_partial_read_before_the_last_word_was_over_ends_nothing():

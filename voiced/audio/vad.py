@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import pydantic
 
 from voiced.config.loader import FrozenModel
@@ -25,6 +26,17 @@ from voiced.config.loader import FrozenModel
 END_SILENCE_PRESETS = {"aggressive": 0.25, "default": 0.7, "relaxed": 1.25}
 BYTES_PER_SAMPLE = 2  # 16-bit signed little-endian mono
 VAD_RATES = (8000, 16000, 32000, 48000)  # what webrtcvad accepts
+# Audio this far under the utterance's loudest frame (-24 dB) is quiet: the speaker has
+# stopped, though webrtcvad may still say speech (it did for 50-160 ms after the last word's
+# energy fell away, on the bench's voices over a noise floor). Over a loud noise floor nothing
+# is this quiet, and only the VAD's silence counts.
+QUIET_RATIO = 0.063
+
+
+def loudness(pcm: bytes) -> float:
+    """RMS of 16-bit PCM (0 for none)."""
+    samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float32)
+    return float(np.sqrt(np.mean(samples * samples))) if len(samples) else 0.0
 
 
 class EndpointerSettings(FrozenModel):
@@ -128,6 +140,8 @@ class Endpointer:
         self._in_speech = False
         self._utterance_frames = 0
         self._silent_run = 0
+        self._loudest = 0.0  # the utterance's loudest frame
+        self._quiet_run = 0  # frames since its last loud speech frame
 
     @property
     def now_s(self) -> float:
@@ -148,16 +162,22 @@ class Endpointer:
         if self._window_speech < self._needed_speech:
             return []
         audio = b"".join(self._history)
+        loudest = max(map(loudness, self._history))
         start_s = self.now_s - len(self._history) * self.frame_s
         utterance_frames = len(self._window)
         self.reset()
         self._in_speech = True
         self._utterance_frames = utterance_frames
+        self._loudest = loudest
         return [SpeechStarted(at_s=round(start_s, 6), audio=audio)]
 
     def _continue_utterance(self, frame: bytes, speech: bool) -> list[EndpointEvent]:
         self._utterance_frames += 1
         self._silent_run = 0 if speech else self._silent_run + 1
+        level = loudness(frame)
+        quiet = not speech or level < QUIET_RATIO * self._loudest
+        self._loudest = max(self._loudest, level)
+        self._quiet_run = self._quiet_run + 1 if quiet else 0
         events: list[EndpointEvent] = [SpeechAudio(frame)]
         if self._silent_run >= self._end_frames and self._utterance_frames >= self._min_frames:
             events.append(SpeechEnded(*self._finish(self._silent_run)))
@@ -166,18 +186,19 @@ class Endpointer:
         return events
 
     @property
-    def silence_s(self) -> float:
-        """How long the utterance in progress has been silent (0 outside of one)."""
-        return self._silent_run * self.frame_s if self._in_speech else 0.0
+    def quiet_s(self) -> float:
+        """How long the utterance in progress has been quiet: silent, or far under its loudest
+        (QUIET_RATIO); 0 outside of an utterance."""
+        return self._quiet_run * self.frame_s if self._in_speech else 0.0
 
-    def end_if_silent(self, seconds: float) -> SpeechEnded | None:
+    def end_if_quiet(self, seconds: float) -> SpeechEnded | None:
         """End the utterance now if its speech has been followed by at least `seconds` of
-        silence (shorter than `end_silence`: the caller knows the speech is complete)."""
+        quiet (shorter than `end_silence`: the caller knows the speech is complete)."""
         if not self._in_speech or self._utterance_frames < self._min_frames:
             return None
-        if self._silent_run < max(1, self.settings.frames(seconds)):
+        if self._quiet_run < max(1, self.settings.frames(seconds)):
             return None
-        return SpeechEnded(*self._finish(self._silent_run))
+        return SpeechEnded(*self._finish(self._quiet_run))
 
     def _finish(self, trailing_silence: int) -> tuple[float, float]:
         end_s = self.now_s - trailing_silence * self.frame_s
@@ -193,6 +214,8 @@ class Endpointer:
         self._window_speech = 0
         self._utterance_frames = 0
         self._silent_run = 0
+        self._loudest = 0.0
+        self._quiet_run = 0
 
 
 class FrameSplitter:

@@ -109,7 +109,7 @@ class ListeningCore:
     through the backlog), and at the latest `max_wait_s` after the end of speech.
 
     With a `completion`, a session also ends once its latest partial is a finished command,
-    `complete_silence_s` of silence has followed the speech, and the recognizer says its
+    `complete_silence_s` of quiet has followed the speech, and the recognizer says its
     partial has heard that silence too (Partial.audio_s): reason `complete`. A partial read
     before the last word was over ("ten" for the start of "twenty") must not end a session.
     The partial may still have been wrong: if the final of a session ended so says a command
@@ -185,13 +185,14 @@ class ListeningCore:
 
     def _end_if_complete(self, now: float) -> list[Decision]:
         """Half-close the streaming session if its command is finished, and enough silence
-        followed it, heard by the endpointer and by the partial."""
+        followed it (quiet to the endpointer: see QUIET_RATIO), heard by the endpointer and by
+        the partial."""
         if self._streaming is None or not self._heard_finished:
             return []
-        speech_end_s = self._sent_s - self.endpointer.silence_s  # in the session's audio
+        speech_end_s = self._sent_s - self.endpointer.quiet_s  # in the session's audio
         if self._heard_s < speech_end_s + self.complete_silence_s:
             return []
-        ended = self.endpointer.end_if_silent(self.complete_silence_s)
+        ended = self.endpointer.end_if_quiet(self.complete_silence_s)
         if ended is None:
             return []
         self._ended_early.add(self._streaming)

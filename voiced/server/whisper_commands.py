@@ -17,8 +17,7 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-import numpy as np
-
+from voiced.audio.vad import QUIET_RATIO, loudness
 from voiced.commands.closedset import Choice, ClosedSet, Score
 from voiced.commands.completion import CommandCompletion
 from voiced.commands.config import WhisperSettings
@@ -28,13 +27,12 @@ from voiced.server.whisper import MAX_UTTERANCE_S, WhisperModel
 
 log = logging.getLogger(__name__)
 
-# Quiet audio is this far below the utterance's loudest chunk (-24 dB: over a noise floor). A
-# final may begin QUIET_AFTER_SPEECH_S into the quiet after the last loud chunk, on the audio
-# so far; it is the answer if the utterance ends within EARLY_FINAL_KEPT_WITHIN_S more audio
+# Quiet audio is as the endpointer's (voiced.audio.vad.QUIET_RATIO). A final may begin
+# QUIET_AFTER_SPEECH_S into the quiet after the last loud chunk, on the audio so far; it is
+# the answer if the utterance ends within EARLY_FINAL_KEPT_WITHIN_S more audio
 # (a session ended early on a finished command: 0.15 s of silence). Whisper's choice moves
 # with the window's length: deciding every final on audio cut 0.1 s into the quiet lost 1-2
 # of 100 held-out commands (direct engine), so a longer wait (end_silence) decides on all of it
-QUIET_RATIO = 0.063
 QUIET_AFTER_SPEECH_S = 0.1
 EARLY_FINAL_KEPT_WITHIN_S = 0.3
 
@@ -70,12 +68,6 @@ class FinalsOnly:
 
     def adopt(self, channel: list[str]) -> None:
         pass
-
-
-def loudness(pcm: bytes) -> float:
-    """RMS of 16-bit PCM (0 for none)."""
-    samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float32)
-    return float(np.sqrt(np.mean(samples * samples))) if len(samples) else 0.0
 
 
 @dataclass

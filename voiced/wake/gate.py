@@ -87,12 +87,12 @@ class WakeWordEndpointer:
         return self._command_frames([frame])
 
     @property
-    def silence_s(self) -> float:
-        return self.endpointer.silence_s if self._state == "command" else 0.0
+    def quiet_s(self) -> float:
+        return self.endpointer.quiet_s if self._state == "command" else 0.0
 
-    def end_if_silent(self, seconds: float) -> SpeechEnded | None:
-        """As `Endpointer.end_if_silent`, in the command; then back to the wake word."""
-        if self._state != "command" or (ended := self.endpointer.end_if_silent(seconds)) is None:
+    def end_if_quiet(self, seconds: float) -> SpeechEnded | None:
+        """As `Endpointer.end_if_quiet`, in the command; then back to the wake word."""
+        if self._state != "command" or (ended := self.endpointer.end_if_quiet(seconds)) is None:
             return None
         self._state = "wake"
         return self._real_time(ended)
