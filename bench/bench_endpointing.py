@@ -15,7 +15,10 @@ something, commands run with another intent or slot), and the time from the end 
 (the last word's end in the audio: where its energy falls below 5 % of the utterance's peak)
 to the action finished, for the commands said as finished commands (nothing may follow them)
 and for the others (the grammar lets them go on: they wait out the end silence either way).
-Cut short: a session the early end closed before the speaker's last word ended.
+Cut short: a session the early end closed before the speaker's last word ended. The finished
+commands' latency is also split into its stages (p50): to the session's end (`speech_ended`),
+then to the final, then to the action finished; and each utterance's partials are kept in the
+`--json` output, to see why a session ended where it did.
 
 Sets: `A` (tuning: its sentences and voices) is what `complete_silence_s` was chosen on;
 `B` (other sentences), `C` (set B's sentences, other voices) and `U` (another command file,

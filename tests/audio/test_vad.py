@@ -184,6 +184,16 @@ def test_quiet_far_under_the_loudest_speech_counts_where_the_vad_still_says_spee
     assert endpointer.quiet_s == 0  # listening again
 
 
+def test_a_bang_before_the_speech_is_no_measure_of_its_loudness():
+    endpointer = Endpointer(EndpointerSettings(), RATE, is_speech=lambda frame: loudness(frame) > 100)
+    bang = tone(0.03, 30000)  # in the pre-roll, before the start window
+    for frame in FrameSplitter(960).feed(silence(0.3, RATE) + bang + silence(0.3, RATE) + tone(1.0, 10000)):
+        endpointer.process(frame)
+    for frame in FrameSplitter(960).feed(tone(0.3, int(10000 * QUIET_RATIO * 2))):  # under the bang's line only
+        endpointer.process(frame)
+    assert endpointer.quiet_s == 0
+
+
 def test_audio_above_the_quiet_line_counts_only_where_the_vad_says_silence():
     settings = EndpointerSettings()
     endpointer = Endpointer(settings, RATE, is_speech=lambda frame: loudness(frame) > 1000)

@@ -162,7 +162,8 @@ class Endpointer:
         if self._window_speech < self._needed_speech:
             return []
         audio = b"".join(self._history)
-        loudest = max(map(loudness, self._history))
+        # the start window's speech, not the pre-roll's: a bang before the speech is no measure of it
+        loudest = max(map(loudness, list(self._history)[-self._start_frames :]))
         start_s = self.now_s - len(self._history) * self.frame_s
         utterance_frames = len(self._window)
         self.reset()

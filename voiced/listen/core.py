@@ -110,7 +110,7 @@ class ListeningCore:
 
     With a `completion`, a session also ends once its latest partial is a finished command,
     `complete_silence_s` of quiet has followed the speech, and the recognizer says its
-    partial has heard that silence too (Partial.audio_s): reason `complete`. A partial read
+    partial has heard that quiet too (Partial.audio_s): reason `complete`. A partial read
     before the last word was over ("ten" for the start of "twenty") must not end a session.
     The partial may still have been wrong: if the final of a session ended so says a command
     that may go on ("set the temperature to twenty" where the partial had "eighteen", and
@@ -184,9 +184,8 @@ class ListeningCore:
         return decisions + self._end_if_complete(now)
 
     def _end_if_complete(self, now: float) -> list[Decision]:
-        """Half-close the streaming session if its command is finished, and enough silence
-        followed it (quiet to the endpointer: see QUIET_RATIO), heard by the endpointer and by
-        the partial."""
+        """Half-close the streaming session if its command is finished, and enough quiet
+        followed it (voiced.audio.vad.QUIET_RATIO), heard by the endpointer and by the partial."""
         if self._streaming is None or not self._heard_finished:
             return []
         speech_end_s = self._sent_s - self.endpointer.quiet_s  # in the session's audio

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 # Quiet audio is as the endpointer's (voiced.audio.vad.QUIET_RATIO). A final may begin
 # QUIET_AFTER_SPEECH_S into the quiet after the last loud chunk, on the audio so far; it is
 # the answer if the utterance ends within EARLY_FINAL_KEPT_WITHIN_S more audio
-# (a session ended early on a finished command: 0.15 s of silence). Whisper's choice moves
+# (a session ended early on a finished command: 0.15 s of quiet). Whisper's choice moves
 # with the window's length: deciding every final on audio cut 0.1 s into the quiet lost 1-2
 # of 100 held-out commands (direct engine), so a longer wait (end_silence) decides on all of it
 QUIET_AFTER_SPEECH_S = 0.1
