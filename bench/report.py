@@ -68,7 +68,14 @@ def demo_speech_ends_s() -> list[float]:
     own end lags it by 50-160 ms, and a session ended on a finished command need not wait for it."""
     import wave
 
-    from voiced.audio.vad import Endpointer, EndpointerSettings, FrameSplitter, SpeechEnded, SpeechStarted
+    from voiced.audio.vad import (
+        Endpointer,
+        EndpointerSettings,
+        FrameSplitter,
+        SpeechEnded,
+        SpeechStarted,
+        SpeechTimedOut,
+    )
     from voiced.testing import speech_span
 
     with wave.open(str(DEMO), "rb") as wav:
@@ -80,7 +87,7 @@ def demo_speech_ends_s() -> list[float]:
         for event in endpointer.process(frame):
             if isinstance(event, SpeechStarted):
                 start = event.at_s
-            elif isinstance(event, SpeechEnded):
+            elif isinstance(event, (SpeechEnded, SpeechTimedOut)):  # one end per session, as before
                 utterance = pcm[round(start * rate) * 2 : round((event.at_s + 0.3) * rate) * 2]
                 ends.append(start + float(speech_span(utterance, rate)[1]))
     return ends
