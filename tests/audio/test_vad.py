@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pydantic
 import pytest
 from hypothesis import given
@@ -20,7 +19,7 @@ from voiced.audio.vad import (
     SpeechTimedOut,
     loudness,
 )
-from voiced.testing import mix, noise, read_pcm, silence, speech_span
+from voiced.testing import mix, noise, read_pcm, silence, speech_span, tone
 
 RATE = 16000
 
@@ -160,20 +159,17 @@ def test_frame_splitter_keeps_remainder():
     assert list(splitter.feed(b"i")) == [] and splitter.remainder() == b"i"
 
 
-def tone(seconds: float, amplitude: int) -> bytes:
-    samples = (amplitude * np.sin(np.arange(int(seconds * RATE)) * 2 * np.pi * 220 / RATE)).astype(np.int16)
-    return samples.tobytes()
-
-
 def test_quiet_far_under_the_loudest_speech_counts_where_the_vad_still_says_speech():
     settings = EndpointerSettings()
     # a VAD that lags: anything above digital silence is speech to it
     endpointer = Endpointer(settings, RATE, is_speech=lambda frame: loudness(frame) > 100)
-    events = [e for f in FrameSplitter(960).feed(silence(0.6, RATE) + tone(1.0, 10000)) for e in endpointer.process(f)]
+    events = [
+        e for f in FrameSplitter(960).feed(silence(0.6, RATE) + tone(1.0, RATE, 10000)) for e in endpointer.process(f)
+    ]
     assert isinstance(events[0], SpeechStarted)
     speech_end_s = endpointer.now_s
     fall = 10000 * QUIET_RATIO * 0.8  # just under the quiet line
-    frames = list(FrameSplitter(960).feed(tone(0.12, int(fall))))
+    frames = list(FrameSplitter(960).feed(tone(0.12, RATE, int(fall))))
     for frame in frames:
         endpointer.process(frame)
     assert endpointer.quiet_s == pytest.approx(0.12)
@@ -186,10 +182,10 @@ def test_quiet_far_under_the_loudest_speech_counts_where_the_vad_still_says_spee
 
 def test_a_bang_before_the_speech_is_no_measure_of_its_loudness():
     endpointer = Endpointer(EndpointerSettings(), RATE, is_speech=lambda frame: loudness(frame) > 100)
-    bang = tone(0.03, 30000)  # in the pre-roll, before the start window
-    for frame in FrameSplitter(960).feed(silence(0.3, RATE) + bang + silence(0.3, RATE) + tone(1.0, 10000)):
+    bang = tone(0.03, RATE, 30000)  # in the pre-roll, before the start window
+    for frame in FrameSplitter(960).feed(silence(0.3, RATE) + bang + silence(0.3, RATE) + tone(1.0, RATE, 10000)):
         endpointer.process(frame)
-    for frame in FrameSplitter(960).feed(tone(0.3, int(10000 * QUIET_RATIO * 2))):  # under the bang's line only
+    for frame in FrameSplitter(960).feed(tone(0.3, RATE, int(10000 * QUIET_RATIO * 2))):  # under the bang's line only
         endpointer.process(frame)
     assert endpointer.quiet_s == 0
 
@@ -197,12 +193,12 @@ def test_a_bang_before_the_speech_is_no_measure_of_its_loudness():
 def test_audio_above_the_quiet_line_counts_only_where_the_vad_says_silence():
     settings = EndpointerSettings()
     endpointer = Endpointer(settings, RATE, is_speech=lambda frame: loudness(frame) > 1000)
-    for frame in FrameSplitter(960).feed(silence(0.6, RATE) + tone(1.0, 10000)):
+    for frame in FrameSplitter(960).feed(silence(0.6, RATE) + tone(1.0, RATE, 10000)):
         endpointer.process(frame)
-    for frame in FrameSplitter(960).feed(tone(0.3, int(10000 * QUIET_RATIO * 3))):  # a loud floor: speech
+    for frame in FrameSplitter(960).feed(tone(0.3, RATE, int(10000 * QUIET_RATIO * 3))):  # a loud floor: speech
         endpointer.process(frame)
     assert endpointer.quiet_s == 0 and endpointer.end_if_quiet(0.15) is None
-    for frame in FrameSplitter(960).feed(tone(0.18, 1000)):  # louder than the line, but the VAD says silence
+    for frame in FrameSplitter(960).feed(tone(0.18, RATE, 1000)):  # louder than the line, but the VAD says silence
         endpointer.process(frame)
     assert endpointer.quiet_s == pytest.approx(0.18)
     assert endpointer.end_if_quiet(0.15) is not None

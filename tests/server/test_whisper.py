@@ -3,7 +3,6 @@ numbers, and the model checked at start (the recognizer: test_whisper_commands).
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from voiced.commands.config import WhisperSettings
@@ -12,7 +11,7 @@ from voiced.server.config import GrammarModel, ServerSettings
 from voiced.server.decoding import ModelError
 from voiced.server.whisper import WhisperModel, log_mel, window
 from voiced.server.whisper_models import english_model_dir
-from voiced.testing import read_pcm, silence
+from voiced.testing import read_pcm, silence, tone
 
 EXAMPLE = "config/commands.yaml"
 RATE = 16000
@@ -22,8 +21,7 @@ def test_features_and_window_follow_whisper():
     assert len(window(silence(0.4, RATE))) == 2 * RATE  # at least 2 s
     assert len(window(silence(2.3, RATE))) == 3 * RATE  # whole seconds
     assert len(window(silence(2.6, RATE))) == 4 * RATE  # with half a second of silence after the audio
-    tone = (np.sin(np.arange(RATE) * 2 * np.pi * 1000 / RATE) * 8000).astype(np.int16).tobytes()
-    features = log_mel(window(tone))
+    features = log_mel(window(tone(1.0, RATE, 8000, hz=1000)))
     assert features.shape == (80, 200)
     # the 1 kHz tone lights up its mel band in the first second, silence after it is the floor
     assert features[:, 10:90].argmax(axis=0).tolist() == [features[:, 50].argmax()] * 80

@@ -73,6 +73,13 @@ def silence(seconds: float, rate: int) -> bytes:
     return b"\x00\x00" * int(seconds * rate)
 
 
+def tone(seconds: float, rate: int, amplitude: int, hz: float = 220) -> bytes:
+    """A sine tone as raw 16-bit mono PCM, of a known loudness (RMS: amplitude / sqrt 2)."""
+    import numpy as np
+
+    return (amplitude * np.sin(np.arange(int(seconds * rate)) * 2 * np.pi * hz / rate)).astype(np.int16).tobytes()
+
+
 def free_port() -> int:
     """A loopback TCP port nobody listens on (for servers to bind, or to be refused)."""
     with socket.socket() as probe:
