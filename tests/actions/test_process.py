@@ -126,3 +126,68 @@ def test_stop_all_ends_running_programs_with_their_children(tmp_path):
     worker.join(30)
     assert not worker.is_alive() and results[0].returncode == -9 and len(programs) == 0
     assert not _alive(int(pidfile.read_text()))
+
+
+def _waiting_supervisors() -> set[int]:
+    """Our children that are supervisors (voiced.actions.supervisor) still alive."""
+    pids = set()
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/children") as listing:
+            pids.update(int(pid) for pid in listing.read().split())
+    return {pid for pid in pids if _alive(pid) and b"supervisor.py" in open(f"/proc/{pid}/cmdline", "rb").read()}
+
+
+def test_a_spare_supervisor_waits_for_the_next_program_and_close_ends_it():
+    programs = RunningPrograms(keep_spare=True)
+    ppid = "import os; print(os.getppid())"
+    first = int(run_process([sys.executable, "-c", ppid], timeout_s=30, programs=programs).stdout)
+    assert not _alive(first)  # its own supervisor is done
+    [spare] = _waiting_supervisors()
+    second = int(run_process([sys.executable, "-c", ppid], timeout_s=30, programs=programs).stdout)
+    assert second == spare  # ran in the supervisor started before it was asked for
+    [next_spare] = _waiting_supervisors()
+    assert next_spare != spare
+    programs.close()
+    assert not _waiting_supervisors()
+    assert run_process(["true"], timeout_s=30, programs=programs).returncode == 0  # starts its own now
+    assert not _waiting_supervisors()
+
+
+def test_a_spare_killed_while_waiting_is_replaced():
+    programs = RunningPrograms(keep_spare=True)
+    run_process(["true"], timeout_s=30, programs=programs)
+    [spare] = _waiting_supervisors()
+    os.kill(spare, 9)
+    while _alive(spare):
+        time.sleep(0.01)
+    assert run_process(["sh", "-c", "exit 4"], timeout_s=30, programs=programs).returncode == 4
+    programs.close()
+
+
+def test_the_program_gets_its_own_environment_cwd_and_path(tmp_path):
+    """A spare supervisor was started with another environment: the program's PATH, variables
+    and directory are the ones asked for, not the supervisor's."""
+    tool = tmp_path / "bin" / "voiced-test-tool"
+    tool.parent.mkdir()
+    tool.write_text('#!/bin/sh\necho "$(pwd) $ONLY_HERE"\n')
+    tool.chmod(0o755)
+    programs = RunningPrograms(keep_spare=True)
+    run_process(["true"], timeout_s=30, programs=programs)  # now a spare waits
+    env = {"PATH": f"{tool.parent}:/usr/bin:/bin", "ONLY_HERE": "yes"}
+    result = run_process(["voiced-test-tool"], env=env, cwd=tmp_path, timeout_s=30, programs=programs)
+    assert result.stdout.decode().split() == [str(tmp_path), "yes"]
+    with pytest.raises(ActionError, match="cannot start 'voiced-test-tool': No such file"):
+        run_process(["voiced-test-tool"], timeout_s=30, programs=programs)  # not on the default PATH
+    with pytest.raises(ActionError, match="cannot start 'true': No such file"):
+        run_process(["true"], cwd=tmp_path / "missing", timeout_s=30, programs=programs)
+    programs.close()
+
+
+def test_a_program_asked_for_after_stop_all_never_starts(tmp_path):
+    programs = RunningPrograms(keep_spare=True)
+    run_process(["true"], timeout_s=30, programs=programs)
+    programs.stop_all()
+    marker = tmp_path / "ran"
+    with pytest.raises(ActionError, match="not started: the actions are being stopped"):
+        run_process(["touch", str(marker)], timeout_s=30, programs=programs)
+    assert not marker.exists() and not _waiting_supervisors()

@@ -4,10 +4,14 @@ Shared by `exec`, `sound` and `say`. Each program runs under voiced.actions.supe
 takes down everything it started (its process group, and `setsid` escapees too) when it
 exits, times out, or the daemon stops (RunningPrograms.stop_all). The child gets a minimal environment
 (CHILD_VARIABLES of the daemon's, plus what the action names): the daemon's secrets stay home.
+
+A supervisor is a Python process, ~25 ms to start: RunningPrograms(keep_spare=True) keeps one
+started ahead, so an action waits only for its own program.
 """
 
 from __future__ import annotations
 
+import marshal
 import os
 import selectors
 import signal
@@ -15,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,13 +77,107 @@ def tail(output: bytes, limit: int = 300) -> str:
     return text if len(text) <= limit else "…" + text[-limit:]
 
 
-class RunningPrograms:
-    """The programs one ActionRunner has running, so that they can all be stopped at once."""
+class _Supervisor:
+    """A started supervisor process, waiting for the one program it is to run."""
 
     def __init__(self) -> None:
+        status_read, status_write = os.pipe()
+        request_read, self._request = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(SUPERVISOR), str(status_write), str(request_read), str(os.getpid())],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(status_write, request_read),
+                env=child_environment(),
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(status_read)
+            os.close(self._request)
+            raise
+        finally:
+            os.close(status_write)
+            os.close(request_read)
+        self._status = status_read
+
+    def waiting(self) -> bool:
+        return self._request >= 0 and self.proc.poll() is None
+
+    def run(self, argv: list[str], env: dict[str, str], cwd: Path | None) -> None:
+        """Hand it its program (raises BrokenPipeError if it is gone)."""
+        pending = memoryview(marshal.dumps((argv, env, None if cwd is None else str(cwd))))
+        try:
+            while pending:
+                pending = pending[os.write(self._request, pending) :]
+        finally:
+            os.close(self._request)
+            self._request = -1
+
+    def report(self) -> list[bytes]:
+        """Its status report, once it has exited: [b"exit", code], [b"error", errno] or [] (it
+        never ran the program); closes its pipes."""
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+        with os.fdopen(self._status, "rb") as status:
+            return status.read().split()
+
+    def dismiss(self) -> None:
+        """End it unused (its request pipe closes empty) and release it."""
+        if self._request >= 0:
+            os.close(self._request)
+            self._request = -1
+        try:
+            self.proc.wait(STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.report()
+
+
+def _dismiss(spares: list[_Supervisor]) -> None:
+    while spares:
+        spares.pop().dismiss()
+
+
+class RunningPrograms:
+    """The programs one ActionRunner has running, so that they can all be stopped at once;
+    with `keep_spare`, a supervisor is kept started for the next program."""
+
+    def __init__(self, keep_spare: bool = False) -> None:
         self._running: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
         self._stopping = False
+        self._keep_spare = keep_spare
+        self._spares: list[_Supervisor] = []  # at most one
+        weakref.finalize(self, _dismiss, self._spares)  # a runner dropped without close()
+
+    def supervisor(self) -> _Supervisor:
+        """A supervisor for the next program: the spare, if it is still waiting; then another
+        spare is started for the one after. Raises OSError if none can start, ActionError
+        after stop_all."""
+        with self._lock:
+            if self._stopping:
+                raise ActionError("not started: the actions are being stopped")
+            spare = self._spares.pop() if self._spares else None
+        if spare is not None and not spare.waiting():
+            spare.dismiss()
+            spare = None
+        taken = spare or _Supervisor()
+        if self._keep_spare:
+            try:
+                ready = _Supervisor()
+            except OSError:  # the next program starts its own, or says why it cannot
+                return taken
+            with self._lock:
+                kept = self._keep_spare and not self._stopping and not self._spares
+                if kept:
+                    self._spares.append(ready)
+            if not kept:
+                ready.dismiss()
+        return taken
 
     def add(self, proc: subprocess.Popen) -> None:
         with self._lock:
@@ -100,8 +199,15 @@ class RunningPrograms:
         with self._lock:
             self._stopping = True
             running = list(self._running)
+        self.close()
         for proc in running:
             _stop(proc)
+
+    def close(self) -> None:
+        """End the spare supervisor; programs started later start their own."""
+        with self._lock:
+            self._keep_spare = False
+        _dismiss(self._spares)
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -177,26 +283,18 @@ def run_process(
     instead; `programs`: where it is registered while it runs. Raises ActionError when it
     cannot start or runs past `timeout_s`."""
     deadline = time.monotonic() + timeout_s
-    status_read, status_write = os.pipe()
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", str(SUPERVISOR), str(status_write), str(os.getpid()), "--", *argv],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            pass_fds=(status_write,),
-            env=child_environment() if env is None else env,
-            cwd=cwd,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        os.close(status_read)
-        raise ActionError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from None
-    finally:
-        os.close(status_write)
     programs = RunningPrograms() if programs is None else programs
     try:
+        supervisor = programs.supervisor()
+    except OSError as exc:
+        raise ActionError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from None
+    proc = supervisor.proc
+    try:
         programs.add(proc)
+        try:
+            supervisor.run(argv, child_environment() if env is None else env, cwd)
+        except BrokenPipeError:  # it was stopped (the daemon is stopping) or killed: the report says
+            pass
         stdout, stderr, truncated, timed_out = _exchange(proc, stdin, max_output_bytes, deadline)
         if not timed_out:
             try:
@@ -210,12 +308,11 @@ def run_process(
         if proc.poll() is None:
             _stop(proc)
         programs.discard(proc)
-        for stream in (proc.stdin, proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
-        with os.fdopen(status_read, "rb") as status:
-            report = status.read().split()
+        report = supervisor.report()
     if report[:1] == [b"error"]:
         raise ActionError(f"cannot start {argv[0]!r}: {os.strerror(int(report[1]))}")
-    returncode = int(report[1]) if report[:1] == [b"exit"] else proc.returncode
-    return ProcessResult(returncode, stdout, stderr, truncated)
+    if report[:1] == [b"exit"]:
+        return ProcessResult(int(report[1]), stdout, stderr, truncated)
+    if proc.returncode < 0:  # the supervisor itself was killed
+        return ProcessResult(proc.returncode, stdout, stderr, truncated)
+    raise ActionError(f"{argv[0]!r} was stopped before it started")

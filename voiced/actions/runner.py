@@ -35,7 +35,7 @@ class ActionRunner:
         self._emit = emit
         self._pool = ThreadPoolExecutor(settings.max_concurrent, thread_name_prefix="voiced-action")
         self._mqtt = MqttPublisher(settings.mqtt)
-        self._programs = RunningPrograms()
+        self._programs = RunningPrograms(keep_spare=True)
         self._pending = threading.BoundedSemaphore(settings.max_concurrent * (1 + QUEUE_PER_WORKER))
         self._shut_down = False
 
@@ -124,5 +124,6 @@ class ActionRunner:
             # outlives the daemon, and its worker threads end (the interpreter waits for them)
             self._programs.stop_all()
             done.wait(STOP_GRACE_S + 1)
+        self._programs.close()
         self._mqtt.close()
         return finished
