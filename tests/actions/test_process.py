@@ -9,6 +9,7 @@ import pytest
 
 from voiced.actions.errors import ActionError
 from voiced.actions.process import CHILD_VARIABLES, RunningPrograms, child_environment, run_process
+from voiced.testing import action_supervisors
 
 
 def test_output_is_capped_and_the_child_still_finishes():
@@ -128,35 +129,25 @@ def test_stop_all_ends_running_programs_with_their_children(tmp_path):
     assert not _alive(int(pidfile.read_text()))
 
 
-def _waiting_supervisors() -> set[int]:
-    """Our children that are supervisors (voiced.actions.supervisor) still alive."""
-    pids = set()
-    for task in os.listdir("/proc/self/task"):
-        with open(f"/proc/self/task/{task}/children") as listing:
-            pids.update(int(pid) for pid in listing.read().split())
-    return {pid for pid in pids if _alive(pid) and b"supervisor.py" in open(f"/proc/{pid}/cmdline", "rb").read()}
-
-
 def test_a_spare_supervisor_waits_for_the_next_program_and_close_ends_it():
+    others = action_supervisors()  # (of runners other tests left to the garbage collector)
     programs = RunningPrograms(keep_spare=True)
+    [spare] = action_supervisors() - others  # started with it: the first program is quick too
     ppid = "import os; print(os.getppid())"
     first = int(run_process([sys.executable, "-c", ppid], timeout_s=30, programs=programs).stdout)
-    assert not _alive(first)  # its own supervisor is done
-    [spare] = _waiting_supervisors()
-    second = int(run_process([sys.executable, "-c", ppid], timeout_s=30, programs=programs).stdout)
-    assert second == spare  # ran in the supervisor started before it was asked for
-    [next_spare] = _waiting_supervisors()
-    assert next_spare != spare
+    assert first == spare  # ran in the supervisor started before it was asked for
+    [next_spare] = action_supervisors() - others
+    assert next_spare != spare and not _alive(first)
     programs.close()
-    assert not _waiting_supervisors()
+    assert not action_supervisors() - others
     assert run_process(["true"], timeout_s=30, programs=programs).returncode == 0  # starts its own now
-    assert not _waiting_supervisors()
+    assert not action_supervisors() - others
 
 
 def test_a_spare_killed_while_waiting_is_replaced():
+    others = action_supervisors()
     programs = RunningPrograms(keep_spare=True)
-    run_process(["true"], timeout_s=30, programs=programs)
-    [spare] = _waiting_supervisors()
+    [spare] = action_supervisors() - others
     os.kill(spare, 9)
     while _alive(spare):
         time.sleep(0.01)
@@ -171,8 +162,7 @@ def test_the_program_gets_its_own_environment_cwd_and_path(tmp_path):
     tool.parent.mkdir()
     tool.write_text('#!/bin/sh\necho "$(pwd) $ONLY_HERE"\n')
     tool.chmod(0o755)
-    programs = RunningPrograms(keep_spare=True)
-    run_process(["true"], timeout_s=30, programs=programs)  # now a spare waits
+    programs = RunningPrograms(keep_spare=True)  # a spare waits
     env = {"PATH": f"{tool.parent}:/usr/bin:/bin", "ONLY_HERE": "yes"}
     result = run_process(["voiced-test-tool"], env=env, cwd=tmp_path, timeout_s=30, programs=programs)
     assert result.stdout.decode().split() == [str(tmp_path), "yes"]
@@ -184,10 +174,10 @@ def test_the_program_gets_its_own_environment_cwd_and_path(tmp_path):
 
 
 def test_a_program_asked_for_after_stop_all_never_starts(tmp_path):
+    others = action_supervisors()
     programs = RunningPrograms(keep_spare=True)
-    run_process(["true"], timeout_s=30, programs=programs)
     programs.stop_all()
     marker = tmp_path / "ran"
     with pytest.raises(ActionError, match="not started: the actions are being stopped"):
         run_process(["touch", str(marker)], timeout_s=30, programs=programs)
-    assert not marker.exists() and not _waiting_supervisors()
+    assert not marker.exists() and not action_supervisors() - others

@@ -5,6 +5,7 @@ import time
 from voiced.actions.config import ActionsSettings, ExecAction, MqttAction, MqttBroker, SayAction
 from voiced.actions.context import Match
 from voiced.actions.runner import ActionRunner
+from voiced.testing import action_supervisors
 
 
 class Events(list):
@@ -62,6 +63,14 @@ def test_actions_run_in_order_and_failures_do_not_stop_the_rest(tmp_path, mosqui
     assert subscriber.messages == [("voiced/Clean", b"kitchen", False)]
     assert runner.shutdown(10)
     subscriber.loop_stop()
+
+
+def test_a_supervisor_waits_from_the_start_and_shutdown_ends_it():
+    others = action_supervisors()
+    runner = ActionRunner(ActionsSettings(), Events())
+    assert len(action_supervisors() - others) == 1  # the first command's program starts at once too
+    assert runner.shutdown(10)
+    assert not action_supervisors() - others
 
 
 def test_dispatch_does_not_block_and_concurrency_is_bounded(tmp_path):

@@ -153,6 +153,7 @@ class RunningPrograms:
         self._keep_spare = keep_spare
         self._spares: list[_Supervisor] = []  # at most one
         weakref.finalize(self, _dismiss, self._spares)  # a runner dropped without close()
+        self.ready()  # the first program is as quick as the next
 
     def supervisor(self) -> _Supervisor:
         """A supervisor for the next program: the spare, if it is still waiting; then another
@@ -166,18 +167,24 @@ class RunningPrograms:
             spare.dismiss()
             spare = None
         taken = spare or _Supervisor()
-        if self._keep_spare:
-            try:
-                ready = _Supervisor()
-            except OSError:  # the next program starts its own, or says why it cannot
-                return taken
-            with self._lock:
-                kept = self._keep_spare and not self._stopping and not self._spares
-                if kept:
-                    self._spares.append(ready)
-            if not kept:
-                ready.dismiss()
+        self.ready()
         return taken
+
+    def ready(self) -> None:
+        """With keep_spare: have a spare supervisor started, if none is."""
+        with self._lock:
+            if not self._keep_spare or self._stopping or self._spares:
+                return
+        try:
+            ready = _Supervisor()
+        except OSError:  # the next program starts its own, or says why it cannot
+            return
+        with self._lock:
+            kept = self._keep_spare and not self._stopping and not self._spares
+            if kept:
+                self._spares.append(ready)
+        if not kept:
+            ready.dismiss()
 
     def add(self, proc: subprocess.Popen) -> None:
         with self._lock:

@@ -170,6 +170,22 @@ def process_tree(root: int) -> list[int]:
     return sorted(tree)
 
 
+def action_supervisors() -> set[int]:
+    """The action supervisors (voiced.actions.supervisor) this process has running: each
+    program's, and the spare that waits for the next program."""
+    found = set()
+    for pid in process_tree(os.getpid()):
+        fields = proc_stat(pid)
+        if fields is None or int(fields[1]) != os.getpid() or fields[0] in ("Z", "X"):
+            continue
+        try:
+            if b"supervisor.py" in (Path("/proc") / str(pid) / "cmdline").read_bytes():
+                found.add(pid)
+        except OSError:
+            pass
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds a process has used (0.0 once it has ended), from /proc."""
     fields = proc_stat(pid)
