@@ -105,3 +105,19 @@ def test_zero_workers_is_a_usage_error():
         timeout=60,
     )
     assert child.returncode == 2 and "--workers" in child.stderr
+
+
+def test_whisper_models_are_refused_with_workers(tmp_path):
+    """CTranslate2's threads do not survive the fork of a decoder process (its first final
+    hung): the server refuses at once, saying which models and what to do."""
+    config = tmp_path / "voiced.yaml"
+    commands = os.path.abspath("config/commands.yaml")
+    config.write_text(f"server:\n  models:\n    commands: {{commands_files: [{commands}], engine: whisper}}\n")
+    child = subprocess.run(
+        [sys.executable, "-m", "voiced", "serve", "--config", str(config), "--workers", "2", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == 2 and "models commands use the Whisper engine" in child.stderr
+    assert "one worker" in child.stderr

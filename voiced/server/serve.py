@@ -36,6 +36,16 @@ def main(args) -> int:
             message = exc.errors()[0]["msg"].removeprefix("Value error, ")
             print(f"voiced serve: --wyoming: {message}", file=sys.stderr)
             return 2
+    whisper = sorted(name for name, model in settings.models.items() if model.engine == "whisper")
+    if settings.workers > 1 and whisper:
+        # found by hand: CTranslate2's threads stay behind in the forking process, and the
+        # first final in a decoder process hung. It needs no processes: it decodes outside the GIL
+        print(
+            f"voiced serve: {settings.workers} workers: models {', '.join(whisper)} use the Whisper "
+            "engine, which cannot run in forked decoder processes; serve them with one worker",
+            file=sys.stderr,
+        )
+        return 2
     host, port = args.host or "127.0.0.1", DEFAULT_PORT if args.port is None else args.port
     notifier = Notifier.from_environment()
     with SignalRequests() as signals:
