@@ -38,8 +38,8 @@ def main(args) -> int:
             return 2
     whisper = sorted(name for name, model in settings.models.items() if model.engine == "whisper")
     if settings.workers > 1 and whisper:
-        # found by hand: CTranslate2's threads stay behind in the forking process, and the
-        # first final in a decoder process hung. It needs no processes: it decodes outside the GIL
+        # CTranslate2's threads stay in the process that loaded the model: a forked decoder
+        # process hung at its first final (tried). Whisper decodes outside the GIL anyway
         print(
             f"voiced serve: {settings.workers} workers: models {', '.join(whisper)} use the Whisper "
             "engine, which cannot run in forked decoder processes; serve them with one worker",
