@@ -132,12 +132,13 @@ def test_stop_all_ends_running_programs_with_their_children(tmp_path):
 def test_a_spare_supervisor_waits_for_the_next_program_and_close_ends_it():
     others = action_supervisors()  # (of runners other tests left to the garbage collector)
     programs = RunningPrograms(keep_spare=True)
-    [spare] = action_supervisors() - others  # started with it: the first program is quick too
+    spare = programs.spare_ready(60)  # started with it: the first program is quick too
+    assert spare in action_supervisors() - others
     ppid = "import os; print(os.getppid())"
     first = int(run_process([sys.executable, "-c", ppid], timeout_s=30, programs=programs).stdout)
     assert first == spare  # ran in the supervisor started before it was asked for
-    [next_spare] = action_supervisors() - others
-    assert next_spare != spare and not _alive(first)
+    next_spare = programs.spare_ready(60)
+    assert next_spare not in (None, spare) and not _alive(first)
     programs.close()
     assert not action_supervisors() - others
     assert run_process(["true"], timeout_s=30, programs=programs).returncode == 0  # starts its own now
@@ -145,9 +146,9 @@ def test_a_spare_supervisor_waits_for_the_next_program_and_close_ends_it():
 
 
 def test_a_spare_killed_while_waiting_is_replaced():
-    others = action_supervisors()
     programs = RunningPrograms(keep_spare=True)
-    [spare] = action_supervisors() - others
+    spare = programs.spare_ready(60)
+    assert spare is not None
     os.kill(spare, 9)
     while _alive(spare):
         time.sleep(0.01)
@@ -162,7 +163,8 @@ def test_the_program_gets_its_own_environment_cwd_and_path(tmp_path):
     tool.parent.mkdir()
     tool.write_text('#!/bin/sh\necho "$(pwd) $ONLY_HERE"\n')
     tool.chmod(0o755)
-    programs = RunningPrograms(keep_spare=True)  # a spare waits
+    programs = RunningPrograms(keep_spare=True)
+    assert programs.spare_ready(60)
     env = {"PATH": f"{tool.parent}:/usr/bin:/bin", "ONLY_HERE": "yes"}
     result = run_process(["voiced-test-tool"], env=env, cwd=tmp_path, timeout_s=30, programs=programs)
     assert result.stdout.decode().split() == [str(tmp_path), "yes"]
@@ -181,3 +183,29 @@ def test_a_program_asked_for_after_stop_all_never_starts(tmp_path):
     with pytest.raises(ActionError, match="not started: the actions are being stopped"):
         run_process(["touch", str(marker)], timeout_s=30, programs=programs)
     assert not marker.exists() and not action_supervisors() - others
+
+
+def test_a_spare_outlives_the_thread_that_wanted_it():
+    """The spare started after one worker's program runs another worker's program; the first
+    worker ends meanwhile (a daemon stopping: its idle workers end). The program is not killed
+    with it (a supervisor's parent-death signal follows the thread that started it)."""
+    programs = RunningPrograms(keep_spare=True)
+    started = threading.Event()
+    with tempfile.TemporaryDirectory() as directory:
+        flag = os.path.join(directory, "running")
+        code = f"import os, time; open({flag!r}, 'w').close(); time.sleep(1); print('done')"
+        results = []
+
+        def first_worker():
+            run_process(["true"], timeout_s=30, programs=programs)  # wants the next spare
+            started.set()
+            while not os.path.exists(flag):  # the other worker's program runs: now end
+                time.sleep(0.01)
+
+        first = threading.Thread(target=first_worker)
+        first.start()
+        started.wait(60)
+        results.append(run_process([sys.executable, "-c", code], timeout_s=60, programs=programs))
+        first.join(60)
+    programs.close()
+    assert (results[0].returncode, results[0].stdout) == (0, b"done\n")

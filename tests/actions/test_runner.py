@@ -68,6 +68,9 @@ def test_actions_run_in_order_and_failures_do_not_stop_the_rest(tmp_path, mosqui
 def test_a_supervisor_waits_from_the_start_and_shutdown_ends_it():
     others = action_supervisors()
     runner = ActionRunner(ActionsSettings(), Events())
+    deadline = time.monotonic() + 60
+    while not action_supervisors() - others and time.monotonic() < deadline:  # started by its thread
+        time.sleep(0.01)
     assert len(action_supervisors() - others) == 1  # the first command's program starts at once too
     assert runner.shutdown(10)
     assert not action_supervisors() - others

@@ -137,9 +137,64 @@ class _Supervisor:
         self.report()
 
 
-def _dismiss(spares: list[_Supervisor]) -> None:
-    while spares:
-        spares.pop().dismiss()
+class _SpareSupervisor:
+    """One supervisor kept started for the next program, by a thread of its own: a
+    supervisor's PR_SET_PDEATHSIG fires when the *thread* that started it ends, and the spare
+    may run a program for any worker thread, after the one that happened to want it has ended
+    (a daemon stopping: its idle workers end while another still runs its action)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._spare: _Supervisor | None = None
+        self._open = True
+        self._thread = threading.Thread(target=self._keep, name="voiced-spare-supervisor", daemon=True)
+        self._thread.start()
+
+    def take(self) -> _Supervisor | None:
+        """The spare, if one is waiting; another is started for the program after."""
+        with self._changed:
+            spare, self._spare = self._spare, None
+            self._changed.notify_all()
+        if spare is not None and not spare.waiting():  # killed from outside
+            spare.dismiss()
+            return None
+        return spare
+
+    def ready(self, timeout_s: float) -> int | None:
+        """The pid of the spare once it waits, or None after `timeout_s`."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._spare is not None or not self._open, timeout_s)
+            return self._spare.proc.pid if self._spare is not None else None
+
+    def close(self) -> None:
+        """End the spare and the thread; the supervisors it started end with it (their
+        programs must have ended: ActionRunner.shutdown waits for them, or stops them)."""
+        with self._changed:
+            self._open, spare, self._spare = False, self._spare, None
+            self._changed.notify_all()
+        if spare is not None:
+            spare.dismiss()
+        if threading.current_thread() is not self._thread:  # (a finalizer may run in any thread)
+            self._thread.join()  # it dismisses the spare it may have been starting
+
+    def _keep(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: not self._open or self._spare is None)
+                if not self._open:
+                    return
+            try:
+                spare: _Supervisor | None = _Supervisor()
+            except OSError:  # none to be had now: programs start their own; try after the next
+                with self._changed:
+                    self._changed.wait()
+                continue
+            with self._changed:
+                if self._open:
+                    self._spare, spare = spare, None
+                    self._changed.notify_all()
+            if spare is not None:
+                spare.dismiss()
 
 
 class RunningPrograms:
@@ -150,41 +205,23 @@ class RunningPrograms:
         self._running: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
         self._stopping = False
-        self._keep_spare = keep_spare
-        self._spares: list[_Supervisor] = []  # at most one
-        weakref.finalize(self, _dismiss, self._spares)  # a runner dropped without close()
-        self.ready()  # the first program is as quick as the next
+        self._spare = _SpareSupervisor() if keep_spare else None
+        if self._spare is not None:
+            weakref.finalize(self, self._spare.close)  # a runner dropped without close()
 
     def supervisor(self) -> _Supervisor:
-        """A supervisor for the next program: the spare, if it is still waiting; then another
-        spare is started for the one after. Raises OSError if none can start, ActionError
-        after stop_all."""
+        """A supervisor for the next program: the spare if one is waiting, else one started
+        now. Raises OSError if none can start, ActionError after stop_all."""
         with self._lock:
             if self._stopping:
                 raise ActionError("not started: the actions are being stopped")
-            spare = self._spares.pop() if self._spares else None
-        if spare is not None and not spare.waiting():
-            spare.dismiss()
-            spare = None
-        taken = spare or _Supervisor()
-        self.ready()
-        return taken
+        spare = self._spare.take() if self._spare is not None else None
+        return spare or _Supervisor()
 
-    def ready(self) -> None:
-        """With keep_spare: have a spare supervisor started, if none is."""
-        with self._lock:
-            if not self._keep_spare or self._stopping or self._spares:
-                return
-        try:
-            ready = _Supervisor()
-        except OSError:  # the next program starts its own, or says why it cannot
-            return
-        with self._lock:
-            kept = self._keep_spare and not self._stopping and not self._spares
-            if kept:
-                self._spares.append(ready)
-        if not kept:
-            ready.dismiss()
+    def spare_ready(self, timeout_s: float) -> int | None:
+        """(tests, benchmarks) The pid of the spare supervisor once it waits; None without
+        keep_spare, after close() or after `timeout_s`."""
+        return self._spare.ready(timeout_s) if self._spare is not None else None
 
     def add(self, proc: subprocess.Popen) -> None:
         with self._lock:
@@ -211,10 +248,10 @@ class RunningPrograms:
             _stop(proc)
 
     def close(self) -> None:
-        """End the spare supervisor; programs started later start their own."""
-        with self._lock:
-            self._keep_spare = False
-        _dismiss(self._spares)
+        """End the spare supervisor (and the thread that keeps it); programs started later
+        start their own."""
+        if self._spare is not None:
+            self._spare.close()
 
 
 def _stop(proc: subprocess.Popen) -> None:
