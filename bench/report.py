@@ -203,11 +203,14 @@ def plots(latency: dict, listening: dict) -> list[str]:
 
 def markdown(results: dict) -> str:
     lat = results["latency"]
+    redone = "".join(
+        f"; {part} measured again on {date} (--redo)" for part, date in sorted(results.get("redone", {}).items())
+    )
     lines = [
         "# voiced benchmark report",
         "",
         f"Machine: {results['machine']}. Produced by `.venv/bin/python bench/report.py"
-        f"{' --quick' if results['quick'] else ''}` on {results['date']}.",
+        f"{' --quick' if results['quick'] else ''}` on {results['date']}{redone}.",
         "",
         "## Speech end -> result (`voiced run`, embedded local server, demo at real-time pace, exec `true` actions)",
         "",
@@ -401,6 +404,7 @@ def main() -> int:
     if args.render_only or args.redo:
         results = json.loads((OUT / "results.json").read_text())
         parts = set((args.redo or "").split(",")) - {""}
+        results.setdefault("redone", {}).update(dict.fromkeys(parts, time.strftime("%Y-%m-%d")))
         if "ready" in parts:
             results["ready"] = ready_times()
         if "latency" in parts:
