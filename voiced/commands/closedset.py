@@ -276,8 +276,10 @@ class ClosedSet:
         """Before Whisper has written what it heard: the texts contrasts() would have scored if
         it writes `sentence` (another recognizer's words) the usual way, that form first; []
         when the sentence has no number that sounds like another."""
-        form = self._written(sentence) if sentence else ""
-        contrasts = self.contrasts(self.as_heard(form, 0.0)) if form else []
+        if not sentence:
+            return []
+        form = self._written(sentence)
+        contrasts = self.contrasts(self.as_heard(form, 0.0))
         return [form, *contrasts] if contrasts else []
 
     def _written(self, text: str) -> str:
