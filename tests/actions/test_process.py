@@ -209,3 +209,19 @@ def test_a_spare_outlives_the_thread_that_wanted_it():
         first.join(60)
     programs.close()
     assert (results[0].returncode, results[0].stdout) == (0, b"done\n")
+
+
+def test_a_nul_byte_or_a_bad_variable_name_is_a_clear_error_and_costs_no_supervisor():
+    """A transcript is untrusted: `$raw_text` may carry a NUL byte, which exec cannot pass."""
+    programs = RunningPrograms(keep_spare=True)
+    spare = programs.spare_ready(60)
+    for argv, env, reason in (
+        (["echo", "a\0b"], None, "a NUL byte in its arguments or environment"),
+        (["echo", "x"], {"PATH": "/usr/bin:/bin", "A": "a\0b"}, "a NUL byte in its arguments or environment"),
+        (["echo", "x"], {"PATH": "/usr/bin:/bin", "A=B": "x"}, "bad environment variable name 'A=B'"),
+    ):
+        with pytest.raises(ActionError, match=f"cannot start 'echo': {reason}"):
+            run_process(argv, env=env, timeout_s=30, programs=programs)
+    assert programs.spare_ready(60) == spare  # still waiting for a program it can run
+    assert run_process(["echo", "x"], timeout_s=30, programs=programs).stdout == b"x\n"
+    programs.close()

@@ -327,6 +327,12 @@ def run_process(
     instead; `programs`: where it is registered while it runs. Raises ActionError when it
     cannot start or runs past `timeout_s`."""
     deadline = time.monotonic() + timeout_s
+    env = child_environment() if env is None else env
+    # what exec cannot pass, refused here with the reason (the supervisor could not say why)
+    if any("\0" in item for item in (*argv, *env, *env.values())):
+        raise ActionError(f"cannot start {argv[0]!r}: a NUL byte in its arguments or environment")
+    if bad := [name for name in env if not name or "=" in name]:
+        raise ActionError(f"cannot start {argv[0]!r}: bad environment variable name {bad[0]!r}")
     programs = RunningPrograms() if programs is None else programs
     try:
         supervisor = programs.supervisor()
@@ -336,7 +342,7 @@ def run_process(
     try:
         programs.add(proc)
         try:
-            supervisor.run(argv, child_environment() if env is None else env, cwd)
+            supervisor.run(argv, env, cwd)
         except BrokenPipeError:  # it was stopped (the daemon is stopping) or killed: the report says
             pass
         stdout, stderr, truncated, timed_out = _exchange(proc, stdin, max_output_bytes, deadline)
