@@ -24,7 +24,8 @@ def test_normalize_case_punctuation_yo():
         # tens and units written apart, as Whisper writes "пятьдесят одну": one number
         ("поставь таймер на 50 1 минуту", "ru", "поставь таймер на 51 минуту"),
         ("set a timer for 40 5 minutes", "en", "set a timer for 45 minutes"),
-        ("на 20 0 минут, 9 5, 100 5, 10 5", "ru", "на 20 0 минут 9 5 100 5 10 5"),
+        ("заведи таймер на 50 09 минут", "ru", "заведи таймер на 59 минут"),  # its units in two digits
+        ("на 20 0 минут, 9 5, 100 5, 10 5, 30 00, 30 10", "ru", "на 20 0 минут 9 5 100 5 10 5 30 00 30 10"),
     ],
 )
 def test_words_to_digits(text, language, expected):

@@ -104,21 +104,22 @@ def words_to_digits(text: str, language: str) -> str:
 
 
 def _join_tens_and_units(tokens: list[str]) -> list[str]:
-    """Tens and units written apart, as said ("40 9": Whisper's way with "сорок девять"), are
-    one number: 49."""
+    """Tens and units written apart, as said ("40 9" or "50 09": Whisper's ways with "сорок
+    девять", "пятьдесят девять"), are one number: 49, 59."""
     joined: list[str] = []
     for token in tokens:
         last = joined[-1] if joined else ""
+        unit = token[1:] if len(token) == 2 and token[0] == "0" else token
         if (
-            len(token) == 1
-            and token.isdigit()
-            and token != "0"
+            len(unit) == 1
+            and unit.isdigit()
+            and unit != "0"
             and len(last) == 2
             and last.isdigit()
             and last[1] == "0"
             and last[0] >= "2"
         ):
-            joined[-1] = last[0] + token
+            joined[-1] = last[0] + unit
         else:
             joined.append(token)
     return joined
