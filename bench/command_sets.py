@@ -146,6 +146,13 @@ RU_HELD_OUT_VOICES = (
     "festival:msu_ru_nsh_clunits,tempo=0.9,pitch=200",
 )
 RU_HELD_OUT_ESPEAK = ("espeak:ru+f3", "espeak:ru+m3,s=150")
+# more tuning numbers: festival changed by sox in four ways other than the held-out two
+RU_NUMBERS_TUNING_VOICES = (
+    "festival:msu_ru_nsh_clunits,tempo=1.05,pitch=100",
+    "festival:msu_ru_nsh_clunits,tempo=0.95,pitch=-80",
+    "festival:msu_ru_nsh_clunits,tempo=1.3,pitch=-300",
+    "festival:msu_ru_nsh_clunits,tempo=0.8,pitch=300",
+)
 RU_NON_COMMANDS_TUNING = (
     "какая завтра погода",
     "позвони маме",
@@ -301,6 +308,17 @@ SETS = {
         RU_TUNING_VOICES,
         seed=7,
         per_voice=30,
+        tuning=True,
+        language="ru",
+        intent="SetTimer",
+    ),
+    "ru-numbers-2": CommandSetSpec(
+        "ru-numbers-2",
+        "tuning: 60 Russian timer sentences (seed 21), festival changed by sox in four tuning ways",
+        EXAMPLE_COMMANDS,
+        RU_NUMBERS_TUNING_VOICES,
+        seed=21,
+        per_voice=60,
         tuning=True,
         language="ru",
         intent="SetTimer",
