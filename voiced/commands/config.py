@@ -45,8 +45,8 @@ class Thresholds:
 
 
 # Measured per model: tiny.en on bench sets A and `numbers`, summed over the text; the
-# multilingual base on the Russian tuning sets (ru-A, ru-numbers, ru-numbers-2), per token: summed, a short
-# command ("Стоп.") outscores most longer ones.
+# multilingual base on the Russian tuning sets (ru-A, ru-numbers, ru-numbers-2), per token:
+# summed, a short command ("Стоп.") outscores most longer ones.
 MEASURED_THRESHOLDS = {"en": Thresholds(False, 3.0, 2.0, 4.0)}
 MULTILINGUAL_THRESHOLDS = Thresholds(True, 1.45, 0.25, 3.0)
 
