@@ -21,6 +21,7 @@ from voiced.audio.vad import Endpointer
 from voiced.commands.matching import CommandSet
 from voiced.config.loader import ConfigError
 from voiced.events import CaptionWriter, EventSink, JsonlWriter, OutputStream, TimelineLog, fan_out
+from voiced.listen.confirmation import confirmations_for
 from voiced.listen.core import ListeningCore
 from voiced.listen.dispatch import CommandHandler
 from voiced.listen.earcons import EarconPlayer, feedback_sink
@@ -71,6 +72,7 @@ def run_daemon(
     prompt = settings.wake.mode == "wake_word" and settings.wake.prompt
     emit = fan_out(emit, *([feedback_sink(player, wake_prompt=prompt)] if settings.feedback.enabled else []))
     runner = on_final = conversation = None
+    confirmations = confirmations_for(settings.commands.confirm, command_set, settings.recognition.language)
     if command_set is not None or settings.home_assistant is not None:
         runner = ActionRunner(settings.actions, emit)
         if settings.home_assistant is not None:
@@ -80,7 +82,9 @@ def run_daemon(
 
             client = ConversationClient(settings.home_assistant, settings.recognition.language)
             conversation = ConversationFallback(client, runner, emit)
-        on_final = CommandHandler(command_set, settings.recognition.language, runner, emit, conversation)
+        on_final = CommandHandler(
+            command_set, settings.recognition.language, runner, emit, conversation, confirmations, player.holding_input
+        )
     listener = None
     try:
         # the recognizer must be told the rate the audio really has (a WAV input decides it)
@@ -94,7 +98,9 @@ def run_daemon(
                 recorder=recorder,
                 metrics=metrics,
                 on_final=on_final,
-                input_filter=player.mask_input if settings.feedback.enabled else None,
+                # earcons and questions said back must not be heard as speech (a file read
+                # faster than real time is heard by no loudspeaker: its audio is not masked)
+                input_filter=player.mask_input if settings.feedback.enabled or (confirmations and not batch) else None,
                 one_session_at_a_time=batch,
             )
             on_listening(listener)

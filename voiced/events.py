@@ -66,6 +66,9 @@ class FinalEvent(Event):
     text: str
     confidence: float
     reason: str = ""  # the in-process engine's why, when it recognized no command
+    # the in-process engine's command rejected only for a number it was unsure of: the daemon
+    # may say it back and run it on a "yes" (voiced.listen.confirmation)
+    unsure: str = ""
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,8 @@ class TimelineLog:
         "session_error",
         "command_matched",
         "rejected",
+        "confirmation_asked",
+        "confirmation_answered",
         "action_finished",
         "action_failed",
         "conversation_started",

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from voiced.actions.config import HttpAction
+from voiced.commands.answers import ANSWER_INTENTS
 from voiced.commands.loading import load_commands, load_configured, path_problem
 from voiced.commands.matching import CommandSet
 from voiced.config.loader import ConfigError, ConfigProblem, LocatedDocument, read_yaml
@@ -44,7 +45,8 @@ class CheckedConfig:
             )
         files = ", ".join(str(path) for path in self.settings.commands.files or [])
         asked = f"; the rest is asked of Home Assistant at {ha.url}" if ha else ""
-        return f"{len(self.commands.commands)} commands ({', '.join(self.commands.languages)}) from {files}{asked}"
+        count = len(set(self.commands.commands) - ANSWER_INTENTS)
+        return f"{count} commands ({', '.join(self.commands.languages)}) from {files}{asked}"
 
 
 def _named_commands(doc: LocatedDocument, settings: DaemonSettings) -> list[ConfigProblem]:

@@ -140,4 +140,6 @@ def test_russian_scores_per_token_and_numbers_against_the_runner_up():
     assert clear.accepted and clear.lead == 4.2
     close = russian.confirm(choice, Score(-8.0, 10, number_lead=1.1), [], lead=3.0)
     assert not close.accepted and close.text == "" and "leads the next likeliest number by 1.10" in close.reason
+    # what the daemon may ask back: the sentence in words, the number agreeing with its noun
+    assert close.unsure == "поставь таймер на пять минут" and clear.unsure == ""
     assert not russian.confirm(choice, Score(-8.0, 10), [], lead=3.0).accepted  # no lead known

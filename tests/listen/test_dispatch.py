@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import yaml
@@ -10,6 +11,7 @@ from voiced.actions.config import ActionsSettings
 from voiced.actions.runner import ActionRunner
 from voiced.commands.loading import load_commands
 from voiced.events import FinalEvent
+from voiced.listen.confirmation import Confirmations
 from voiced.listen.dispatch import CommandHandler
 
 HOSTILE = "; rm -rf / $(touch PWNED) `touch PWNED2` && echo hi | cat > x"
@@ -81,3 +83,76 @@ def test_what_no_command_matched_is_asked_of_home_assistant_and_a_command_is_not
     handler(FinalEvent(session=6, text=" turn on the lights ", confidence=0.9))
     handler(FinalEvent(session=7, text="", confidence=0.0))
     assert asked == [("turn on the lights", 6)]
+
+
+def test_a_command_the_engine_was_unsure_of_is_asked_back_and_runs_only_on_a_timely_yes(tmp_path):
+    """The handler's side of asking back (voiced.listen.confirmation), its clock in the test's
+    hands: the question is spoken (espeak-ng, into a player that keeps it) with the input held;
+    "да" runs the command asked about; a "да" after the timeout, or with no question, runs nothing."""
+    log = tmp_path / "ran"
+    commands = tmp_path / "commands.yaml"
+    timer = {"type": "exec", "argv": [sys.executable, "-c", WRITE_ARGS, str(log), "$minutes"]}
+    commands.write_text(
+        yaml.safe_dump(
+            {
+                "languages": {"ru": {"lists": {"minutes": {"range": {"from": 1, "to": 60}}}}},
+                "commands": {
+                    "SetTimer": {"sentences": {"ru": ["поставь таймер на {minutes} минут"]}, "actions": [timer]}
+                },
+            },
+            allow_unicode=True,
+        )
+    )
+    spoken = tmp_path / "question.wav"
+    keep = f"import sys; open({str(spoken)!r}, 'wb').write(sys.stdin.buffer.read())"
+    settings = ActionsSettings(
+        sound_command=[sys.executable, "-c", keep], say_command=["espeak-ng", "-v", "ru", "--stdin", "--stdout"]
+    )
+    events, holds, now = [], [], [100.0]
+
+    @contextlib.contextmanager
+    def hold_input():
+        holds.append("held")
+        yield
+        holds.append("released")
+
+    runner = ActionRunner(settings, events.append)
+    handler = CommandHandler(
+        load_commands([commands]), "ru-RU", runner, events.append,
+        confirmations=Confirmations(timeout_s=8), hold_input=hold_input, clock=lambda: now[0],
+    )  # fmt: skip
+    handler(
+        FinalEvent(session=1, text="", confidence=0.0, reason="lead 1.2 only", unsure="поставь таймер на пять минут")
+    )
+    now[0] = 104.0
+    handler(FinalEvent(session=2, text="да", confidence=0.9))
+    handler(
+        FinalEvent(session=3, text="", confidence=0.0, reason="lead 0.4 only", unsure="поставь таймер на шесть минут")
+    )
+    # another number heard unsure: the open question gives way to its own
+    handler(
+        FinalEvent(session=4, text="", confidence=0.0, reason="lead 0.4 only", unsure="поставь таймер на семь минут")
+    )
+    now[0] = 112.5  # past the 8 s
+    handler(FinalEvent(session=5, text="да", confidence=0.9))
+    assert runner.shutdown(30)
+    seen = [(e.type, e.session) for e in events if not e.type.startswith("action")]
+    assert seen == [
+        ("confirmation_asked", 1),
+        ("confirmation_answered", 2),
+        ("command_matched", 1),
+        ("confirmation_asked", 3),
+        ("confirmation_answered", 4),
+        ("confirmation_asked", 4),
+        ("confirmation_answered", None),
+        ("rejected", 5),
+    ]
+    assert [e.answer for e in events if e.type == "confirmation_answered"] == ["yes", "other", "timeout"]
+    assert [e.question for e in events if e.type == "confirmation_asked"] == [
+        "Поставь таймер на пять минут?",
+        "Поставь таймер на шесть минут?",
+        "Поставь таймер на семь минут?",
+    ]
+    assert log.read_text() == "5"
+    # each question held the input while it was spoken (they may overlap: two action threads)
+    assert sorted(holds) == ["held"] * 3 + ["released"] * 3 and spoken.read_bytes()[:4] == b"RIFF"

@@ -149,6 +149,24 @@ def test_mute_window_core():
     assert window.until(now=11.5) is None
 
 
+def test_a_held_input_stays_muted_however_long_and_past_earcons_ending():
+    window = MuteWindow(margin_s=0.25)
+    window.hold()  # a question said back: its length is not known
+    window.started(token=1, now=10.0, duration_s=0.1)
+    window.finished(token=1, now=10.1)
+    assert window.until(now=13.0) == pytest.approx(13.25)
+    window.release(now=13.0)
+    assert window.until(now=13.2) == pytest.approx(13.25)
+    assert window.until(now=13.3) is None
+
+
+def test_holding_input_masks_frames_while_inside():
+    player = EarconPlayer(FeedbackSettings(enabled=False, mute_margin_s=0))
+    with player.holding_input():
+        assert player.mask_input(b"\x01\x02") == b"\x00\x00"
+    assert player.mask_input(b"\x01\x02") == b"\x01\x02"
+
+
 def test_settings_split_a_player_string_and_locate_errors(tmp_path):
     assert FeedbackSettings(player="aplay -q -D 'plughw:1,0'").player == ("aplay", "-q", "-D", "plughw:1,0")
     doc = parse_yaml(f"feedback:\n  enabled: true\n  done: {tmp_path}/missing.wav\n", "voiced.yaml")

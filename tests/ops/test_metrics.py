@@ -134,8 +134,10 @@ def test_outcomes_and_a_final_from_the_server_before_the_end_of_speech():
     sink(SpeechEndedEvent(session=2, audio_s=4.0, duration_s=1.0, reason="silence"))
     sink(FinalEvent(session=2, text="", confidence=0.0))
     sink({"type": "rejected", "session": 2, "text": ""})
+    sink({"type": "confirmation_asked", "session": 3, "intent": "SetTimer", "question": "Поставь таймер?"})
     samples = _samples(metrics.exposition().decode())
     assert samples[("voiced_active_sessions", ())] == 0
+    assert samples[("voiced_utterances_total", (("outcome", "asked_back"),))] == 1
     assert samples[("voiced_utterances_total", (("outcome", "unmatched"),))] == 1
     assert samples[("voiced_utterances_total", (("outcome", "empty"),))] == 1
     assert samples[("voiced_speech_end_to_final_seconds_count", ())] == 1  # only session 2's

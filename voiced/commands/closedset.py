@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import rapidfuzz
@@ -91,6 +92,9 @@ class Choice:
     changes_number: bool = False  # the candidate has a number the transcript does not
     lead: float | None = None  # over the same text with a number that sounds alike (None: none)
     second_opinion: str = ""  # what the second recognizer heard, for the number check
+    # rejected only because its number led the runner-up by too little: the sentence (spoken
+    # words), which the daemon may say back and run on a "yes" (voiced.listen.confirmation)
+    unsure: str = ""
 
 
 def _numbers(text: str, language: str) -> set[str]:
@@ -194,10 +198,7 @@ class ClosedSet:
         forms = []
         for prefix in prefixes:
             for spell in spellings:
-                text = " ".join(
-                    self._agreement.spell(int(w), next_word) if spell and w.isdigit() else w
-                    for w, next_word in zip(sentence.spoken, [*sentence.spoken[1:], ""])
-                )
+                text = self._spelled(sentence.spoken) if spell else " ".join(sentence.spoken)
                 if not spell:
                     text = re.sub(r"(\d+) percent\b", r"\1%", text)
                 if prefix:
@@ -206,6 +207,14 @@ class ClosedSet:
                     text = text + ", " + " ".join(after)
                 forms.append((" ".join([*prefix, *sentence.spoken, *after]), text[:1].upper() + text[1:] + "."))
         return list(dict.fromkeys(forms))
+
+    def _spelled(self, words: Sequence[str]) -> str:
+        """The words with each number spelled as the noun after it needs ("22 минуты" ->
+        "двадцать две минуты")."""
+        return " ".join(
+            self._agreement.spell(int(word), next_word) if word.isdigit() else word
+            for word, next_word in zip(words, [*words[1:], ""])
+        )
 
     def choose(
         self, heard: str, heard_score: Score, scored: list[tuple[str, str, Score]], margin: float, number_margin: float
@@ -298,7 +307,8 @@ class ClosedSet:
         """The choice, unless a contrast scores within `lead` of it, or the second recognizer
         heard other numbers: then nothing runs (and no text is reported: the transcript may be a
         command, not to be taken for one). The second recognizer's known slip, a "-teen" heard
-        as its "-ty", is no veto: the lead decides it."""
+        as its "-ty", is no veto: the lead decides it. A number checked against the runner-up
+        alone and found short keeps its sentence as `unsure`: it may be said back and confirmed."""
         if not choice.accepted:
             return choice
         choice = replace(choice, second_opinion=second_opinion)
@@ -310,6 +320,7 @@ class ClosedSet:
                     choice,
                     text="",
                     accepted=False,
+                    unsure=self._spelled(choice.text.split()),
                     reason=(
                         f"{choice.form!r}: its number leads the next likeliest number by "
                         f"{'nothing' if runner_up is None else f'{runner_up:.2f}'} only (at least {lead:g} needed)"

@@ -171,6 +171,16 @@ class LocalGrammar(FrozenModel):
         return "whisper" if self._whisper_installed_(base) else "pocketsphinx"
 
 
+class ConfirmSettings(FrozenModel):
+    """Asking back: a command the Whisper engine rejects only because its number was heard
+    not surely enough (`whisper.number_lead`) is said back as a question ("Поставь таймер на
+    двадцать две минуты?", with `actions.say_command`) and runs on "да"; "нет", other speech
+    or no answer within `timeout_s` and nothing runs. Languages with answers: Russian."""
+
+    enabled: bool = True
+    timeout_s: float = Field(10.0, gt=0, le=120)  # from asking (speaking the question included) to the answer
+
+
 class CommandsSettings(FrozenModel):
     """The `commands:` section of the daemon YAML."""
 
@@ -191,3 +201,4 @@ class CommandsSettings(FrozenModel):
     # of the commands (accurate, rejects other speech); `recognition.model: general` keeps the
     # open language model (any speech is transcribed, then matched).
     local_grammar: LocalGrammar = LocalGrammar()
+    confirm: ConfirmSettings = ConfirmSettings()

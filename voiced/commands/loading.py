@@ -17,6 +17,7 @@ import pydantic
 from hassil.expression import Expression, Group, ListReference, RuleReference
 from hassil.parse_expression import parse_sentence
 
+from voiced.commands.answers import ANSWER_INTENTS, answer_commands
 from voiced.commands.config import CommandFile, CommandsSettings
 from voiced.commands.expansion import TooManySentences
 from voiced.commands.matching import CommandSet, base_language
@@ -142,13 +143,19 @@ def load_commands(paths: Iterable[str | Path], settings: CommandsSettings | None
     for doc, command_file in loaded:
         problems.extend(_template_problems(doc, command_file, defined))
         for name in command_file.commands:
-            if name in seen:
+            if name in ANSWER_INTENTS:
+                problems.append(doc.problem(("commands", name), f"the command name {name!r} is voiced's own (answers)"))
+            elif name in seen:
                 problems.append(doc.problem(("commands", name), f"command {name!r} also defined in {seen[name]}"))
             seen.setdefault(name, doc.file)
     if problems:
         raise ConfigError(problems)
 
-    command_set = CommandSet([cf for _, cf in loaded], settings)
+    files = [cf for _, cf in loaded]
+    languages = {base_language(lang) for cf in files for command in cf.commands.values() for lang in command.sentences}
+    if settings.confirm.enabled and (answers := answer_commands(sorted(languages))):
+        files.append(answers)  # the closed set must hold the answers to a question asked back
+    command_set = CommandSet(files, settings)
     for language in command_set.languages:
         try:
             # what the reference check above cannot see (hassil resolves lists lazily):
@@ -194,6 +201,8 @@ def _template_warnings(
     warnings = []
     for language in command_set.languages:
         for finding in command_set.lint(language):
+            if finding.intent in ANSWER_INTENTS:  # voiced's own, in no file
+                continue
             place = where[(finding.intent, finding.language, finding.template)]
             warnings.append(
                 ConfigProblem(

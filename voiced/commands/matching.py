@@ -19,6 +19,7 @@ from hassil.sample import sample_intents
 
 from voiced.actions.config import Action
 from voiced.actions.context import Match
+from voiced.commands.answers import ANSWER_INTENTS
 from voiced.commands.config import Command, CommandFile, CommandsSettings, LanguageSection
 from voiced.commands.expansion import Expansion, OpenTemplate, TooManySentences, expand, expand_template
 from voiced.commands.plurals import Agreement, CountedNoun
@@ -182,9 +183,10 @@ class CommandSet:
         if language not in self._languages:
             return None
         normalized, had_wake_name = self.strip_wake_name(normalize(text, language), language)
-        if self.settings.require_wake_name and not had_wake_name:
-            return None
         found = self._exact(normalized, language, text)
+        # an answer to a question the speaker asked back needs no wake name
+        if self.settings.require_wake_name and not had_wake_name:
+            return found if found is not None and found.intent in ANSWER_INTENTS else None
         if found is None and normalized and fuzzy:
             found = self._fuzzy(normalized, language, text)
         if found is None and self.fallback_actions is not None and normalized:

@@ -256,7 +256,14 @@ class ListeningCore:
         return []
 
     def on_final(
-        self, session: int, text: str, confidence: float, end_of_utterance: bool, now: float, reason: str = ""
+        self,
+        session: int,
+        text: str,
+        confidence: float,
+        end_of_utterance: bool,
+        now: float,
+        reason: str = "",
+        unsure: str = "",
     ) -> list[Decision]:
         if session not in self._open:
             return []
@@ -267,8 +274,9 @@ class ListeningCore:
         text = text.strip()
         if session in self._ended_early and self._completion is not None and self._completion.goes_on(text):
             reason = f"heard {text!r}, which may go on, in a session ended early: the speaker may have been cut short"
-            text = ""
-        decisions: list[Decision] = [Emit(FinalEvent(session=session, text=text, confidence=confidence, reason=reason))]
+            text = unsure = ""
+        final = FinalEvent(session=session, text=text, confidence=confidence, reason=reason, unsure=unsure)
+        decisions: list[Decision] = [Emit(final)]
         if end_of_utterance and session == self._streaming:
             # the server heard the end first: stop sending now, listen afresh for the next one
             self.endpointer.reset()

@@ -7,16 +7,23 @@ fast, and the actions (and Home Assistant's answers) run on the ActionRunner's o
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from voiced.actions.context import Match
 from voiced.actions.runner import ActionRunner
 from voiced.commands.matching import CommandSet
 from voiced.events import Event, EventSink, FinalEvent
+from voiced.listen.confirmation import ConfirmationAnsweredEvent, ConfirmationAskedEvent, Confirmations, is_answer
 
 log = logging.getLogger(__name__)
+
+QUESTION_TIMEOUT_S = 10.0  # to synthesize and play a question, as a `say` action's default
 
 # asks another listener (Home Assistant) what no command matched: (text, session)
 Converse = Callable[[str, int], None]
@@ -47,7 +54,9 @@ class RejectedEvent(Event):
 class CommandHandler:
     """FinalEvent -> `command_matched` + actions; or, when no command matches, `converse` (Home
     Assistant) if there is one and the final asks something; else `rejected` with the reason
-    (then the fallback's actions, if the command files have a fallback). A rejection is logged
+    (then the fallback's actions, if the command files have a fallback). A command the engine
+    was unsure of (`FinalEvent.unsure`) is asked back first when `confirmations` is given: the
+    next final answers it (voiced.listen.confirmation). A rejection is logged
     at the default level: a command the speaker meant but that ran nothing must be visible.
     `command_set` None: no commands, every final that asks something is for `converse`."""
 
@@ -58,19 +67,39 @@ class CommandHandler:
         runner: ActionRunner,
         emit: EventSink,
         converse: Converse | None = None,
+        confirmations: Confirmations | None = None,
+        hold_input: Callable[[], AbstractContextManager] = contextlib.nullcontext,
+        clock: Callable[[], float] = time.monotonic,
     ):
+        """`confirmations`: ask back what the engine was unsure of (None: reject it), speaking
+        the question with the input held by `hold_input`."""
         self.command_set = command_set
         self.language = language
         self.runner = runner
         self.emit = emit
         self.converse = converse
+        self.confirmations = confirmations
+        self.hold_input = hold_input
+        self.clock = clock
 
     def __call__(self, final: FinalEvent) -> None:
+        now = self.clock()
         try:
             match = self.command_set.match(final.text, self.language) if self.command_set is not None else None
+        except Exception:  # a matcher bug must not take the listener down
+            log.exception("matching %r failed", final.text)
+            return
+        if self._answers_question(final, match, now):
+            return
+        if is_answer(match):
+            self._reject(final, f"{final.text!r} answers a question, but none is open")
+            return
+        try:
+            if (match is None or match.is_fallback) and final.unsure and self._ask(final, now):
+                return
             unmatched = match is None or match.is_fallback
             question = self._addressed(final.text) if unmatched and self.converse is not None else None
-        except Exception:  # a matcher bug must not take the listener down
+        except Exception:
             log.exception("matching %r failed", final.text)
             return
         if question is not None and self.converse is not None:
@@ -78,20 +107,65 @@ class CommandHandler:
             self.converse(question, final.session)
             return
         if match is None or match.is_fallback:
-            reason = final.reason or (
-                f"no command matches {final.text!r}" if final.text else "nothing recognized as a command"
+            self._reject(
+                final,
+                final.reason
+                or (f"no command matches {final.text!r}" if final.text else "nothing recognized as a command"),
             )
-            log.warning("session %d rejected: %s", final.session, reason)
-            self.emit(RejectedEvent(final.text, reason, session=final.session))
-        if match is None:
-            return
-        log.info("command %s %s from %r", match.intent, match.slots, final.text)
+        if match is not None:
+            self._run(match, final.session)
+
+    def _answers_question(self, final: FinalEvent, match: Match | None, now: float) -> bool:
+        """Close the open question, if any, with this final; True if the final was its answer
+        (yes: the command asked about runs), False if it is to be handled as itself."""
+        # a command heard unsure is speech too: it ends the open question (and asks its own)
+        heard = final.text or final.unsure
+        answered = self.confirmations.answer(match, heard, now) if self.confirmations is not None else None
+        if answered is None:
+            return False
+        asked, answer = answered
+        log.info("session %d: %r answered %s", final.session, asked.text, answer)
+        self.emit(ConfirmationAnsweredEvent(asked.match.intent, answer, None if answer == "timeout" else final.session))
+        if answer == "yes":
+            self._run(asked.match, asked.session)
+        return answer in ("yes", "no")
+
+    def _reject(self, final: FinalEvent, reason: str) -> None:
+        log.warning("session %d rejected: %s", final.session, reason)
+        self.emit(RejectedEvent(final.text, reason, session=final.session))
+
+    def _run(self, match: Match, session: int | None) -> None:
+        log.info("command %s %s from %r", match.intent, match.slots, match.original_text or match.text)
         self.emit(
             CommandMatchedEvent(
-                match.intent, match.slots, match.text, round(match.score, 3), match.is_fallback, session=final.session
+                match.intent, match.slots, match.text, round(match.score, 3), match.is_fallback, session=session
             )
         )
-        self.runner.dispatch(match, final.session)
+        self.runner.dispatch(match, session)
+
+    def _ask(self, final: FinalEvent, now: float) -> bool:
+        """Say the command the engine was unsure of back as a question; False when it cannot be
+        asked (asking off, the language has no answers, the sentence is no command)."""
+        if self.confirmations is None or self.command_set is None:
+            return False
+        match = self.command_set.match(final.unsure, self.language, fuzzy=False)
+        if match is None or match.is_fallback or is_answer(match):
+            return False
+        question = self.confirmations.ask(match, final.unsure, final.session, now)
+        log.info("session %d: asking %r (%s)", final.session, question.text, final.reason)
+        self.emit(ConfirmationAskedEvent(match.intent, match.slots, question.text, session=final.session))
+        if self.runner.submit(lambda: self._say(question.text)) is None:
+            log.warning("could not say the question %r: too many commands in flight", question.text)
+        return True
+
+    def _say(self, text: str) -> None:
+        """On an action thread: speak, with the microphone's input held (the speaker must not
+        hear its own question as the answer, or as the command it names)."""
+        try:
+            with self.hold_input():
+                self.runner.say(text, QUESTION_TIMEOUT_S)
+        except Exception as exc:  # reported; the question stays open (it is in the events too)
+            log.warning("could not say the question %r: %s", text, exc)
 
     def _addressed(self, text: str) -> str | None:
         if self.command_set is None:

@@ -17,6 +17,7 @@ The shipped earcons (voiced/data/*.wav, 16 kHz mono 16-bit) were made once with 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -25,7 +26,7 @@ import subprocess
 import threading
 import time
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -88,6 +89,7 @@ class MuteWindow:
     def __init__(self, margin_s: float):
         self.margin_s = margin_s
         self._playing: int | None = None  # token of the playback in progress
+        self._held = 0  # other sounds in progress (a spoken question), whose length is unknown
         self._expected_end = -math.inf
         self._until = -math.inf
 
@@ -101,8 +103,17 @@ class MuteWindow:
             self._playing = None
             self._until = max(self._until, now + self.margin_s)
 
+    def hold(self) -> None:
+        self._held += 1
+
+    def release(self, now: float) -> None:
+        self._held -= 1
+        self._until = max(self._until, now + self.margin_s)
+
     def until(self, now: float) -> float | None:
         """When input may be used again, or None if it may be used now."""
+        if self._held:
+            return now + self.margin_s
         if self._playing is not None:
             return max(self._expected_end, now) + self.margin_s
         return self._until if now < self._until else None
@@ -147,6 +158,18 @@ class EarconPlayer:
             self._waiters = [t for t in self._waiters if t.is_alive()] + [waiter]
             waiter.start()
         return True
+
+    @contextlib.contextmanager
+    def holding_input(self) -> Iterator[None]:
+        """Input muted while inside (another sound plays: a question said back), and for the
+        margin after; whether or not earcons are enabled."""
+        with self._lock:
+            self._window.hold()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._window.release(self._clock())
 
     def muted_until(self) -> float | None:
         """Clock time until which input is ignored, None if it is not (or mute_input is off)."""

@@ -174,7 +174,7 @@ class Listener:
             return self.core.on_partial(session, result.text, now, result.audio_s)
         if isinstance(result, Final):
             return self.core.on_final(
-                session, result.text, result.confidence, result.end_of_utterance, now, result.reason
+                session, result.text, result.confidence, result.end_of_utterance, now, result.reason, result.unsure
             )
         if isinstance(result, AudioDelivered):
             log.debug("session %d: the recognizer has received all of its audio", session)

@@ -41,7 +41,8 @@ class VoicedMetrics:
         self.active_sessions = Gauge("voiced_active_sessions", "Recognition sessions in progress", registry=r)
         self.utterances = Counter(
             "voiced_utterances",
-            "Final results, by outcome (matched, unmatched, empty, conversation: asked of Home Assistant)",
+            "Final results, by outcome (matched, unmatched, empty, conversation: asked of Home Assistant, "
+            "asked_back: a number said back to be confirmed)",
             ["outcome"],
             registry=r,
         )
@@ -127,7 +128,8 @@ class MetricsSink:
     rejected count the utterance's outcome (matched, unmatched, empty), session_error and
     audio_error count errors, wake_detected / wake_timeout count wake words (heard, timed out),
     conversation_started counts the utterance (conversation), conversation_answered and
-    conversation_failed (asking: not speaking the answer) the question's outcome.
+    conversation_failed (asking: not speaking the answer) the question's outcome;
+    confirmation_asked counts the utterance too (asked_back: a number said back to confirm).
     """
 
     KEEP = 64  # sessions whose clocks are kept (a final may have no command, a command no actions)
@@ -188,6 +190,8 @@ class MetricsSink:
                 self.metrics.wake_word("timeout")
             elif kind == "conversation_started":
                 self.metrics.utterance("conversation")
+            elif kind == "confirmation_asked":
+                self.metrics.utterance("asked_back")
             elif kind == "conversation_answered":
                 refused = record.get("response_type") == "error"
                 self.metrics.conversation("refused" if refused else "answered", record.get("duration_s"))

@@ -27,6 +27,7 @@ class Final:
     words: tuple[Word, ...] = ()
     end_of_utterance: bool = False
     reason: str = ""  # an in-process engine's why, when it recognized no command (the wire has none)
+    unsure: str = ""  # an in-process engine's command heard not surely enough: to confirm (the wire has none)
 
 
 @dataclass(frozen=True)

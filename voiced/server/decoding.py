@@ -28,6 +28,8 @@ class Hypothesis:
     confidence: float
     words: tuple[Word, ...]
     reason: str = ""  # why an engine reports no command (a rejection), for logs and in-process callers
+    # the command it rejected only for a number heard not surely enough, to be confirmed (in-process callers)
+    unsure: str = ""
 
 
 @dataclass

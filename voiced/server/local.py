@@ -133,4 +133,6 @@ class LocalSession:
             if not result.final:
                 self._out.put(Partial(result.text, result.audio_s))
                 continue
-            self._out.put(Final(result.text, result.confidence, result.words, reason=result.reason))
+            self._out.put(
+                Final(result.text, result.confidence, result.words, reason=result.reason, unsure=result.unsure)
+            )

@@ -45,6 +45,7 @@ class Result:
     confidence: float = 0.0
     words: tuple[Word, ...] = ()
     reason: str = ""  # how the engine decided (a rejection's why), for logs and in-process callers
+    unsure: str = ""  # a command to confirm before it runs (voiced.server.decoding.Hypothesis), in-process only
     # a partial's: the audio of the utterance it has heard, in seconds (for in-process callers)
     audio_s: float | None = None
 
@@ -187,6 +188,7 @@ class StreamRecognition:
                 confidence=hypothesis.confidence,
                 words=words,
                 reason=hypothesis.reason,
+                unsure=hypothesis.unsure,
             )
         ]
 

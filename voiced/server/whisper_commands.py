@@ -200,6 +200,7 @@ class WhisperCommandsRecognizer:
             round(choice.confidence, 4),
             words,
             "" if choice.accepted else f"heard {choice.heard!r}: {choice.reason}",
+            choice.unsure,
         )
 
     def _early_choice(self, heard_by_grammar: str) -> Choice | None:
