@@ -20,30 +20,28 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import re
-import resource
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import yaml
 from command_sets import SETS, CommandSetSpec
+from daemon_engine import LOCALES, DaemonEngine, User
 from sweep_commands import sweep
 
 from voiced.commands import CommandsSettings, load_commands
-from voiced.commands.config import WhisperSettings
+from voiced.commands.config import ConfirmSettings, WhisperSettings
 from voiced.commands.grammar import to_jsgf
 from voiced.server.config import GrammarModel, ServerSettings
-from voiced.testing import mix, noise, read_pcm, silence, synthesize, write_wav
+from voiced.testing import read_pcm, silence, synthesize
 
 ROOT = Path(__file__).resolve().parent.parent
 
 RATE = 16000
 PAD = silence(0.5, RATE)  # as the endpointer's pre-roll and end silence
-LOCALES = {"en": "en-US", "ru": "ru-RU"}
+# what the sets are sampled from and judged by: the file's commands, not voiced's answers to a question
+FILE_ONLY = CommandsSettings(confirm=ConfirmSettings(enabled=False))
+ANSWERS = {"en": ("yes", "no"), "ru": ("да", "нет")}  # what a user says to a question (en: never asked)
 
 
 @dataclass
@@ -161,97 +159,6 @@ class ServerEngine:
         return {"partials": times.partials_s, "final": times.final_s}
 
 
-class DaemonEngine:
-    """The whole daemon as a device runs it: `voiced run` with the set's command file (every
-    action replaced by `true`) on one recording per voice, the utterances two seconds apart
-    over a quiet noise floor; its endpointer, pre-roll, sessions and embedded server decide.
-    A session's transcript counts for the utterance its speech was detected in. The daemon's
-    own CPU time and peak RSS are read from the kernel (getrusage of the child)."""
-
-    GAP_S = 2.0
-
-    def __init__(self, commands_file: Path, recognizer: str, options: dict, language: str = "en"):
-        self._workdir = tempfile.TemporaryDirectory(prefix="voiced-bench-daemon-")  # removed with the engine
-        workdir = Path(self._workdir.name)
-        commands = yaml.safe_load(commands_file.read_text(encoding="utf-8"))
-        for command in commands["commands"].values():
-            command["actions"] = [{"type": "exec", "argv": ["true"]}]
-        (workdir / "commands.yaml").write_text(yaml.safe_dump(commands, allow_unicode=True), encoding="utf-8")
-        local_grammar: dict = {"model": "commands", "engine": recognizer}
-        if options:
-            local_grammar.update(options if recognizer == "pocketsphinx" else {"whisper": options})
-        self.config = workdir / "voiced.yaml"
-        self.config.write_text(
-            yaml.safe_dump(
-                {
-                    "recognition": {"language": LOCALES[language]},
-                    "commands": {"files": ["commands.yaml"], "local_grammar": local_grammar},
-                }
-            )
-        )
-        self.workdir = workdir
-        self.sessions_per_utterance: collections.Counter[int] = collections.Counter()
-        self.cpu_s = 0.0
-        self.peak_rss_mb = 0.0
-        self._stages = collections.Counter()
-
-    def run(self, pcms: list[bytes]) -> list[tuple[str, object]]:
-        gap = silence(self.GAP_S, RATE)
-        parts, starts = [gap], []
-        for pcm in pcms:
-            starts.append(sum(map(len, parts)) / 2 / RATE)
-            parts += [pcm, gap]
-        audio = b"".join(parts)
-        # the floor under everything, as a microphone hears it (spliced in only between the
-        # utterances, after the TTS's digital silence, webrtcvad would take it for speech)
-        audio = mix(audio, noise(len(audio) / 2 / RATE + 0.1, RATE, "brownnoise", 0.005))
-        recording = write_wav(self.workdir / "voice.wav", audio, RATE)
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        run = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "voiced",
-                "-v",
-                "run",
-                "--config",
-                str(self.config),
-                "--input",
-                str(recording),
-                "--fast",
-                "--events",
-                "jsonl",
-            ],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            timeout=3600,
-        )
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if run.returncode != 0:
-            raise RuntimeError(f"voiced run failed: {run.stderr[-2000:]}")
-        self.cpu_s += after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-        self.peak_rss_mb = max(self.peak_rss_mb, after.ru_maxrss / 1024)
-        for stage, seconds in re.findall(r"(partials|final) ([\d.]+) s", run.stderr):
-            self._stages[stage] += float(seconds)
-        utterance_of: dict[int, int] = {}
-        texts: list[list[str]] = [[] for _ in pcms]
-        for event in map(json.loads, run.stdout.splitlines()):
-            if event["type"] == "speech_started":
-                # where speech was detected (its audio begins a pre-roll earlier); a session
-                # that starts in the gap after an utterance still belongs to it
-                detected_s = event["audio_s"] + event["pre_roll_s"]
-                utterance_of[event["session"]] = max(0, sum(start <= detected_s for start in starts) - 1)
-            elif event["type"] == "final" and event["text"]:
-                texts[utterance_of[event["session"]]].append(event["text"])
-        sessions = collections.Counter(utterance_of.values())
-        self.sessions_per_utterance.update(sessions[index] for index in range(len(pcms)))
-        return [(" ".join(words), None) for words in texts]
-
-    def stages(self) -> dict[str, float]:
-        return dict(self._stages)
-
-
 ENGINES = {"server": ServerEngine, "direct": DirectEngine, "daemon": DaemonEngine}
 
 
@@ -270,7 +177,7 @@ def outcome(command_set, heard: Heard) -> str:
 
 
 def measure(spec: CommandSetSpec, engine, cache: Path) -> tuple[list[Heard], dict]:
-    command_set = load_commands([spec.commands_file], CommandsSettings())
+    command_set = load_commands([spec.commands_file], FILE_ONLY)
     commands = spec.commands(command_set)
     heard: list[Heard] = []
     started = time.process_time()
@@ -278,9 +185,14 @@ def measure(spec: CommandSetSpec, engine, cache: Path) -> tuple[list[Heard], dic
     for voice in spec.voices:
         said = commands + list(spec.others)
         pcms = [read_pcm(synthesize(text, voice, RATE, cache))[0] for text in said]
-        for text, pcm, (got, choice) in zip(said, pcms, engine.run(pcms)):
-            expected = expected_of(command_set, text, spec.language) if text in commands else None
-            heard.append(Heard(text, expected, got, len(pcm) / 2 / RATE, voice, choice, spec.language))
+        expected = [expected_of(command_set, text, spec.language) if text in commands else None for text in said]
+        if isinstance(engine, DaemonEngine):  # a user who answers its questions
+            yes, no = (read_pcm(synthesize(word, voice, RATE, cache))[0] for word in ANSWERS[spec.language])
+            results = engine.run(pcms, User(expected, yes, no))
+        else:
+            results = engine.run(pcms)
+        for text, pcm, wanted, (got, choice) in zip(said, pcms, expected, results):
+            heard.append(Heard(text, wanted, got, len(pcm) / 2 / RATE, voice, choice, spec.language))
     cpu = time.process_time() - started if not isinstance(engine, DaemonEngine) else engine.cpu_s - daemon_cpu
     return heard, {"cpu_s": cpu}
 
@@ -348,6 +260,9 @@ def main() -> int:
     parser.add_argument(
         "--end-silence", type=float, default=0.5, help="(direct engine) seconds of silence after each utterance"
     )
+    parser.add_argument(
+        "--no-confirm", action="store_true", help="(daemon engine) reject numbers rather than ask them back"
+    )
     parser.add_argument("--sweep", action="store_true", help="(direct engine, whisper) results for a range of margins")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/voiced-bench-tts"))
     parser.add_argument("--json", type=Path, help="write the figures here")
@@ -355,6 +270,7 @@ def main() -> int:
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     DirectEngine.chunked, DirectEngine.end_silence = args.chunked, silence(args.end_silence, RATE)
+    DaemonEngine.confirm = not args.no_confirm
     if args.sweep and (args.engine != "direct" or args.recognizer != "whisper"):
         parser.error("--sweep needs --engine direct --recognizer whisper")
     options = {}
@@ -378,7 +294,7 @@ def main() -> int:
             engines[key] = ENGINES[args.engine](spec.commands_file, args.recognizer, options, spec.language)
         engine = engines[key]
         heard, cost = measure(spec, engine, args.cache)
-        command_set = load_commands([spec.commands_file])
+        command_set = load_commands([spec.commands_file], FILE_ONLY)
         results.append(report(spec, heard, command_set, cost, args.verbose))
         swept.append((spec, heard, command_set))
     for engine in engines.values():
@@ -392,6 +308,8 @@ def main() -> int:
             print(
                 f"daemon: peak RSS {engine.peak_rss_mb:.0f} MB; sessions per utterance: "
                 + ", ".join(f"{count}: {n}" for count, n in sorted(engine.sessions_per_utterance.items()))
+                + "; questions answered: "
+                + (", ".join(f"{answer}: {n}" for answer, n in sorted(engine.questions.items())) or "none asked")
             )
     if args.sweep:
         sweep(swept, lambda command_set, h, text: outcome(command_set, h if text is None else replace(h, text=text)))

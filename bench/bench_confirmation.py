@@ -1,8 +1,8 @@
-"""Would saying a number back ("Двадцать две минуты?") and waiting for "да" work as well as the
-runner-up check? Half of it measured here: how reliably the Russian commands engine hears the
-answer, "да" or "нет" (a closed set of two commands), said by the Russian voices of
-bench/command_sets.py over the daemon's noise floor. The other half is bench_commands.py
---sweep with number_lead 0 (how many numbers are right when none is rejected).
+"""How reliably the Russian commands engine hears the answer to a number asked back
+("Поставь таймер на двадцать две минуты?"): "да" or "нет" (voiced's answers,
+voiced/commands/answers.py, alone as a closed set), said by the Russian voices of
+bench/command_sets.py over the daemon's noise floor. The whole dialogue, the answers among
+the commands, is measured by bench_commands.py --engine daemon.
 
     .venv/bin/python bench/bench_confirmation.py
 """
@@ -11,30 +11,27 @@ from __future__ import annotations
 
 import collections
 import sys
-import tempfile
 from pathlib import Path
 
-import yaml
 from command_sets import RU_HELD_OUT_ESPEAK, RU_HELD_OUT_VOICES, RU_TUNING_VOICES
 
-from voiced.commands import load_commands
+from voiced.commands import CommandsSettings
+from voiced.commands.answers import NO, YES, answer_commands
+from voiced.commands.matching import CommandSet
 from voiced.server.config import GrammarModel, ServerSettings
 from voiced.server.engine import Engine
 from voiced.testing import mix, noise, read_pcm, silence, synthesize
 
 RATE = 16000
-ANSWERS = {"Yes": ["(да|верно|да верно)"], "No": ["(нет|не надо|неверно)"]}
-SAID = [("да", "Yes"), ("нет", "No"), ("да, верно", "Yes"), ("нет, не надо", "No")]
+SAID = [("да", YES), ("нет", NO), ("да, верно", YES), ("нет, не надо", NO)]
 
 
 def main() -> int:
     cache = Path("/tmp/voiced-bench-tts")
     cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as directory:
-        answers = Path(directory) / "answers.yaml"
-        commands = {name: {"sentences": {"ru": templates}} for name, templates in ANSWERS.items()}
-        answers.write_text(yaml.safe_dump({"commands": commands}, allow_unicode=True), encoding="utf-8")
-        command_set = load_commands([answers])
+    answers = answer_commands(["ru"])
+    assert answers is not None
+    command_set = CommandSet([answers], CommandsSettings())
     grammar = GrammarModel(language="ru-RU", jsgf="#JSGF V1.0;", engine="whisper")
     engine = Engine(ServerSettings(models={"answers": grammar}), {"answers": command_set})
     counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
