@@ -9,6 +9,7 @@ asks what was said, "нет" otherwise, in the same voice. Every wait is for an 
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import queue
 import resource
@@ -30,7 +31,12 @@ LOCALES = {"en": "en-US", "ru": "ru-RU"}
 VERDICTS = {"command_matched", "rejected", "confirmation_asked", "confirmation_answered", "session_error"}
 STDIN_JSONL = ("--input", "-", "--events", "jsonl")
 WAIT_S = 120.0  # for one verdict: far beyond any decision on a busy machine; a hang fails the run
-FLOOR = noise(600.0, RATE, "brownnoise", 0.005)  # ten minutes of a quiet room, the same every run (sox -R)
+
+
+@functools.cache
+def room_floor() -> bytes:
+    """Ten minutes of a quiet room's noise, the same every run (sox -R)."""
+    return noise(600.0, RATE, "brownnoise", 0.005)
 
 
 @dataclass
@@ -135,7 +141,7 @@ class _Conversation:
         self.utterance_of: dict[int, int] = {}  # session -> utterance
         self.answers: list[str] = []
         self.seen: list[dict] = []
-        self.floor_at = 0  # where in FLOOR the next audio is laid over
+        self.floor_at = 0  # where in room_floor() the next audio is laid over
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -147,11 +153,11 @@ class _Conversation:
     def write(self, pcm: bytes, utterance: int) -> None:
         """`pcm` over the next stretch of one continuous noise floor (a microphone's)."""
         self.starts.append((self.written_s, utterance))
-        floor = bytearray()
+        floor, room = bytearray(), room_floor()
         while len(floor) < len(pcm):  # the floor's recording, looped
-            taken = FLOOR[self.floor_at : self.floor_at + len(pcm) - len(floor)]
+            taken = room[self.floor_at : self.floor_at + len(pcm) - len(floor)]
             floor += taken
-            self.floor_at = (self.floor_at + len(taken)) % len(FLOOR)
+            self.floor_at = (self.floor_at + len(taken)) % len(room)
         pcm = mix(pcm, bytes(floor))
         assert self.daemon.stdin is not None
         self.daemon.stdin.write(pcm)
