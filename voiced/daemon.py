@@ -83,7 +83,14 @@ def run_daemon(
             client = ConversationClient(settings.home_assistant, settings.recognition.language)
             conversation = ConversationFallback(client, runner, emit)
         on_final = CommandHandler(
-            command_set, settings.recognition.language, runner, emit, conversation, confirmations, player.holding_input
+            command_set,
+            settings.recognition.language,
+            runner,
+            emit,
+            conversation,
+            confirmations,
+            player.holding_input,
+            await_answer=answer_without_wake_word(core.endpointer, settings.commands.confirm.timeout_s),
         )
     listener = None
     try:
@@ -113,6 +120,13 @@ def run_daemon(
         if conversation is not None:
             conversation.close()
         player.close()
+
+
+def answer_without_wake_word(endpointer: Endpointer | WakeWordEndpointer, timeout_s: float) -> Callable[[], None]:
+    """What lets the answer to a question asked back in: the wake word's gate opens for it."""
+    if isinstance(endpointer, WakeWordEndpointer):
+        return partial(endpointer.await_answer, timeout_s)
+    return lambda: None  # any speech opens a session
 
 
 def endpointer_for(settings: DaemonSettings, sample_rate: int) -> Endpointer | WakeWordEndpointer:

@@ -17,6 +17,7 @@ from voiced.settings import DaemonSettings
 from voiced.testing import mix, noise, read_pcm, silence, write_wav
 
 RATE = 16000
+FESTIVAL = "festival:msu_ru_nsh_clunits"
 TIMER = Match("SetTimer", {"minutes": 22}, "поставь таймер на 22 минуты", 1.0, "ru")
 
 
@@ -72,7 +73,7 @@ def test_the_daemon_asks_back_an_unsure_number_and_runs_it_on_yes_only(speech, t
     the question, the player stands in for the loudspeaker). "да" runs the timer asked about;
     "нет" runs nothing; a command instead of an answer runs itself, not the one asked about;
     "да" with no question open runs nothing. Festival's Russian voice, the real Whisper engine."""
-    voice = "festival:msu_ru_nsh_clunits"
+    voice = FESTIVAL
     said = [
         "поставь таймер на двадцать две минуты",
         "да",
@@ -123,3 +124,35 @@ def test_the_daemon_asks_back_an_unsure_number_and_runs_it_on_yes_only(speech, t
     assert [e["reason"] for e in of_type(events, "rejected")] == ["'да' answers a question, but none is open"]
     questions = sorted(spoken.iterdir())
     assert len(questions) == 3 and all(path.read_bytes()[:4] == b"RIFF" for path in questions)
+
+
+def test_with_the_wake_word_the_answer_needs_no_wake_word(speech, tmp_path):
+    """wake.mode: wake_word: "alexa" then a Russian timer, asked back; "да" said without the
+    wake word is let in (the gate awaits the answer) and runs the timer."""
+    said = [("alexa", "flite:rms"), ("поставь таймер на пять минут", FESTIVAL), ("да", FESTIVAL)]
+    pause = silence(0.3, RATE)
+    audio = silence(1.0, RATE) + read_pcm(speech(*said[0]))[0] + pause + read_pcm(speech(*said[1]))[0]
+    audio += silence(1.5, RATE) + read_pcm(speech(*said[2]))[0] + silence(2.0, RATE)
+    wav = write_wav(tmp_path / "wake.wav", mix(audio, noise(len(audio) / 2 / RATE, RATE, "pinknoise", 0.005)), RATE)
+    log = tmp_path / "actions.log"
+    settings = DaemonSettings.model_validate(
+        {
+            "recognition": {"language": "ru-RU"},
+            "wake": {"mode": "wake_word", "model": "alexa", "command_timeout_s": 4},
+            "commands": {
+                "files": [str(shipped_commands_logging_to(tmp_path, log))],
+                "local_grammar": {"whisper": {"number_lead": 100}},
+            },
+            "feedback": {"mute_input": False},
+            "actions": {"sound_command": ["true"]},
+        }
+    )
+    events = run_collect(settings, wav)
+    assert [e["type"] for e in events if e["type"] in ("wake_detected", "speech_started")] == [
+        "wake_detected",
+        "speech_started",
+        "speech_started",
+    ]
+    assert [e["answer"] for e in of_type(events, "confirmation_answered")] == ["yes"]
+    assert [(e["intent"], e["slots"]) for e in of_type(events, "command_matched")] == [("SetTimer", {"minutes": 5})]
+    assert log.read_text().split() == ["SetTimer"]

@@ -120,6 +120,7 @@ def test_a_command_the_engine_was_unsure_of_is_asked_back_and_runs_only_on_a_tim
     handler = CommandHandler(
         load_commands([commands]), "ru-RU", runner, events.append,
         confirmations=Confirmations(timeout_s=8), hold_input=hold_input, clock=lambda: now[0],
+        await_answer=lambda: holds.append("gate opened"),
     )  # fmt: skip
     handler(
         FinalEvent(session=1, text="", confidence=0.0, reason="lead 1.2 only", unsure="поставь таймер на пять минут")
@@ -154,5 +155,6 @@ def test_a_command_the_engine_was_unsure_of_is_asked_back_and_runs_only_on_a_tim
         "Поставь таймер на семь минут?",
     ]
     assert log.read_text() == "5"
-    # each question held the input while it was spoken (they may overlap: two action threads)
-    assert sorted(holds) == ["held"] * 3 + ["released"] * 3 and spoken.read_bytes()[:4] == b"RIFF"
+    # each question let its answer in without a wake word, and held the input while it was
+    # spoken (they may overlap: two action threads)
+    assert sorted(holds) == ["gate opened"] * 3 + ["held"] * 3 + ["released"] * 3 and spoken.read_bytes()[:4] == b"RIFF"

@@ -110,6 +110,31 @@ def test_no_command_in_time_ends_the_wait_and_the_name_works_again(say):
     assert timed_out.at_s == pytest.approx(first.at_s + 2.0, abs=0.031)
 
 
+def test_a_question_asked_back_lets_its_answer_in_without_the_wake_word(say):
+    """await_answer opens the gate as the wake word would, for its own time: speech within it
+    starts a session with no wake word; after it, the same speech is not heard."""
+    answer = say("yes", "flite:rms")
+    listening = wake_word_endpointer(wake(command_timeout_s=5.0), ENDPOINTING, RATE)
+    feed(listening, over_noise(silence(1.0, RATE)))
+    listening.await_answer(2.0)
+    events = [
+        e
+        for e in feed(listening, over_noise(silence(0.5, RATE), answer, silence(1.5, RATE)))
+        if not isinstance(e, SpeechAudio)
+    ]
+    assert [type(e) for e in events] == [SpeechStarted, SpeechEnded]
+    # in real audio time: its pre-roll reaches back no further than where the wait began
+    assert 1.0 - 0.031 <= events[0].at_s <= 1.5
+    listening.await_answer(1.0)
+    events = [
+        e
+        for e in feed(listening, over_noise(silence(1.2, RATE), answer, silence(1.5, RATE)))
+        if not isinstance(e, SpeechAudio)
+    ]
+    assert [type(e) for e in events] == [WakeTimedOut]
+    assert events[0].waited_s == pytest.approx(1.0, abs=0.031)
+
+
 def test_the_listening_core_opens_a_session_only_on_the_wake_word(say):
     lead, wake_pcm, pause = silence(1.0, RATE), say("alexa", "flite:rms"), silence(0.2, RATE)
     chatter = say(COMMAND, "flite:awb")

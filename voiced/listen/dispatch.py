@@ -70,9 +70,11 @@ class CommandHandler:
         confirmations: Confirmations | None = None,
         hold_input: Callable[[], AbstractContextManager] = contextlib.nullcontext,
         clock: Callable[[], float] = time.monotonic,
+        await_answer: Callable[[], None] = lambda: None,
     ):
         """`confirmations`: ask back what the engine was unsure of (None: reject it), speaking
-        the question with the input held by `hold_input`."""
+        the question with the input held by `hold_input`; `await_answer` lets the answer in
+        without the wake word (called on the listener's thread, as this handler is)."""
         self.command_set = command_set
         self.language = language
         self.runner = runner
@@ -81,6 +83,7 @@ class CommandHandler:
         self.confirmations = confirmations
         self.hold_input = hold_input
         self.clock = clock
+        self.await_answer = await_answer
 
     def __call__(self, final: FinalEvent) -> None:
         now = self.clock()
@@ -154,6 +157,7 @@ class CommandHandler:
         question = self.confirmations.ask(match, final.unsure, final.session, now)
         log.info("session %d: asking %r (%s)", final.session, question.text, final.reason)
         self.emit(ConfirmationAskedEvent(match.intent, match.slots, question.text, session=final.session))
+        self.await_answer()
         if self.runner.submit(lambda: self._say(question.text)) is None:
             log.warning("could not say the question %r: too many commands in flight", question.text)
         return True

@@ -11,6 +11,8 @@ Three states, all in audio time (pure, like the endpointer):
 - in the command: the endpointer's events pass through until `SpeechEnded` or
   `SpeechTimedOut`, then back to listening for the wake word.
 
+A question asked back awaits its answer as if the wake word had been heard (`await_answer`).
+
 The endpointer's events keep their meaning and carry real audio times (the inner endpointer
 only counts the frames it heard; its times are shifted back). `WakeDetected` and
 `WakeTimedOut` come in the same lists; a core that does not know them ignores them.
@@ -61,6 +63,7 @@ class WakeWordEndpointer:
         self.frame_bytes = endpointer.frame_bytes
         self.frame_s = endpointer.frame_s
         self._timeout_frames = endpointer.settings.frames(command_timeout_s)
+        self._wait_frames = self._timeout_frames  # of the wait in progress
         self._frames_seen = 0
         self._state: str = "wake"  # "wake", "awaiting" (the command) or "command"
         self._waiting_since = 0
@@ -102,14 +105,25 @@ class WakeWordEndpointer:
         self.endpointer.reset()
         self._state = "wake"
 
+    def await_answer(self, timeout_s: float) -> None:
+        """Await speech without the wake word for `timeout_s` from now: a question was asked
+        back (voiced.listen.confirmation), and its answer is said without the name. Only while
+        listening for the wake word; speech in progress goes on as it is."""
+        if self._state == "wake":
+            self._wait(self._frames_seen, self.endpointer.settings.frames(timeout_s))
+
     def _await_command(self, detected: WakeDetected) -> list[WakeGateEvent]:
-        self.endpointer.reset()
         splitter = FrameSplitter(self.frame_bytes)
         heard = list(splitter.feed(detected.command_audio))
-        self._shift_s = (self._frames_seen - len(heard)) * self.frame_s - self.endpointer.now_s
-        self._state = "awaiting"
-        self._waiting_since = self._frames_seen
+        self._wait(self._frames_seen - len(heard), self._timeout_frames)
         return self._command_frames(heard)
+
+    def _wait(self, from_frame: int, frames: int) -> None:
+        """Await the command with a fresh endpointer, from `from_frame` on, for `frames`."""
+        self.endpointer.reset()
+        self._shift_s = from_frame * self.frame_s - self.endpointer.now_s
+        self._state = "awaiting"
+        self._waiting_since, self._wait_frames = self._frames_seen, frames
 
     def _command_frames(self, frames: list[bytes]) -> list[WakeGateEvent]:
         events: list[WakeGateEvent] = []
@@ -120,7 +134,7 @@ class WakeWordEndpointer:
                 elif isinstance(event, SpeechEnded | SpeechTimedOut):
                     self._state = "wake"
                 events.append(self._real_time(event))
-        if self._state == "awaiting" and self._frames_seen - self._waiting_since >= self._timeout_frames:
+        if self._state == "awaiting" and self._frames_seen - self._waiting_since >= self._wait_frames:
             self.endpointer.reset()
             self._state = "wake"
             waited = (self._frames_seen - self._waiting_since) * self.frame_s
