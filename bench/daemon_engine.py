@@ -12,6 +12,7 @@ import collections
 import functools
 import json
 import queue
+import re
 import resource
 import subprocess
 import sys
@@ -111,11 +112,8 @@ class DaemonEngine:
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.cpu_s += after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
         self.peak_rss_mb = max(self.peak_rss_mb, after.ru_maxrss / 1024)
-        for line in self.log.read_text().splitlines():
-            if "recognition CPU partials" in line:
-                words = line.split()
-                self._stages["partials"] += float(words[words.index("partials") + 1])
-                self._stages["final"] += float(words[words.index("final") + 1])
+        for stage, seconds in re.findall(r"(partials|final) ([\d.]+) s", self.log.read_text()):
+            self._stages[stage] += float(seconds)
         self.questions.update(conversation.answers)
         sessions = collections.Counter(conversation.utterance_of.values())
         self.sessions_per_utterance.update(sessions[index] for index in range(len(pcms)))

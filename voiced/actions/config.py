@@ -21,8 +21,11 @@ from voiced.config.loader import FrozenModel
 _ANY_VALUE: defaultdict[str, str] = defaultdict(lambda: "x")  # what any $name stands for when a template is checked
 
 
+ACTION_TIMEOUT_S = 10.0  # an action's default bound: to run, to be played, to be spoken
+
+
 class _Action(FrozenModel):
-    timeout_s: float = Field(10.0, gt=0)
+    timeout_s: float = Field(ACTION_TIMEOUT_S, gt=0)
 
 
 class ExecAction(_Action):

@@ -32,6 +32,7 @@ from pydantic import Field, model_validator
 
 from voiced.actions.config import Action
 from voiced.config.loader import FrozenModel
+from voiced.textnorm import base_language
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,11 @@ class CommandFile(FrozenModel):
     languages: dict[str, LanguageSection] = {}
     commands: dict[str, Command] = {}
     fallback: Fallback | None = None
+
+    @property
+    def sentence_languages(self) -> set[str]:
+        """The base languages ("ru") its commands have sentences in."""
+        return {base_language(language) for command in self.commands.values() for language in command.sentences}
 
 
 class LocalGrammar(FrozenModel):

@@ -152,7 +152,7 @@ def load_commands(paths: Iterable[str | Path], settings: CommandsSettings | None
         raise ConfigError(problems)
 
     files = [cf for _, cf in loaded]
-    languages = {base_language(lang) for cf in files for command in cf.commands.values() for lang in command.sentences}
+    languages = set().union(*(command_file.sentence_languages for command_file in files))
     if settings.confirm.enabled and (answers := answer_commands(sorted(languages))):
         files.append(answers)  # the closed set must hold the answers to a question asked back
     command_set = CommandSet(files, settings)

@@ -68,7 +68,7 @@ class CommandSet:
                 sections.setdefault(base_language(language), []).append(section)
             if command_file.fallback is not None:
                 self.fallback_actions = tuple(command_file.fallback.actions)
-        languages = {base_language(lang) for c in self.commands.values() for lang in c.sentences}
+        languages = set().union(*(command_file.sentence_languages for command_file in files))
         self._languages = {lang: self._compile(lang, sections.get(lang, [])) for lang in sorted(languages)}
         self.warnings: list[Any] = []  # located template warnings, set by the loader (ConfigProblem)
 

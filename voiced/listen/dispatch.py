@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from voiced.actions.config import ACTION_TIMEOUT_S
 from voiced.actions.context import Match
 from voiced.actions.runner import ActionRunner
 from voiced.commands.matching import CommandSet
@@ -23,7 +24,6 @@ from voiced.listen.confirmation import ConfirmationAnsweredEvent, ConfirmationAs
 
 log = logging.getLogger(__name__)
 
-QUESTION_TIMEOUT_S = 10.0  # to synthesize and play a question, as a `say` action's default
 
 # asks another listener (Home Assistant) what no command matched: (text, session)
 Converse = Callable[[str, int], None]
@@ -167,7 +167,7 @@ class CommandHandler:
         hear its own question as the answer, or as the command it names)."""
         try:
             with self.hold_input():
-                self.runner.say(text, QUESTION_TIMEOUT_S)
+                self.runner.say(text, ACTION_TIMEOUT_S)  # to synthesize and play it, as a `say` action
         except Exception as exc:  # reported; the question stays open (it is in the events too)
             log.warning("could not say the question %r: %s", text, exc)
 
