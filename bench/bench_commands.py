@@ -181,7 +181,7 @@ def measure(spec: CommandSetSpec, engine, cache: Path) -> tuple[list[Heard], dic
     commands = spec.commands(command_set)
     heard: list[Heard] = []
     started = time.process_time()
-    daemon_cpu = getattr(engine, "cpu_s", 0.0)
+    daemon_cpu, answers_s = getattr(engine, "cpu_s", 0.0), getattr(engine, "answers_s", 0.0)
     for voice in spec.voices:
         said = commands + list(spec.others)
         pcms = [read_pcm(synthesize(text, voice, RATE, cache))[0] for text in said]
@@ -193,8 +193,9 @@ def measure(spec: CommandSetSpec, engine, cache: Path) -> tuple[list[Heard], dic
             results = engine.run(pcms)
         for text, pcm, wanted, (got, choice) in zip(said, pcms, expected, results):
             heard.append(Heard(text, wanted, got, len(pcm) / 2 / RATE, voice, choice, spec.language))
-    cpu = time.process_time() - started if not isinstance(engine, DaemonEngine) else engine.cpu_s - daemon_cpu
-    return heard, {"cpu_s": cpu}
+    if isinstance(engine, DaemonEngine):
+        return heard, {"cpu_s": engine.cpu_s - daemon_cpu, "answers_s": engine.answers_s - answers_s}
+    return heard, {"cpu_s": time.process_time() - started}
 
 
 def report(spec: CommandSetSpec, heard: list[Heard], command_set, cost: dict, verbose: bool) -> dict:
@@ -207,9 +208,11 @@ def report(spec: CommandSetSpec, heard: list[Heard], command_set, cost: dict, ve
             print(f"  {result:8s} {h.voice}: {h.said!r} -> {h.text!r}")
             if h.choice is not None:
                 print(f"           heard {h.choice.heard!r}: {h.choice.reason} (lead {h.choice.lead})")
+                if h.choice.unsure:
+                    print(f"           would ask {h.choice.unsure!r}")
     said_commands = sum(h.expected is not None for h in heard)
     wrong_commands = sum(1 for h in heard if h.expected is not None and outcome(command_set, h) == "wrong")
-    speech_s = sum(h.seconds for h in heard)
+    speech_s = sum(h.seconds for h in heard) + cost.get("answers_s", 0.0)  # commands and answers to questions
     figures = {
         "set": spec.name,
         "tuning": spec.tuning,

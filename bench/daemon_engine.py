@@ -85,6 +85,7 @@ class DaemonEngine:
         self.sessions_per_utterance: collections.Counter[int] = collections.Counter()
         self.questions: collections.Counter[str] = collections.Counter()  # how they were answered
         self.cpu_s = 0.0
+        self.answers_s = 0.0
         self.peak_rss_mb = 0.0
         self._stages: collections.Counter[str] = collections.Counter()
         self.log = workdir / "daemon.log"
@@ -115,6 +116,7 @@ class DaemonEngine:
         for stage, seconds in re.findall(r"(partials|final) ([\d.]+) s", self.log.read_text()):
             self._stages[stage] += float(seconds)
         self.questions.update(conversation.answers)
+        self.answers_s += conversation.answers_s
         sessions = collections.Counter(conversation.utterance_of.values())
         self.sessions_per_utterance.update(sessions[index] for index in range(len(pcms)))
         # a confirmed command carries the session of its question, so it counts where it was said
@@ -138,6 +140,7 @@ class _Conversation:
         self.starts: list[tuple[float, int]] = []  # (audio time a segment starts, its utterance)
         self.utterance_of: dict[int, int] = {}  # session -> utterance
         self.answers: list[str] = []
+        self.answers_s = 0.0  # speech said in answer, as much the daemon's work as the commands
         self.seen: list[dict] = []
         self.floor_at = 0  # where in room_floor() the next audio is laid over
         threading.Thread(target=self._read, daemon=True).start()
@@ -185,7 +188,9 @@ class _Conversation:
         if verdict["type"] == "confirmation_asked":
             right = (verdict["intent"], verdict["slots"]) == user.expected[utterance]
             self.answers.append("yes (asked what was said)" if right else "no (asked something else)")
-            self.write((user.yes if right else user.no) + silence(gap_s, RATE), utterance)
+            answer = user.yes if right else user.no
+            self.answers_s += len(answer) / 2 / RATE
+            self.write(answer + silence(gap_s, RATE), utterance)
             self._next_verdict(utterance)
 
     def read_to_end(self) -> None:

@@ -143,3 +143,24 @@ def test_russian_scores_per_token_and_numbers_against_the_runner_up():
     # what the daemon may ask back: the sentence in words, the number agreeing with its noun
     assert close.unsure == "поставь таймер на пять минут" and clear.unsure == ""
     assert not russian.confirm(choice, Score(-8.0, 10), [], lead=3.0).accepted  # no lead known
+
+
+@pytest.mark.parametrize(
+    ("heard", "changes_number"),
+    [
+        ("Поставьте мир на 40 80 минут.", False),  # "сорок восемь": units heard as "восемьдесят"
+        ("Поставьте мир на 40 8 минут.", False),
+        ("Поставьте мир на 40 18 минут.", False),  # "восемь" heard as "восемнадцать"
+        ("Поставьте мир на 40 минут.", True),
+        ("Поставьте мир на 80 минут.", True),
+        ("Поставьте мир на 8 40 минут.", True),  # units before the tens are not its units
+    ],
+)
+def test_tens_and_a_number_like_units_after_them_are_a_number_heard(heard, changes_number):
+    """Whisper base writes the units after tens as a number that sounds like them: a candidate
+    with that number is held to the usual margin, not to the margin of a number not heard."""
+    russian = ClosedSet(load_commands(["config/commands.yaml"]), "ru-RU", per_token=True)
+    [timer] = [s for s in russian.sentences if s.text == "поставь таймер на 48 минут"]
+    text, form = russian.written_forms(timer, heard)[0]
+    choice = russian.choose(heard, Score(-7.0, 10), [(text, form, Score(-12.0, 10))], margin=1.45, number_margin=0.25)
+    assert (choice.changes_number, choice.accepted) == (changes_number, not changes_number)

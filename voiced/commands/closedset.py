@@ -13,6 +13,7 @@ set of sentences (voiced.commands.expansion), so its transcript is checked again
    it was something else ("ninety minutes" is not "nineteen"): no command.
    A candidate with a number the transcript does not have must be within `number_margin`:
    Whisper heard "200" or "ninety" clearly, and a command with another number is not it.
+   Tens followed by a number that sounds like units are those units ("40 80" may be 48).
 4. Numbers are checked twice, as a wrong number is a wrong action that goes unseen (a missed
    command can be said again). In English (tiny.en, measured):
    - a number that sounds like another ("seventeen" / "seventy") must win by `number_lead`:
@@ -99,6 +100,22 @@ class Choice:
 
 def _numbers(text: str, language: str) -> set[str]:
     return set(re.findall(r"\d+", words_to_digits(normalize(text, language), language)))
+
+
+def _heard_numbers(text: str, language: str) -> set[str]:
+    """The numbers of a transcript, and the number its tens and the number after them may be:
+    after tens, Whisper writes the units as a number that sounds like them ("сорок восемь" as
+    "40 80", "пятьдесят две" as "50 20", "двадцать девять" as "20 19")."""
+    tokens = words_to_digits(normalize(text, language), language).split()
+    found = {token for token in tokens if token.isdigit()}
+    for tens, after in zip(tokens, tokens[1:]):
+        if not (tens.isdigit() and after.isdigit() and len(tens) == 2 and tens[1] == "0" and tens[0] >= "2"):
+            continue
+        value = int(after)
+        unit = value // 10 if value % 10 == 0 and 10 <= value <= 90 else value - 10 if 11 <= value <= 19 else None
+        if unit:
+            found.add(str(int(tens) + unit))
+    return found
 
 
 def first_sentence(text: str) -> str:
@@ -208,6 +225,11 @@ class ClosedSet:
                 forms.append((" ".join([*prefix, *sentence.spoken, *after]), text[:1].upper() + text[1:] + "."))
         return list(dict.fromkeys(forms))
 
+    def none_near(self, heard: str, confidence: float) -> Choice:
+        """No command: none is near enough in spelling to be scored."""
+        as_heard = normalize(heard, self.language)
+        return Choice(as_heard, False, "no command sentence is near what was heard", confidence, heard=as_heard)
+
     def _spelled(self, words: Sequence[str]) -> str:
         """The words with each number spelled as the noun after it needs ("22 минуты" ->
         "двадцать две минуты")."""
@@ -225,12 +247,10 @@ class ClosedSet:
         each written form of each candidate."""
         as_heard = normalize(heard, self.language)
         if not scored:
-            return Choice(
-                as_heard, False, "no command sentence is near what was heard", heard_score.per_token, heard=as_heard
-            )
+            return self.none_near(heard, heard_score.per_token)
         candidate, form, score = max(scored, key=lambda item: item[2].value(self.per_token))
         gap = heard_score.value(self.per_token) - score.value(self.per_token)
-        changes_number = bool(_numbers(candidate, self.language) - _numbers(heard, self.language))
+        changes_number = bool(_numbers(candidate, self.language) - _heard_numbers(heard, self.language))
         bound = number_margin if changes_number else margin
         what = "with a number not heard, margin" if changes_number else "margin"
         if gap <= bound:

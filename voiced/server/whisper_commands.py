@@ -236,6 +236,8 @@ class WhisperCommandsRecognizer:
                 for sentence in closed_set.candidates(heard, second_opinion)
                 for form in closed_set.written_forms(sentence, heard)
             ]
+            if not forms:  # nothing to score it against: no need to score what was heard either
+                return closed_set.none_near(heard, confidence)
             heard_score, *scores = whisper.scores(encoded, [heard, *(written for _, written in forms)])
             scored = [(text, written, score) for (text, written), score in zip(forms, scores)]
             scored_forms = {written: score for _, written, score in scored}
