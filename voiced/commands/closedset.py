@@ -34,6 +34,7 @@ the choice and lets `confirm` decide.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Sequence
@@ -108,7 +109,7 @@ def _heard_numbers(text: str, language: str) -> set[str]:
     "40 80", "пятьдесят две" as "50 20", "двадцать девять" as "20 19")."""
     tokens = words_to_digits(normalize(text, language), language).split()
     found = {token for token in tokens if token.isdigit()}
-    for tens, after in zip(tokens, tokens[1:]):
+    for tens, after in itertools.pairwise(tokens):
         if not (tens.isdigit() and after.isdigit() and len(tens) == 2 and tens[1] == "0" and tens[0] >= "2"):
             continue
         value = int(after)
