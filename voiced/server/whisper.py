@@ -183,31 +183,68 @@ class WhisperModel:
             scored += self._score_batch(encoded, texts[start : start + SCORE_BATCH])
         return scored
 
+    def text_scores(self, encoded, texts: list[str]) -> list[Score]:
+        """How well the audio says each text, its end not counted: its tokens' log-probability
+        among text tokens. All steps of all texts in one pass of the decoder (CTranslate2's
+        align, whose word alignment is a by-product): 2-4x cheaper than scores(), which steps
+        through each text (base, 5 texts: 0.08 s against 0.19 s of CPU)."""
+        tokens = self._tokens(texts)
+        results = self._model.align(
+            self._batch(encoded, len(texts)), self.prompt, tokens, np.asarray(encoded).shape[1] * 2
+        )
+        return [
+            Score(float(np.log(np.maximum(result.text_token_probs, LOWEST_PROBABILITY)).sum()), len(text_tokens))
+            for text_tokens, result in zip(tokens, results)
+        ]
+
+    def number_lead(self, encoded, text: str) -> float | None:
+        """The `number_lead` of scores() for one text, its steps decoded through its last
+        number only."""
+        [tokens] = self._tokens([text])
+        numbers = np.flatnonzero(np.isin(tokens, self._number_tokens))
+        if not len(numbers):
+            return None
+        wanted = tokens[: numbers[-1] + 1]
+        [logits] = self._forced_logits(encoded, [wanted], len(wanted))
+        return self._number_lead(logits, wanted)
+
     def scores_ahead(self, encoded, texts: list[str]) -> Future[list[Score]]:
         """scores(), begun in a thread of its own: to be computed beside a transcript."""
         return self._ahead.submit(self.scores, encoded, texts)
 
-    def _score_batch(self, encoded, texts: list[str]) -> list[Score]:
-        tokens = [self._tokenizer.encode(" " + text, add_special_tokens=False).ids for text in texts]
-        batch = np.ascontiguousarray(np.repeat(np.asarray(encoded), len(texts), axis=0))
-        longest = max(map(len, tokens))
+    def _tokens(self, texts: list[str]) -> list[list[int]]:
+        return [self._tokenizer.encode(" " + text, add_special_tokens=False).ids for text in texts]
+
+    def _batch(self, encoded, size: int):
+        """The encoding repeated for `size` texts."""
+        repeated = np.repeat(np.asarray(encoded), size, axis=0)
+        return self._ctranslate2.StorageView.from_array(np.ascontiguousarray(repeated))
+
+    def _forced_logits(self, encoded, tokens: list[list[int]], steps: int) -> list[np.ndarray]:
+        """The decoder's logits at its first `steps` steps, each text forced as its output."""
         results = self._model.generate(
-            self._ctranslate2.StorageView.from_array(batch),
+            self._batch(encoded, len(tokens)),
             [self.prompt + t for t in tokens],
             beam_size=1,
-            # the text's steps and its end's, no more (CTranslate2 returns half as many steps as
-            # this bound, measured; each step past the end would be decoded for nothing)
-            max_length=2 * (longest + 1),
+            # these steps, no more (CTranslate2 returns half as many steps as this bound,
+            # measured; each step past them would be decoded for nothing)
+            max_length=2 * steps,
             return_logits_vocab=True,
             suppress_blank=False,
             suppress_tokens=[],
         )
+        logits = [np.asarray(result.logits[0], dtype=np.float32)[:steps] for result in results]
+        if any(len(rows) < min(steps, len(t) + 1) for rows, t in zip(logits, tokens)):
+            raise RuntimeError(f"Whisper scored fewer than {steps} steps")
+        return logits
+
+    def _score_batch(self, encoded, texts: list[str]) -> list[Score]:
+        tokens = self._tokens(texts)
         scored = []
-        for text_tokens, result in zip(tokens, results):
+        # each text's steps and its end's
+        for text_tokens, logits in zip(tokens, self._forced_logits(encoded, tokens, max(map(len, tokens)) + 1)):
             wanted = [*text_tokens, self.end_token]
-            logits = np.asarray(result.logits[0], dtype=np.float32)[: len(wanted)]
-            if len(logits) < len(wanted):
-                raise RuntimeError(f"Whisper scored {len(logits)} of {len(wanted)} tokens")
+            logits = logits[: len(wanted)]
             peak = logits.max(axis=1)
             normalizer = peak + np.log(np.exp(logits - peak[:, None]).sum(axis=1))
             picked = logits[np.arange(len(wanted)), wanted] - normalizer

@@ -227,7 +227,6 @@ class WhisperCommandsRecognizer:
         heard, confidence = whisper.transcribe(encoded, len(pcm) / 2 / ENGINE_RATE, self._settings.beam_size)
         if not heard:
             return Choice("", False, "nothing heard")
-        scored_forms: dict[str, Score] = {}
         if closed_set.is_command(heard):
             choice = closed_set.as_heard(heard, confidence)
         else:
@@ -238,9 +237,11 @@ class WhisperCommandsRecognizer:
             ]
             if not forms:  # nothing to score it against: no need to score what was heard either
                 return closed_set.none_near(heard, confidence)
-            heard_score, *scores = whisper.scores(encoded, [heard, *(written for _, written in forms)])
+            # per-token means compare the texts without their ends (one pass of the decoder);
+            # whole-text sums need the end, or a sentence cut short would score as well as all of it
+            scorer = whisper.text_scores if closed_set.per_token else whisper.scores
+            heard_score, *scores = scorer(encoded, [heard, *(written for _, written in forms)])
             scored = [(text, written, score) for (text, written), score in zip(forms, scores)]
-            scored_forms = {written: score for _, written, score in scored}
             thresholds = self._thresholds
             choice = closed_set.choose(heard, heard_score, scored, thresholds.margin, thresholds.number_margin)
         chosen, others = None, []
@@ -252,7 +253,8 @@ class WhisperCommandsRecognizer:
             else:
                 chosen, *others = whisper.scores(encoded, texts)
         elif number_form := closed_set.number_form(choice):
-            chosen = scored_forms.get(number_form) or whisper.scores(encoded, [number_form])[0]
+            # its number's lead over the runner-up is all that is checked
+            chosen = Score(0.0, 0, whisper.number_lead(encoded, number_form))
         return closed_set.confirm(
             choice, chosen, list(zip(contrasts, others)), self._thresholds.number_lead, second_opinion
         )
