@@ -309,7 +309,8 @@ def main() -> int:
             )
         if isinstance(engine, DaemonEngine):
             print(
-                f"daemon: peak RSS {engine.peak_rss_mb:.0f} MB; sessions per utterance: "
+                f"daemon: peak RSS {engine.peak_rss_mb:.0f} MB; a start (left out of CPU per audio s): "
+                f"{engine.start_cpu_s or 0:.2f} CPU s; sessions per utterance: "
                 + ", ".join(f"{count}: {n}" for count, n in sorted(engine.sessions_per_utterance.items()))
                 + "; questions answered: "
                 + (", ".join(f"{answer}: {n}" for answer, n in sorted(engine.questions.items())) or "none asked")

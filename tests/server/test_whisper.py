@@ -58,3 +58,19 @@ def test_a_russian_number_is_scored_against_its_runner_up(speech_pcm):
     assert other.number_lead is not None and other.number_lead < 0
     assert tens.number_lead is not None and tens.number_lead < 3.0  # "40" alone is not what was said
     assert said.mean > max(other.mean, tens.mean)
+
+
+def test_russian_texts_are_scored_in_one_pass_and_a_number_through_it_only(speech_pcm):
+    """The one-pass scores (no end) rank texts as the stepped ones do; a number's lead decoded
+    through the number only is the lead of the whole text's steps."""
+    model = WhisperModel(language="ru")
+    encoded = model.encode(speech_pcm("включи свет на кухне", "festival:msu_ru_nsh_clunits"))
+    texts = ["Включи свет на кухне.", "Выключи свет на кухне.", "Включи свет в спальне.", "Стоп."]
+    one_pass, stepped = model.text_scores(encoded, texts), model.scores(encoded, texts)
+    assert [score.tokens for score in one_pass] == [score.tokens - 1 for score in stepped]  # no end
+    assert max(range(4), key=lambda i: one_pass[i].mean) == 0 == max(range(4), key=lambda i: stepped[i].mean)
+    assert one_pass[0].mean == pytest.approx(stepped[0].mean, abs=0.5)
+    timer = model.encode(speech_pcm("поставь таймер на сорок девять минут", "festival:msu_ru_nsh_clunits"))
+    [whole] = model.scores(timer, ["Поставь таймер на 49 минут."])
+    assert model.number_lead(timer, "Поставь таймер на 49 минут.") == pytest.approx(whole.number_lead, abs=0.05)
+    assert model.number_lead(timer, "Включи свет на кухне.") is None

