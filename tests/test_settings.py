@@ -92,3 +92,16 @@ def test_command_files_are_relative_to_the_config_and_the_grammar_is_asked_for(t
     path.write_text("commands:\n  local_grammar: {rejection_margin: -1}\n")
     with pytest.raises(ConfigError, match=r":2:37: commands.local_grammar.rejection_margin"):
         load_settings(path)
+
+
+def test_the_default_voice_speaks_the_recognition_language(tmp_path):
+    """A Russian daemon asks its questions in Russian with no say_command of its own; one given
+    is kept as it is."""
+    russian = tmp_path / "ru.yaml"
+    russian.write_text("recognition:\n  language: ru-RU\nactions:\n  max_concurrent: 3\n")
+    assert load_settings(russian).actions.say_command == ["espeak-ng", "-v", "ru", "--stdin", "--stdout"]
+    assert load_settings(russian).actions.max_concurrent == 3
+    given = tmp_path / "given.yaml"
+    given.write_text("recognition:\n  language: ru-RU\nactions:\n  say_command: [flite, -o, /dev/stdout]\n")
+    assert load_settings(given).actions.say_command == ["flite", "-o", "/dev/stdout"]
+    assert DaemonSettings().actions.say_command == ["espeak-ng", "--stdin", "--stdout"]

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import model_validator
+
 from voiced.actions.config import ActionsSettings
 from voiced.audio.sources import AudioSettings
 from voiced.commands.config import CommandsSettings
@@ -43,6 +45,22 @@ class DaemonSettings(FrozenModel):
     actions: ActionsSettings = ActionsSettings()
     wake: WakeSettings = WakeSettings()
     home_assistant: HomeAssistantSettings | None = None  # what no command matched goes to HA
+
+    @model_validator(mode="before")
+    @classmethod
+    def _say_in_the_recognition_language(cls, data: object) -> object:
+        """espeak-ng speaks English unless given a voice: with `actions.say_command` left out, it
+        speaks the recognition language (a number asked back in Russian is read in Russian)."""
+        if not isinstance(data, Mapping):
+            return data
+        recognition, actions = data.get("recognition") or {}, data.get("actions") or {}
+        if not isinstance(recognition, Mapping) or not isinstance(actions, Mapping) or "say_command" in actions:
+            return data
+        language = str(recognition.get("language") or "en").split("-")[0].lower()
+        if language == "en":
+            return data
+        espeak, *options = ActionsSettings.model_fields["say_command"].default
+        return {**data, "actions": {**actions, "say_command": [espeak, "-v", language, *options]}}
 
 
 @dataclass(frozen=True)

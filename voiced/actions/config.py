@@ -111,4 +111,5 @@ class ActionsSettings(FrozenModel):
     sound_command: list[str] = ["aplay", "-q"]
     # The text arrives on stdin; the command writes a WAV on stdout, which sound_command then
     # plays from stdin ("-" is its last argument), so a missing audio device is reported.
+    # Left out, espeak-ng speaks the recognition language (voiced.settings).
     say_command: list[str] = ["espeak-ng", "--stdin", "--stdout"]
