@@ -96,7 +96,8 @@ class DaemonEngine:
         if self.start_cpu_s is None:
             # a daemon's start (loading the models) happens once in its life, here once per
             # voice: measured apart, on runs with no speech, and left out of cpu_s (the least
-            # of two: a start varies by about 0.3 s, and too little left out only overstates)
+            # of two: the first start may read the model from a cold cache, 1 s more measured,
+            # and too little left out only overstates the figure)
             self.start_cpu_s, starts = 0.0, []
             for _ in range(2):
                 self.cpu_s = 0.0
