@@ -164,3 +164,11 @@ def test_tens_and_a_number_like_units_after_them_are_a_number_heard(heard, chang
     text, form = russian.written_forms(timer, heard)[0]
     choice = russian.choose(heard, Score(-7.0, 10), [(text, form, Score(-12.0, 10))], margin=1.45, number_margin=0.25)
     assert (choice.changes_number, choice.accepted) == (changes_number, not changes_number)
+
+
+def test_a_number_word_heard_wrong_is_near_its_word():
+    """Sentences are near what was heard with their numbers in digits or in words: "сороть"
+    (for "сорок") is near no digits, but nearest to the sentence with forty in words."""
+    russian = ClosedSet(load_commands(["config/commands.yaml"]), "ru-RU", per_token=True)
+    assert russian.candidates("сделай громко сороть процентов")[0].text == "сделай громкость 40 процентов"
+    assert russian.candidates("поставьте мир на 40 80 минут")[1].text == "поставь таймер на 48 минут"

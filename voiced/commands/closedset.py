@@ -4,8 +4,9 @@ An open-vocabulary recognizer (Whisper) writes what it heard freely. Commands ar
 set of sentences (voiced.commands.expansion), so its transcript is checked against them:
 
 1. The transcript is a command as it stands (the matcher says so): take it as heard.
-2. Otherwise the few sentences nearest to it in spelling are candidates (and the sentence a
-   second recognizer heard, if it is as near); none near: no command.
+2. Otherwise the few sentences nearest to it in spelling, their numbers in digits or in words,
+   are candidates (and the sentence a second recognizer heard, if it is as near); none near:
+   no command.
 3. Each candidate, written as the recognizer writes ("Set a timer for 15 minutes."), and the
    free transcript are scored by the recognizer on the same audio: the log-probability of the
    whole text, its end included (compared per token: of its tokens, without the end). The
@@ -152,6 +153,8 @@ class ClosedSet:
         )
         self._confusable = CONFUSABLE_NUMBERS.get(self.language, {})
         self._agreement = command_set.agreement(self.language)
+        # and with numbers in words: a number word heard wrong ("сороть") is near its word, not its digits
+        self._spelled_texts = [self._spelled(text.split()) for text in self._texts]
 
     def is_command(self, heard: str) -> bool:
         """Whether the free transcript already is a command as it stands."""
@@ -172,13 +175,14 @@ class ClosedSet:
         """The sentences nearest to what was heard (wake names and skip words aside), and the
         sentence a second recognizer heard (e.g. a grammar decoder's final), if it is one and
         is as near to what was heard."""
-        key = self._key(heard)
-        found = [
-            index
-            for _, _, index in rapidfuzz.process.extract(
-                key, self._texts, scorer=rapidfuzz.fuzz.ratio, limit=CANDIDATES, score_cutoff=MIN_SIMILARITY * 100
-            )
-        ]
+        key, core = self._key(heard), " ".join(self._core_words(heard)[1])
+        nearness: dict[int, float] = {}
+        for query, texts in ((key, self._texts), (core, self._spelled_texts)):
+            for _, similarity, index in rapidfuzz.process.extract(
+                query, texts, scorer=rapidfuzz.fuzz.ratio, limit=CANDIDATES, score_cutoff=MIN_SIMILARITY * 100
+            ):
+                nearness[index] = max(similarity, nearness.get(index, 0.0))
+        found = sorted(nearness, key=lambda index: -nearness[index])[:CANDIDATES]
         other = self._index.get(self._key(second_opinion)) if second_opinion else None
         if other is not None and rapidfuzz.fuzz.ratio(key, self._texts[other]) >= MIN_SIMILARITY * 100:
             found.append(other)
