@@ -175,7 +175,8 @@ class ClosedSet:
         """The sentences nearest to what was heard (wake names and skip words aside), and the
         sentence a second recognizer heard (e.g. a grammar decoder's final), if it is one and
         is as near to what was heard."""
-        key, core = self._key(heard), " ".join(self._core_words(heard)[1])
+        core = " ".join(self._core_words(heard)[1])
+        key = words_to_digits(core, self.language)  # as _key(heard), from the words just found
         nearness: dict[int, float] = {}
         for query, texts in ((key, self._texts), (core, self._spelled_texts)):
             for _, similarity, index in rapidfuzz.process.extract(
