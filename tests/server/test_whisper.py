@@ -74,3 +74,7 @@ def test_russian_texts_are_scored_in_one_pass_and_a_number_through_it_only(speec
     [whole] = model.scores(timer, ["Поставь таймер на 49 минут."])
     assert model.number_lead(timer, "Поставь таймер на 49 минут.") == pytest.approx(whole.number_lead, abs=0.05)
     assert model.number_lead(timer, "Включи свет на кухне.") is None
+    # a number among a text's first two tokens, and a text of one token: decoded all the same
+    assert model.number_lead(timer, "49 минут.") is not None and model.number_lead(timer, "На 49.") is not None
+    [one_token] = model.scores(timer, ["Да"])
+    assert one_token.tokens == 2 and one_token.log_probability < 0

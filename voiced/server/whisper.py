@@ -228,9 +228,9 @@ class WhisperModel:
             self._batch(encoded, len(tokens)),
             [self.prompt + t for t in tokens],
             beam_size=1,
-            # these steps, no more (CTranslate2 returns half as many steps as this bound,
-            # measured; each step past them would be decoded for nothing)
-            max_length=2 * steps,
+            # these steps, no more: CTranslate2 returns half as many steps as this bound, and
+            # 1, 2, 3 steps for 4, 5, 6 (measured); each step past them would be decoded for nothing
+            max_length=max(2 * steps, steps + 3),
             return_logits_vocab=True,
             suppress_blank=False,
             suppress_tokens=[],
