@@ -21,6 +21,9 @@ def test_features_and_window_follow_whisper():
     assert len(window(silence(0.4, RATE))) == 2 * RATE  # at least 2 s
     assert len(window(silence(2.3, RATE))) == 3 * RATE  # whole seconds
     assert len(window(silence(2.6, RATE))) == 4 * RATE  # with half a second of silence after the audio
+    # never longer than Whisper's 30 s (its encoder refuses more), the silence after included
+    assert len(window(tone(31.0, RATE, 8000))) == len(window(tone(29.8, RATE, 8000))) == 30 * RATE
+    assert not window(tone(31.0, RATE, 8000))[-RATE // 2 :].any()
     features = log_mel(window(tone(1.0, RATE, 8000, hz=1000)))
     assert features.shape == (80, 200)
     # the 1 kHz tone lights up its mel band in the first second, silence after it is the floor
@@ -43,6 +46,9 @@ def test_a_transcript_is_read_from_the_speech(speech):
     pcm = silence(0.5, RATE) + read_pcm(speech("open the garage door", "flite:slt"))[0] + silence(0.5, RATE)
     heard, confidence = model.transcribe(model.encode(pcm), len(pcm) / 2 / RATE)
     assert heard.lower().rstrip(".") == "open the garage door" and 0.5 < confidence <= 1.0
+    # an utterance longer than Whisper's window is cut to it, not refused by the encoder
+    long = pcm + silence(30.0, RATE)
+    assert model.transcribe(model.encode(long), len(long) / 2 / RATE)[0].lower().rstrip(".") == "open the garage door"
 
 
 def test_a_russian_number_is_scored_against_its_runner_up(speech_pcm):
