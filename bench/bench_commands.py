@@ -204,7 +204,8 @@ def report(spec: CommandSetSpec, heard: list[Heard], command_set, cost: dict, ve
     for h in heard:
         result = outcome(command_set, h)
         per_voice[h.voice][result] += 1
-        if verbose and result in ("wrong", "rejected"):
+        asked = result == "silent" and h.choice is not None and h.choice.unsure  # a question for chatter
+        if verbose and (result in ("wrong", "rejected") or asked):
             print(f"  {result:8s} {h.voice}: {h.said!r} -> {h.text!r}")
             if h.choice is not None:
                 print(f"           heard {h.choice.heard!r}: {h.choice.reason} (lead {h.choice.lead})")

@@ -323,6 +323,17 @@ SETS = {
         language="ru",
         intent="SetTimer",
     ),
+    "ru-volume": CommandSetSpec(
+        "ru-volume",
+        "tuning: every Russian volume sentence (0-100), ru-numbers-2's voices",
+        EXAMPLE_COMMANDS,
+        RU_NUMBERS_TUNING_VOICES,
+        seed=23,
+        per_voice=44,
+        tuning=True,
+        language="ru",
+        intent="SetVolume",
+    ),
     "ru-B": CommandSetSpec(
         "ru-B",
         "held out: other Russian sentences (seed 11), Russian voices never tuned on",

@@ -20,10 +20,12 @@ def replay(choice, margin: float, number_margin: float, number_lead: float) -> s
         return None  # nothing heard, or nothing near: no threshold matters
     # (Russian: a number with no runner-up lead known was not confirmed)
     lead_ok = choice.lead >= number_lead if choice.lead is not None else "by nothing" not in choice.reason
+    lead_ok = lead_ok and not choice.number_unclear  # only ever asked back
     vetoed = "other numbers" in choice.reason
     if choice.gap is None:  # heard as a command
         return choice.heard if lead_ok and not vetoed else ""
-    within = choice.gap <= (number_margin if choice.changes_number else margin)
+    strict = choice.changes_number and not choice.number_unclear
+    within = choice.gap <= (number_margin if strict else margin)
     return choice.heard if not within else choice.candidate if lead_ok and not vetoed else ""
 
 

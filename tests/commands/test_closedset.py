@@ -166,6 +166,64 @@ def test_tens_and_a_number_like_units_after_them_are_a_number_heard(heard, chang
     assert (choice.changes_number, choice.accepted) == (changes_number, not changes_number)
 
 
+@pytest.mark.parametrize(
+    ("heard", "changes_number"),
+    [
+        ("Сделай громко 120 процентов.", False),  # "громкость двадцать": "сть" heard as "сто"
+        ("Сделай громко с 120 процентов.", False),
+        ("Сделай громко 220 процентов.", True),
+        ("Сделай громко 100 процентов.", True),
+    ],
+)
+def test_a_hundred_and_a_number_heard_may_be_the_number(heard, changes_number):
+    russian = ClosedSet(load_commands(["config/commands.yaml"]), "ru-RU", per_token=True)
+    [volume] = [s for s in russian.sentences if s.text == "сделай громкость 20 процентов"]
+    text, form = russian.written_forms(volume, heard)[0]
+    choice = russian.choose(heard, Score(-7.0, 10), [(text, form, Score(-12.0, 10))], margin=1.45, number_margin=0.25)
+    assert (choice.changes_number, choice.accepted) == (changes_number, not changes_number)
+
+
+def test_a_number_heard_garbled_is_only_ever_asked_back(closed_set):
+    """No number at all in the transcript ("сорок" heard as "сороть"), none that agrees with
+    its noun, or the candidate's number half of two in a row: the usual margin, then asked,
+    whatever its lead. A number heard as another one keeps the strict margin. English (no
+    asking back) keeps it in every case."""
+    russian = ClosedSet(load_commands(["config/commands.yaml"]), "ru-RU", per_token=True)
+    [volume] = [s for s in russian.sentences if s.text == "сделай громкость 40 процентов"]
+    garbled = "Сделай громко сороть процентов."
+    text, form = russian.written_forms(volume, garbled)[0]
+    choice = russian.choose(garbled, Score(-7.0, 10), [(text, form, Score(-12.0, 10))], margin=1.45, number_margin=0.25)
+    assert (choice.accepted, choice.changes_number, choice.number_unclear) == (True, True, True)
+    assert russian.number_form(choice) is None  # no lead to decode: it is asked anyway
+    asked = russian.confirm(choice, None, [], lead=3.0)
+    assert (asked.accepted, asked.unsure) == (False, "сделай громкость сорок процентов")
+    assert "its number was not heard clearly" in asked.reason
+    # a number that does not agree with its noun was heard no better ("две" as "9 минуты")
+    [timer] = [s for s in russian.sentences if s.text == "поставь таймер на 2 минуты"]
+    for heard, unclear in (("Поставьте мир на 9 минуты.", True), ("Поставьте мир на 9 минут.", False)):
+        text, form = russian.written_forms(timer, heard)[0]
+        timer_choice = russian.choose(heard, Score(-7.0, 10), [(text, form, Score(-12.0, 10))], 1.45, 0.25)
+        assert (timer_choice.accepted, timer_choice.number_unclear) == (unclear, unclear)
+    # half of two numbers in a row ("тридцать пять" as "30 30"), not what the pair may be (48)
+    for said, heard, unclear in (
+        ("заведи таймер на 30 минут", "Заведите мир на 30 30 минут.", True),
+        ("заведи таймер на 48 минут", "Заведите мир на 40 80 минут.", False),
+    ):
+        [timer] = [s for s in russian.sentences if s.text == said]
+        text, form = russian.written_forms(timer, heard)[0]
+        timer_choice = russian.choose(heard, Score(-7.0, 10), [(text, form, Score(-12.0, 10))], 1.45, 0.25)
+        assert (timer_choice.accepted, timer_choice.number_unclear) == (True, unclear)
+    other = "Сделай громко 70 процентов."
+    text, form = russian.written_forms(volume, other)[0]
+    strict = russian.choose(other, Score(-7.0, 10), [(text, form, Score(-12.0, 10))], margin=1.45, number_margin=0.25)
+    assert (strict.accepted, strict.number_unclear) == (False, False)
+    english = "Set a timer for for minutes."
+    [timer] = [s for s in closed_set.sentences if s.text == "set a timer for 44 minutes"]
+    text, form = closed_set.written_forms(timer, english)[0]
+    kept = closed_set.choose(english, Score(-2.0, 9), [(text, form, Score(-4.5, 8))], margin=3.0, number_margin=2.0)
+    assert (kept.accepted, kept.number_unclear) == (False, False)
+
+
 def test_a_number_word_heard_wrong_is_near_its_word():
     """Sentences are near what was heard with their numbers in digits or in words: "сороть"
     (for "сорок") is near no digits, but nearest to the sentence with forty in words."""

@@ -45,6 +45,13 @@ def test_the_closed_set_holds_only_sentences_that_agree():
     assert len(timers) == 2 * 60
 
 
+def test_numbers_that_do_not_agree_with_their_noun_are_found():
+    agreement = Agreement([MINUTE], "ru")
+    assert agreement.disagreeing("поставьте мир на 9 минуты".split()) == {"9"}
+    assert agreement.disagreeing("на 22 минуты и 21 минуту и 5 минут".split()) == set()
+    assert agreement.disagreeing("на 5 минуту или 2 процента".split()) == {"5"}  # "процента": not counted here
+
+
 def test_a_noun_needs_every_form_of_its_language():
     with pytest.raises(ValueError, match="give 3 forms"):
         Agreement([CountedNoun(("минуту", "минут"))], "ru")

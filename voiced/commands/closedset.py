@@ -15,7 +15,11 @@ set of sentences (voiced.commands.expansion), so its transcript is checked again
    minutes" is not "nineteen"): no command.
    A candidate with a number the transcript does not have must be within `number_margin`:
    Whisper heard "200" or "ninety" clearly, and a command with another number is not it.
-   Tens followed by a number that sounds like units are those units ("40 80" may be 48).
+   Tens followed by a number that sounds like units are those units ("40 80" may be 48), and
+   a hundred and some may be the some ("громкость двадцать" heard as "громко 120"). Where
+   numbers are asked back, a number heard garbled (no number at all: "громко сороть"; one
+   that does not agree with its noun; half of two in a row) is held to the usual margin,
+   and the candidate is only ever asked.
 4. Numbers are checked twice, as a wrong number is a wrong action that goes unseen (a missed
    command can be said again). In English (tiny.en, measured):
    - a number that sounds like another ("seventeen" / "seventy") must win by `number_lead`:
@@ -94,6 +98,8 @@ class Choice:
     gap: float | None = None
     heard: str = ""  # the free transcript, normalized
     changes_number: bool = False  # the candidate has a number the transcript does not
+    # the transcript heard its number garbled (choose()): only ever asked back
+    number_unclear: bool = False
     lead: float | None = None  # over the same text with a number that sounds alike (None: none)
     second_opinion: str = ""  # what the second recognizer heard, for the number check
     # rejected only because its number led the runner-up by too little: the sentence (spoken
@@ -105,20 +111,35 @@ def _numbers(text: str, language: str) -> set[str]:
     return set(re.findall(r"\d+", words_to_digits(normalize(text, language), language)))
 
 
-def _heard_numbers(text: str, language: str) -> set[str]:
-    """The numbers of a transcript, and the number its tens and the number after them may be:
-    after tens, Whisper writes the units as a number that sounds like them ("сорок восемь" as
-    "40 80", "пятьдесят две" as "50 20", "двадцать девять" as "20 19")."""
-    tokens = words_to_digits(normalize(text, language), language).split()
-    found = {token for token in tokens if token.isdigit()}
-    for tens, after in itertools.pairwise(tokens):
-        if not (tens.isdigit() and after.isdigit() and len(tens) == 2 and tens[1] == "0" and tens[0] >= "2"):
+@dataclass(frozen=True)
+class HeardNumbers:
+    """The numbers of a transcript, as Whisper may have meant them."""
+
+    found: set[str]  # written, and what a pair of them in a row or a hundred and some may be
+    halves: set[str]  # written next to another number: each alone is only part of what was said
+    words: list[str]  # the transcript's words, numbers in digits
+
+
+def _heard_numbers(text: str, language: str) -> HeardNumbers:
+    """After tens, Whisper writes the units as a number that sounds like them ("сорок восемь"
+    as "40 80", "пятьдесят две" as "50 20", "двадцать девять" as "20 19"): the pair may be the
+    number. A hundred and some may be just the some: the word before ended like "сто"
+    ("громкость двадцать" as "громко 120")."""
+    words = words_to_digits(normalize(text, language), language).split()
+    found = {word for word in words if word.isdigit()}
+    found |= {str(int(word) - 100) for word in found if 100 < int(word) < 200}
+    halves = set()
+    for tens, after in itertools.pairwise(words):
+        if not (tens.isdigit() and after.isdigit()):
+            continue
+        halves |= {tens, after}
+        if not (len(tens) == 2 and tens[1] == "0" and tens[0] >= "2"):
             continue
         value = int(after)
         unit = value // 10 if value % 10 == 0 and 10 <= value <= 90 else value - 10 if 11 <= value <= 19 else None
         if unit:
             found.add(str(int(tens) + unit))
-    return found
+    return HeardNumbers(found, halves, words)
 
 
 def first_sentence(text: str) -> str:
@@ -257,8 +278,18 @@ class ClosedSet:
             return self.none_near(heard, heard_score.per_token)
         candidate, form, score = max(scored, key=lambda item: item[2].value(self.per_token))
         gap = heard_score.value(self.per_token) - score.value(self.per_token)
-        changes_number = bool(_numbers(candidate, self.language) - _heard_numbers(heard, self.language))
-        bound = number_margin if changes_number else margin
+        heard_numbers, numbers = _heard_numbers(heard, self.language), _numbers(candidate, self.language)
+        changes_number = bool(numbers - heard_numbers.found)
+        # Where numbers may be asked back (no table of numbers alike), a number heard garbled
+        # is not a number heard as another one: the usual margin, and confirm() has it asked.
+        # Garbled: no number at all in the transcript ("громко ссорк" for "громкость сорок"),
+        # none that agrees with the noun after it ("9 минуты" for "две"), or the candidate's
+        # number is half of two in a row ("30 30 минут" for "тридцать пять")
+        clear = heard_numbers.found - self._agreement.disagreeing(heard_numbers.words)
+        number_unclear = not self._confusable and (
+            (changes_number and not clear) or bool(numbers & heard_numbers.halves)
+        )
+        bound = number_margin if changes_number and not number_unclear else margin
         what = "with a number not heard, margin" if changes_number else "margin"
         if gap <= bound:
             return Choice(
@@ -271,6 +302,7 @@ class ClosedSet:
                 gap,
                 as_heard,
                 changes_number,
+                number_unclear=number_unclear,
             )
         return Choice(
             as_heard,
@@ -282,6 +314,7 @@ class ClosedSet:
             gap,
             as_heard,
             changes_number,
+            number_unclear=number_unclear,
         )
 
     def contrasts(self, choice: Choice) -> list[str]:
@@ -304,7 +337,7 @@ class ClosedSet:
         """Where numbers are checked against the recognizer's runner-up (every language without
         a table of numbers that sound alike): the chosen text with its numbers in digits, to be
         scored for its `number_lead`; None when it has no number."""
-        if not choice.accepted or self._confusable or not _numbers(choice.text, self.language):
+        if not choice.accepted or self._confusable or choice.number_unclear or not _numbers(choice.text, self.language):
             return None
         return self._written(choice.text)
 
@@ -342,13 +375,15 @@ class ClosedSet:
         if not self._confusable and _numbers(choice.text, self.language):
             runner_up = chosen.number_lead if chosen is not None else None
             choice = replace(choice, lead=runner_up)
-            if runner_up is None or runner_up < lead:
+            if choice.number_unclear or runner_up is None or runner_up < lead:
                 return replace(
                     choice,
                     text="",
                     accepted=False,
                     unsure=self._spelled(choice.text.split()),
-                    reason=(
+                    reason=f"{choice.form!r}: its number was not heard clearly"
+                    if choice.number_unclear
+                    else (
                         f"{choice.form!r}: its number leads the next likeliest number by "
                         f"{'nothing' if runner_up is None else f'{runner_up:.2f}'} only (at least {lead:g} needed)"
                     ),

@@ -65,11 +65,13 @@ class WhisperSettings(FrozenModel):
     # None: as measured for the language (MEASURED_THRESHOLDS: English 3.0, others 1.45).
     margin: float | None = Field(None, ge=0)
     # ...and within this much when the sentence has a number the transcript does not (Whisper
-    # heard "200" or "ninety": a near command with another number is not what was said)
+    # heard "200" or "ninety": a near command with another number is not what was said).
+    # Where numbers are asked back, a transcript with no number heard is held to `margin`
+    # and its sentence only ever asked (voiced.commands.closedset)
     number_margin: float | None = Field(None, ge=0)
     # A number is accepted only when the audio says it at least this much better than a number
-    # that sounds like it (English: "seventeen" / "seventy"; others: the numbers nearest in
-    # spelling among the commands' own): else nothing runs.
+    # that sounds like it (English: "seventeen" / "seventy"; others: the likeliest other
+    # number at its place, the recognizer's runner-up): else nothing runs, or it is asked back.
     number_lead: float | None = Field(None, ge=0)
     # beam of the free transcription: 1 (greedy) measured as accurate as 5 on the tuning sets,
     # at two thirds of its cost

@@ -12,6 +12,7 @@ sentence that agrees. Pure.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -69,6 +70,16 @@ class Agreement:
                 if forms[plural_category(slot.value, self.language)] != words[slot.end]:
                     return False
         return True
+
+    def disagreeing(self, words: Sequence[str]) -> set[str]:
+        """The numbers (in digits) of a transcript's words followed by a counted noun in a form
+        they do not take ("9 минуты"): one of the two was heard wrong."""
+        found = set()
+        for number, word in itertools.pairwise(words):
+            noun = self._nouns.get(fold(word))
+            if number.isdigit() and noun and noun[0][plural_category(int(number), self.language)] != fold(word):
+                found.add(number)
+        return found
 
     def spell(self, number: int, next_word: str) -> str:
         """`number` in words, in the gender and case the noun after it wants ("одну")."""
