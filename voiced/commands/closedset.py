@@ -290,7 +290,8 @@ class ClosedSet:
             (changes_number and not clear) or bool(numbers & heard_numbers.halves)
         )
         bound = number_margin if changes_number and not number_unclear else margin
-        what = "with a number not heard, margin" if changes_number else "margin"
+        kind = "a number heard garbled" if number_unclear else "a number not heard" if changes_number else ""
+        what = f"with {kind}, margin" if kind else "margin"
         if gap <= bound:
             return Choice(
                 candidate,

@@ -66,8 +66,8 @@ class WhisperSettings(FrozenModel):
     margin: float | None = Field(None, ge=0)
     # ...and within this much when the sentence has a number the transcript does not (Whisper
     # heard "200" or "ninety": a near command with another number is not what was said).
-    # Where numbers are asked back, a transcript with no number heard is held to `margin`
-    # and its sentence only ever asked (voiced.commands.closedset)
+    # Where numbers are asked back, a number heard garbled (none in the transcript, say) is
+    # held to `margin` and its sentence only ever asked (voiced.commands.closedset)
     number_margin: float | None = Field(None, ge=0)
     # A number is accepted only when the audio says it at least this much better than a number
     # that sounds like it (English: "seventeen" / "seventy"; others: the likeliest other
