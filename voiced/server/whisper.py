@@ -183,10 +183,7 @@ class WhisperModel:
         are the bulk of the engine's memory while it scores (10 texts of 15 steps: 31 MB). A
         call costs about as much as four more texts in it (base, measured): one call for the
         usual free transcript and its candidates."""
-        scored = []
-        for start in range(0, len(texts), SCORE_BATCH):
-            scored += self._score_batch(encoded, texts[start : start + SCORE_BATCH])
-        return scored
+        return self._in_batches(self._score_batch, encoded, texts)
 
     def text_scores(self, encoded, texts: list[str]) -> list[Score]:
         """How well the audio says each text, its end not counted: its tokens' log-probability
@@ -195,17 +192,7 @@ class WhisperModel:
         through each text (base, 5 texts: 0.08 s against 0.19 s of CPU). SCORE_BATCH texts a
         pass, at the same CPU: 25 in one (4 candidates, wake names tried before them, numbers
         in both spellings) raised the peak RSS from 321 to 503 MB, 10 at a time to 325 MB."""
-        scored = []
-        for start in range(0, len(texts), SCORE_BATCH):
-            tokens = self._tokens(texts[start : start + SCORE_BATCH])
-            results = self._model.align(
-                self._batch(encoded, len(tokens)), self.prompt, tokens, np.asarray(encoded).shape[1] * 2
-            )
-            scored += [
-                Score(float(np.log(np.maximum(result.text_token_probs, LOWEST_PROBABILITY)).sum()), len(text_tokens))
-                for text_tokens, result in zip(tokens, results)
-            ]
-        return scored
+        return self._in_batches(self._text_score_batch, encoded, texts)
 
     def number_lead(self, encoded, text: str) -> float | None:
         """The `number_lead` of scores() for one text, its steps decoded through its last
@@ -221,6 +208,24 @@ class WhisperModel:
     def scores_ahead(self, encoded, texts: list[str]) -> Future[list[Score]]:
         """scores(), begun in a thread of its own: to be computed beside a transcript."""
         return self._ahead.submit(self.scores, encoded, texts)
+
+    @staticmethod
+    def _in_batches(score_batch, encoded, texts: list[str]) -> list[Score]:
+        """score_batch() over SCORE_BATCH texts at a time: a batch's memory grows with its size."""
+        scored = []
+        for start in range(0, len(texts), SCORE_BATCH):
+            scored += score_batch(encoded, texts[start : start + SCORE_BATCH])
+        return scored
+
+    def _text_score_batch(self, encoded, texts: list[str]) -> list[Score]:
+        tokens = self._tokens(texts)
+        results = self._model.align(
+            self._batch(encoded, len(tokens)), self.prompt, tokens, np.asarray(encoded).shape[1] * 2
+        )
+        return [
+            Score(float(np.log(np.maximum(result.text_token_probs, LOWEST_PROBABILITY)).sum()), len(text_tokens))
+            for text_tokens, result in zip(tokens, results)
+        ]
 
     def _tokens(self, texts: list[str]) -> list[list[int]]:
         return [self._tokenizer.encode(" " + text, add_special_tokens=False).ids for text in texts]
