@@ -26,6 +26,7 @@ from voiced.ops.metrics import MetricsSettings
 from voiced.ops.signals import ServiceSettings
 from voiced.server.config import ServerSettings
 from voiced.speechkit.config import RecognitionSettings
+from voiced.textnorm import base_language
 from voiced.wake.settings import WakeSettings
 
 # the example of this checkout (config/ beside the package): the last place a config is looked for
@@ -56,7 +57,9 @@ class DaemonSettings(FrozenModel):
         recognition, actions = data.get("recognition") or {}, data.get("actions") or {}
         if not isinstance(recognition, Mapping) or not isinstance(actions, Mapping) or "say_command" in actions:
             return data
-        language = str(recognition.get("language") or "en").split("-")[0].lower()
+        language = base_language(
+            str(recognition.get("language") or RecognitionSettings.model_fields["language"].default)
+        )
         if language == "en":
             return data
         espeak, *options = ActionsSettings.model_fields["say_command"].default
