@@ -76,8 +76,8 @@ class Agreement:
         they do not take ("9 минуты"): one of the two was heard wrong."""
         found = set()
         for number, word in itertools.pairwise(words):
-            noun = self._nouns.get(fold(word))
-            if number.isdigit() and noun and noun[0][plural_category(int(number), self.language)] != fold(word):
+            noun = self._nouns.get(folded := fold(word))
+            if number.isdigit() and noun and noun[0][plural_category(int(number), self.language)] != folded:
                 found.add(number)
         return found
 
