@@ -44,11 +44,12 @@ def test_the_model_is_checked_at_start(tmp_path):
 def test_a_transcript_is_read_from_the_speech(speech):
     model = WhisperModel()
     pcm = silence(0.5, RATE) + read_pcm(speech("open the garage door", "flite:slt"))[0] + silence(0.5, RATE)
-    heard, confidence = model.transcribe(model.encode(pcm), len(pcm) / 2 / RATE)
-    assert heard.lower().rstrip(".") == "open the garage door" and 0.5 < confidence <= 1.0
+    heard = model.transcribe(model.encode(pcm), len(pcm) / 2 / RATE)
+    assert heard.text.lower().rstrip(".") == "open the garage door" and 0.5 < heard.confidence <= 1.0
+    assert heard.first_number is None
     # an utterance longer than Whisper's window is cut to it, not refused by the encoder
     long = pcm + silence(30.0, RATE)
-    assert model.transcribe(model.encode(long), len(long) / 2 / RATE)[0].lower().rstrip(".") == "open the garage door"
+    assert model.transcribe(model.encode(long), len(long) / 2 / RATE).text.lower().rstrip(".") == "open the garage door"
 
 
 def test_a_russian_number_is_scored_against_its_runner_up(speech_pcm):
@@ -84,3 +85,27 @@ def test_russian_texts_are_scored_in_one_pass_and_a_number_through_it_only(speec
     assert model.number_lead(timer, "49 минут.") is not None and model.number_lead(timer, "На 49.") is not None
     [one_token] = model.scores(timer, ["Да"])
     assert one_token.tokens == 2 and one_token.log_probability < 0
+
+
+def test_a_number_written_as_the_transcript_wrote_it_takes_its_lead_from_there(speech_pcm):
+    """The free transcript's first number, after the same token as in the text ("...на 5"),
+    gives the text's lead with no decoding of its own; another number, or another token before
+    it, is decoded as before."""
+    model = WhisperModel(language="ru")
+    pcm = speech_pcm("поставь таймер на пять минут", "festival:msu_ru_nsh_clunits")
+    encoded = model.encode(pcm)
+    heard = model.transcribe(encoded, len(pcm) / 2 / RATE)
+    assert heard.first_number is not None and "5" in heard.text
+    before, number, lead = heard.first_number
+    assert model._tokenizer.decode([before, number]).split() == ["на", "5"] and lead > 3.0
+    decoded = {
+        text: model.number_lead(encoded, text)
+        for text in ("Поставь таймер на 5 минут.", "Поставь таймер на 7 минут.", "Громкость 5.")
+    }
+    # the same two tokens: read off the transcript, the decoder not run again
+    real_forced_logits, model._forced_logits = model._forced_logits, None
+    assert model.number_lead(encoded, "Поставь таймер на 5 минут.", heard) == lead
+    model._forced_logits = real_forced_logits
+    assert decoded["Поставь таймер на 5 минут."] > 3.0  # decoded, it leads too
+    assert model.number_lead(encoded, "Поставь таймер на 7 минут.", heard) == decoded["Поставь таймер на 7 минут."] < 0
+    assert model.number_lead(encoded, "Громкость 5.", heard) == decoded["Громкость 5."] != lead

@@ -224,7 +224,8 @@ class WhisperCommandsRecognizer:
         # them, it runs beside the transcript (the second core) and stands if they are the same
         likely = closed_set.likely_contrasts(second_opinion)
         ahead = whisper.scores_ahead(encoded, likely) if likely else None
-        heard, confidence = whisper.transcribe(encoded, len(pcm) / 2 / ENGINE_RATE, self._settings.beam_size)
+        transcript = whisper.transcribe(encoded, len(pcm) / 2 / ENGINE_RATE, self._settings.beam_size)
+        heard, confidence = transcript.text, transcript.confidence
         if not heard:
             return Choice("", False, "nothing heard")
         if closed_set.is_command(heard):
@@ -253,8 +254,9 @@ class WhisperCommandsRecognizer:
             else:
                 chosen, *others = whisper.scores(encoded, texts)
         elif number_form := closed_set.number_form(choice):
-            # its number's lead over the runner-up is all that is checked
-            chosen = Score(0.0, 0, whisper.number_lead(encoded, number_form))
+            # its number's lead over the runner-up is all that is checked (the transcript's
+            # own, where it wrote the same number after the same token)
+            chosen = Score(0.0, 0, whisper.number_lead(encoded, number_form, transcript))
         return closed_set.confirm(
             choice, chosen, list(zip(contrasts, others)), self._thresholds.number_lead, second_opinion
         )
