@@ -233,8 +233,8 @@ class WhisperModel:
         there, with no decoding. Measured on the Russian tuning sets (direct engine, 2026-12-02):
         the two agreed at the 3.0 threshold for 212 of 222 such numbers; the other 10 were
         right commands, 8 now run instead of being asked back, 2 asked instead of run. Without
-        the token before being the same, a number whose tens the transcript had garbled away ("сорок четыре"
-        as "имернасор к 4") led by 4.5 there and by nothing in the sentence."""
+        the token before being the same, a number whose tens the transcript had garbled away
+        ("сорок четыре" as "имернасор к 4") led by 4.5 there and by nothing in the sentence."""
         [tokens] = self._tokens([text])
         numbers = np.flatnonzero(np.isin(tokens, self._number_tokens))
         if not len(numbers):
