@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from command_sets import SETS, CommandSetSpec
-from daemon_engine import LOCALES, DaemonEngine, User
+from daemon_engine import LOCALES, DaemonEngine, Trace, User
 from sweep_commands import sweep
 
 from voiced.commands import CommandsSettings, load_commands
@@ -207,7 +207,10 @@ def report(spec: CommandSetSpec, heard: list[Heard], command_set, cost: dict, ve
         asked = result == "silent" and h.choice is not None and h.choice.unsure  # a question for chatter
         if verbose and (result in ("wrong", "rejected") or asked):
             print(f"  {result:8s} {h.voice}: {h.said!r} -> {h.text!r}")
-            if h.choice is not None:
+            if isinstance(h.choice, Trace):  # the daemon's own events
+                for note in h.choice.notes:
+                    print(f"           {note}")
+            elif h.choice is not None:
                 print(f"           heard {h.choice.heard!r}: {h.choice.reason} (lead {h.choice.lead})")
                 if h.choice.unsure:
                     print(f"           would ask {h.choice.unsure!r}")

@@ -40,6 +40,14 @@ def room_floor() -> bytes:
     return noise(600.0, RATE, "brownnoise", 0.005)
 
 
+@dataclass(frozen=True)
+class Trace:
+    """What the daemon said about one utterance, for `-v`: why it ran nothing, what it asked."""
+
+    notes: tuple[str, ...]
+    unsure: str = ""  # the question asked, if any (a question for chatter is counted)
+
+
 @dataclass
 class User:
     """Who speaks: what each utterance should run (None: nothing), and the answers' audio."""
@@ -134,10 +142,22 @@ class DaemonEngine:
         self.sessions_per_utterance.update(sessions[index] for index in range(len(pcms)))
         # a confirmed command carries the session of its question, so it counts where it was said
         commands: list[list[str]] = [[] for _ in pcms]
+        notes: list[list[str]] = [[] for _ in pcms]
+        questions: list[str] = ["" for _ in pcms]
         for event in conversation.seen:
+            utterance = conversation.utterance_of.get(event.get("session"))
+            if utterance is None:
+                continue
             if event["type"] == "command_matched":
-                commands[conversation.utterance_of[event["session"]]].append(event["text"])
-        return [(" ".join(texts), None) for texts in commands]
+                commands[utterance].append(event["text"])
+            elif event["type"] == "rejected":
+                notes[utterance].append(f"rejected {event['text']!r}: {event['reason']}")
+            elif event["type"] == "confirmation_asked":
+                questions[utterance] = event["question"]
+                notes[utterance].append(f"asked {event['question']!r}")
+            elif event["type"] == "confirmation_answered":
+                notes[utterance].append(f"answered {event['answer']}")
+        return [(" ".join(texts), Trace(tuple(n), q)) for texts, n, q in zip(commands, notes, questions)]
 
     def stages(self) -> dict[str, float]:
         return dict(self._stages)

@@ -158,3 +158,39 @@ def test_a_command_the_engine_was_unsure_of_is_asked_back_and_runs_only_on_a_tim
     # each question let its answer in without a wake word, and held the input while it was
     # spoken (they may overlap: two action threads)
     assert sorted(holds) == ["gate opened"] * 3 + ["held"] * 3 + ["released"] * 3 and spoken.read_bytes()[:4] == b"RIFF"
+
+
+def test_an_unsure_command_heard_in_another_word_form_is_asked_back_in_it(tmp_path):
+    """The engine takes a transcript that is a command as it stands, a word in another form of
+    the template's ("поставить" for "поставь"): unsure of its number, it is asked all the same,
+    in the words heard, and "да" runs the template's command."""
+    commands = tmp_path / "commands.yaml"
+    commands.write_text(
+        yaml.safe_dump(
+            {
+                "languages": {"ru": {"lists": {"minutes": {"range": {"from": 1, "to": 60}}}}},
+                "commands": {"SetTimer": {"sentences": {"ru": ["поставь таймер на {minutes} минут"]}, "actions": []}},
+            },
+            allow_unicode=True,
+        )
+    )
+    keep = f"import sys; open({str(tmp_path / 'question.wav')!r}, 'wb').write(sys.stdin.buffer.read())"
+    settings = ActionsSettings(
+        sound_command=[sys.executable, "-c", keep], say_command=["espeak-ng", "-v", "ru", "--stdin", "--stdout"]
+    )
+    events: list = []
+    runner = ActionRunner(settings, events.append)
+    handler = CommandHandler(
+        load_commands([commands]), "ru-RU", runner, events.append, confirmations=Confirmations(timeout_s=8)
+    )
+    unsure = "поставить таймер на восемь минут"
+    handler(FinalEvent(session=1, text="", confidence=0.0, reason="lead 2.7 only", unsure=unsure))
+    handler(FinalEvent(session=2, text="да", confidence=0.9))
+    assert runner.shutdown(30)
+    seen = [e for e in events if not e.type.startswith("action")]
+    assert [(e.type, e.session) for e in seen] == [
+        ("confirmation_asked", 1),
+        ("confirmation_answered", 2),
+        ("command_matched", 1),
+    ]
+    assert seen[0].question == "Поставить таймер на восемь минут?" and seen[2].slots == {"minutes": 8}
