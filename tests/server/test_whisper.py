@@ -104,8 +104,13 @@ def test_a_number_written_as_the_transcript_wrote_it_takes_its_lead_from_there(s
     }
     # the same two tokens: read off the transcript, the decoder not run again
     real_forced_logits, model._forced_logits = model._forced_logits, None
-    assert model.number_lead(encoded, "Поставь таймер на 5 минут.", heard) == lead
+    assert model.number_lead(encoded, "Поставь таймер на 5 минут.", heard, enough=lead) == lead
     model._forced_logits = real_forced_logits
-    assert decoded["Поставь таймер на 5 минут."] > 3.0  # decoded, it leads too
+    # a lead read off short of `enough` is not trusted: the text is decoded
+    assert (
+        model.number_lead(encoded, "Поставь таймер на 5 минут.", heard, enough=lead + 0.01)
+        == decoded["Поставь таймер на 5 минут."]
+    )
+    assert lead != decoded["Поставь таймер на 5 минут."] > 3.0  # decoded, it leads too (by another amount)
     assert model.number_lead(encoded, "Поставь таймер на 7 минут.", heard) == decoded["Поставь таймер на 7 минут."] < 0
     assert model.number_lead(encoded, "Громкость 5.", heard) == decoded["Громкость 5."] != lead

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 # of 100 held-out commands (direct engine), so a longer wait (end_silence) decides on all of it
 QUIET_AFTER_SPEECH_S = 0.1
 EARLY_FINAL_KEPT_WITHIN_S = 0.3
+# a number's lead read off the free transcript is trusted this far past `number_lead`; nearer,
+# its sentence is decoded for it (on the tuning sets the two leads differed only that near it)
+LEAD_READ_OFF_MARGIN = 0.5
 
 
 class FinalsOnly:
@@ -256,7 +259,8 @@ class WhisperCommandsRecognizer:
         elif number_form := closed_set.number_form(choice):
             # its number's lead over the runner-up is all that is checked (the transcript's
             # own, where it wrote the same number after the same token)
-            chosen = Score(0.0, 0, whisper.number_lead(encoded, number_form, transcript))
+            enough = self._thresholds.number_lead + LEAD_READ_OFF_MARGIN
+            chosen = Score(0.0, 0, whisper.number_lead(encoded, number_form, transcript, enough))
         return closed_set.confirm(
             choice, chosen, list(zip(contrasts, others)), self._thresholds.number_lead, second_opinion
         )
