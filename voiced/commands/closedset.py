@@ -32,7 +32,7 @@ set of sentences (voiced.commands.expansion), so its transcript is checked again
    In other languages (multilingual base; no grammar decoder where pocketsphinx has no model):
    the chosen text, its numbers in digits (one token each), is scored, and at each number the
    recognizer's runner-up, the likeliest other number there, must trail by `number_lead`
-   (read off the free transcript when it wrote that number after the same word).
+   (read off the free transcript when it wrote that number after the same word, well past it).
 
 Pure: the scores come from the edge (voiced.server.whisper), which asks `is_command`,
 `candidates` and their `written_forms`, lets `choose` decide, then scores the `contrasts` of
