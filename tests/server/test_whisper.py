@@ -94,7 +94,8 @@ def test_a_number_written_as_the_transcript_wrote_it_takes_its_lead_from_there(s
     model = WhisperModel(language="ru")
     pcm = speech_pcm("поставь таймер на пять минут", "festival:msu_ru_nsh_clunits")
     encoded = model.encode(pcm)
-    heard = model.transcribe(encoded, len(pcm) / 2 / RATE)
+    assert model.transcribe(encoded, len(pcm) / 2 / RATE).first_number is None  # not asked for
+    heard = model.transcribe(encoded, len(pcm) / 2 / RATE, number_lead=True)
     assert heard.first_number is not None and "5" in heard.text
     before, number, lead = heard.first_number
     assert model._tokenizer.decode([before, number]).split() == ["на", "5"] and lead > 3.0

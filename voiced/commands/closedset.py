@@ -174,6 +174,8 @@ class ClosedSet:
             command_set.skip_words(self.language)
         )
         self._confusable = CONFUSABLE_NUMBERS.get(self.language, {})
+        # no table of numbers alike: a number is checked against the runner-up (number_form), or asked
+        self.numbers_against_runner_up = not self._confusable
         self._agreement = command_set.agreement(self.language)
         # and with numbers in words: a number word heard wrong ("сороть") is near its word, not its digits
         self._spelled_texts = [self._spelled(text.split()) for text in self._texts]
@@ -287,7 +289,7 @@ class ClosedSet:
         # none that agrees with the noun after it ("9 минуты" for "две"), or the candidate's
         # number is half of two in a row ("30 30 минут" for "тридцать пять")
         clear = heard_numbers.found - self._agreement.disagreeing(heard_numbers.words)
-        number_unclear = not self._confusable and (
+        number_unclear = self.numbers_against_runner_up and (
             (changes_number and not clear) or bool(numbers & heard_numbers.halves)
         )
         bound = number_margin if changes_number and not number_unclear else margin
@@ -339,7 +341,12 @@ class ClosedSet:
         """Where numbers are checked against the recognizer's runner-up (every language without
         a table of numbers that sound alike): the chosen text with its numbers in digits, to be
         scored for its `number_lead`; None when it has no number."""
-        if not choice.accepted or self._confusable or choice.number_unclear or not _numbers(choice.text, self.language):
+        if (
+            not choice.accepted
+            or not self.numbers_against_runner_up
+            or choice.number_unclear
+            or not _numbers(choice.text, self.language)
+        ):
             return None
         return self._written(choice.text)
 
@@ -374,7 +381,7 @@ class ClosedSet:
         if not choice.accepted:
             return choice
         choice = replace(choice, second_opinion=second_opinion)
-        if not self._confusable and _numbers(choice.text, self.language):
+        if self.numbers_against_runner_up and _numbers(choice.text, self.language):
             runner_up = chosen.number_lead if chosen is not None else None
             choice = replace(choice, lead=runner_up)
             if choice.number_unclear or runner_up is None or runner_up < lead:

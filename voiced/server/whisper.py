@@ -174,25 +174,26 @@ class WhisperModel:
         features = log_mel(window(pcm), self.n_mels)
         return self._model.encode(self._ctranslate2.StorageView.from_array(features[None]))
 
-    def transcribe(self, encoded, seconds: float, beam_size: int = 1) -> Transcript:
+    def transcribe(self, encoded, seconds: float, beam_size: int = 1, number_lead: bool = False) -> Transcript:
         """What Whisper hears, freely (the first sentence of its best beam), and its per-token
         probability (the beam's length-normalized score). A command is a few words a second:
         the bound stops a hallucinated repetition early (CTranslate2 counts it in half tokens).
-        The decoder's logits come along (about 1 % more CPU, within noise) for the lead of the
-        first number written."""
+        `number_lead`: the decoder's logits come along (about 1 % more CPU, within noise) for
+        the lead of the first number written; greedy only, as a beam's logits are not known to
+        be its best hypothesis' own."""
+        with_logits = number_lead and beam_size == 1
         result = self._model.generate(
             encoded,
             [self.prompt],
             beam_size=beam_size,
             return_scores=True,
-            return_logits_vocab=True,
+            return_logits_vocab=with_logits,
             max_length=2 * (6 + round(5 * seconds)),
             repetition_penalty=self.repetition_penalty,
         )[0]
         ids = result.sequences_ids[0]
         text = first_sentence(self._tokenizer.decode(ids))
-        # a beam's logits are not known to be its best hypothesis' own: greedy only
-        first_number = self._first_number(ids, result.logits[0]) if beam_size == 1 else None
+        first_number = self._first_number(ids, result.logits[0]) if with_logits else None
         return Transcript(text, math.exp(result.scores[0]), first_number)
 
     def _first_number(self, ids: list[int], logits) -> tuple[int, int, float] | None:

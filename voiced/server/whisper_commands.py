@@ -227,7 +227,9 @@ class WhisperCommandsRecognizer:
         # them, it runs beside the transcript (the second core) and stands if they are the same
         likely = closed_set.likely_contrasts(second_opinion)
         ahead = whisper.scores_ahead(encoded, likely) if likely else None
-        transcript = whisper.transcribe(encoded, len(pcm) / 2 / ENGINE_RATE, self._settings.beam_size)
+        transcript = whisper.transcribe(
+            encoded, len(pcm) / 2 / ENGINE_RATE, self._settings.beam_size, closed_set.numbers_against_runner_up
+        )
         heard, confidence = transcript.text, transcript.confidence
         if not heard:
             return Choice("", False, "nothing heard")
