@@ -136,6 +136,9 @@ class RequestStream:
     def _end(self) -> None:
         with self._state:
             self._ended = True
+            # a client that half-closed sends nothing more: the time its final takes to decode is
+            # no gap (counting it failed slow finals with DEADLINE_EXCEEDED under load)
+            self._waiting_since = None
             self._state.notify_all()
 
     def cancel(self) -> None:
