@@ -4,10 +4,13 @@ real gRPC)."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -50,8 +53,8 @@ def test_a_local_client_without_the_key_does_not_take_a_decoder_process_down(tmp
     from multiprocessing import AuthenticationError
     from multiprocessing.connection import Client
 
-    private_tmp = tmp_path / "tmp"
-    private_tmp.mkdir()
+    # its own TMPDIR, short: pytest's own directories can be too long for a socket path
+    private_tmp = Path(tempfile.mkdtemp(prefix="voiced-test-"))
     server = ServeProcess(tmp_path, args=("--workers", "2"), env={"TMPDIR": str(private_tmp)})
     try:
         sockets = sorted(private_tmp.glob("voiced-decoders-*/decoder-*.sock"))
@@ -64,6 +67,22 @@ def test_a_local_client_without_the_key_does_not_take_a_decoder_process_down(tmp
             assert outcomes == ["what time is it", "what time is it"]  # one in each process
     finally:
         assert server.stop() == 0
+        shutil.rmtree(private_tmp, ignore_errors=True)
+
+
+def test_a_tmpdir_too_long_for_the_decoders_sockets_is_said_and_nothing_is_left(tmp_path):
+    long_tmp = tmp_path / ("d" * 100)
+    long_tmp.mkdir()
+    started = subprocess.run(
+        [sys.executable, "-m", "voiced", "serve", "--port", "0", "--workers", "2"],
+        env={**os.environ, "TMPDIR": str(long_tmp)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert started.returncode != 0
+    assert "longer than a UNIX socket's path may be (107 bytes): set TMPDIR to a shorter" in started.stderr
+    assert not list(long_tmp.iterdir())
 
 
 def test_decoder_processes_end_when_their_server_is_killed(tmp_path):

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 10.0
 ANSWERED_CALLS = ("start", "partial", "end", "abort")  # of the Recognizer; "process" is one way
+MAX_SOCKET_PATH = 107  # bytes of sun_path on Linux, less its terminating NUL
 
 
 class DecoderProcessGone(RuntimeError):
@@ -95,6 +96,13 @@ class DecoderProcesses:
         self.grammars = engine.grammars
         self._lock = threading.Lock()
         self._sockets = tempfile.TemporaryDirectory(prefix="voiced-decoders-")  # mode 0700
+        longest = os.path.join(self._sockets.name, f"decoder-{count - 1}.sock")
+        if len(os.fsencode(longest)) > MAX_SOCKET_PATH:
+            self._sockets.cleanup()
+            raise RuntimeError(
+                f"the decoder processes' socket {longest} is longer than a UNIX socket's path may be "
+                f"({MAX_SOCKET_PATH} bytes): set TMPDIR to a shorter directory"
+            )
         self.processes = [DecoderProcess(engine, index, context, self._sockets.name) for index in range(count)]
         deadline = time.monotonic() + READY_TIMEOUT_S
         for process in self.processes:
