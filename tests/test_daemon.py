@@ -202,7 +202,7 @@ def test_microphone_pipeline_on_a_virtual_alsa_device(local_server, speech, tmp_
     # the file-backed device delivers faster than real time: both sessions are open at once, and
     # a busy machine takes longer than the 5 s after the end of speech to decode them (the
     # deadline counts from the recognizer's delivery and progress, not from the read)
-    assert not errors, errors
+    assert not errors, [error["details"] for error in errors]
     texts = sorted(event["text"] for event in finals)
     assert "timer for 5 minutes" in texts[0] and "lights in the kitchen" in texts[1]
 
