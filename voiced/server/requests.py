@@ -1,10 +1,16 @@
 """One call's request stream, read by a thread of its own a bounded amount ahead of decoding.
 
 The thread lets the handler tell "the client sent nothing for 5 s" (DEADLINE_EXCEEDED, as the
-service does) from "decoding takes a while". It reads raw bytes (the method is registered
-without a deserializer) and parses them itself, so a malformed message is the client's
-INVALID_ARGUMENT and never grpcio's own INTERNAL abort (after which grpcio sent a second
-status when the handler ended, and that call kept the server from ever shutting down).
+service does) from "decoding takes a while". A gap is counted only while the reader waits for
+the client *and* the handler waits for a request: time spent decoding never counts. pocketsphinx
+keeps the GIL while it decodes, so a busy server's reader may get to a message that came in
+time only late: its own wait is no measure. The handler's wait is, unless it woke up late
+itself (the process was starved): then the reader gets another turn before a gap is declared.
+
+The thread reads raw bytes (the method is registered without a deserializer) and parses them
+itself, so a malformed message is the client's INVALID_ARGUMENT and never grpcio's own INTERNAL
+abort (after which grpcio sent a second status when the handler ended, and that call kept the
+server from ever shutting down).
 
 Backpressure: the thread holds at most READ_AHEAD_BYTES (or one message) that the handler
 has not taken yet; past that it stops reading, so gRPC's flow control stops the client.
@@ -25,6 +31,7 @@ from google.protobuf.message import DecodeError
 from voiced.proto.yandex.cloud.ai.stt.v2 import stt_service_pb2 as stt
 from voiced.server.config import ServerLimits
 
+STARVED_S = 0.1  # a wait that ended this much later than asked: the process did not get the CPU
 READ_AHEAD_BYTES = 256 * 1024  # received but not yet taken by the handler (besides one message)
 MAX_DETAILS = 1000  # characters of a status' details: gRPC carries them in a header (8 KB cap)
 
@@ -94,6 +101,7 @@ class RequestStream:
                 if self._done or self._cancelled or self._failure is not None:
                     return
                 self._waiting_since = self._clock()
+                self._state.notify_all()  # a handler that waits for a request counts the gap from now
             try:
                 raw = next(raw_requests)
             except StopIteration:
@@ -103,16 +111,14 @@ class RequestStream:
                 self.cancel()
                 return
             with self._state:
-                waited, self._waiting_since = self._clock() - self._waiting_since, None
+                self._waiting_since = None
                 try:
-                    self._accept(raw, waited)
+                    self._accept(raw)
                 except CallFailed as failure:
                     self._failure = failure
                 self._state.notify_all()
 
-    def _accept(self, raw: bytes, waited: float) -> None:
-        if waited > self._limits.max_gap_s:
-            raise self._gap_failure(waited)
+    def _accept(self, raw: bytes) -> None:
         self.received_bytes += len(raw)
         if self.received_bytes > self._limits.max_bytes:
             raise CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED, data_limit_details(self._limits))
@@ -136,9 +142,6 @@ class RequestStream:
     def _end(self) -> None:
         with self._state:
             self._ended = True
-            # a client that half-closed sends nothing more: the time its final takes to decode is
-            # no gap (counting it failed slow finals with DEADLINE_EXCEEDED under load)
-            self._waiting_since = None
             self._state.notify_all()
 
     def cancel(self) -> None:
@@ -163,7 +166,7 @@ class RequestStream:
                 self._failure = failure
 
     def check(self) -> None:
-        """Raise what ends the call now (between two steps of decoding): a limit, a gap, a cancel."""
+        """Raise what ends the call now (between two steps of decoding): a limit, a cancel."""
         with self._state:
             self._check_locked()
 
@@ -172,11 +175,11 @@ class RequestStream:
             raise CallCancelled()
         if self._failure is not None:
             raise self._failure
-        if self._waiting_since is not None and self._clock() - self._waiting_since > self._limits.max_gap_s:
-            raise self._gap_failure(self._clock() - self._waiting_since)
 
     def next(self):
         """The next request, or CLOSED after a half-close; raises CallFailed or CallCancelled."""
+        idle_since: float | None = None  # this handler has waited for a request since
+        starved = False  # its last wait ended late: the reader may not have had its turn yet
         with self._state:
             while True:
                 self._check_locked()
@@ -187,10 +190,17 @@ class RequestStream:
                     return request
                 if self._ended:
                     return CLOSED
-                timeout = None
-                if self._waiting_since is not None:
-                    timeout = max(0.0, self._waiting_since + self._limits.max_gap_s - self._clock()) + 0.01
-                self._state.wait(timeout)
+                now = self._clock()
+                idle_since = now if idle_since is None else idle_since
+                if self._waiting_since is None:  # the reader is not waiting for the client
+                    self._state.wait()
+                    continue
+                gap = now - max(self._waiting_since, idle_since)
+                if gap > self._limits.max_gap_s and not starved:
+                    raise self._gap_failure(gap)
+                until = now + (STARVED_S if starved else self._limits.max_gap_s - gap + 0.01)
+                self._state.wait(until - now)
+                starved = self._clock() - until > STARVED_S
 
 
 def audio_limit_failure(limits: ServerLimits) -> CallFailed:
