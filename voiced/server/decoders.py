@@ -38,6 +38,11 @@ ANSWERED_CALLS = ("start", "partial", "end", "abort")  # of the Recognizer; "pro
 MAX_SOCKET_PATH = 107  # bytes of sun_path on Linux, less its terminating NUL
 
 
+def socket_path(directory: str, index: int) -> str:
+    """Where decoder process `index` listens."""
+    return os.path.join(directory, f"decoder-{index}.sock")
+
+
 class DecoderProcessGone(RuntimeError):
     """The decoder process of a session ended (killed, crashed): that session cannot go on."""
 
@@ -48,7 +53,7 @@ class DecoderProcess:
     def __init__(self, engine: Engine, index: int, context, directory: str):
         # in a directory only this user can enter (no abstract socket: any local process could
         # connect to one, and hold up the accept loop with a handshake it never finishes)
-        self.address = os.path.join(directory, f"decoder-{index}.sock")
+        self.address = socket_path(directory, index)
         self.authkey = secrets.token_bytes(32)
         self.sessions = 0  # the server's count, under DecoderProcesses' lock
         ready_reader, ready_writer = context.Pipe(duplex=False)
@@ -96,7 +101,7 @@ class DecoderProcesses:
         self.grammars = engine.grammars
         self._lock = threading.Lock()
         self._sockets = tempfile.TemporaryDirectory(prefix="voiced-decoders-")  # mode 0700
-        longest = os.path.join(self._sockets.name, f"decoder-{count - 1}.sock")
+        longest = socket_path(self._sockets.name, count - 1)
         if len(os.fsencode(longest)) > MAX_SOCKET_PATH:
             self._sockets.cleanup()
             raise RuntimeError(
