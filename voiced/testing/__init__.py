@@ -45,8 +45,10 @@ def synthesize(text: str, voice: str, rate: int, out_dir: Path) -> Path:
         *(["tempo", settings["tempo"]] if "tempo" in settings else []),
         *(["pitch", settings["pitch"]] if "pitch" in settings else []),
     ]
+    # -R: the same audio every run; sox otherwise dithers with a random seed, and the model
+    # heard one espeak-ng utterance as a garble in one test run and as the command in the next
     subprocess.run(
-        ["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", "-e", "signed-integer", str(out), *effects],
+        ["sox", "-R", str(raw), "-r", str(rate), "-c", "1", "-b", "16", "-e", "signed-integer", str(out), *effects],
         check=True,
     )
     raw.unlink()
