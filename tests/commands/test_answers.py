@@ -20,7 +20,8 @@ def commands_file(tmp_path, data: dict):
 def test_the_answers_join_the_languages_that_have_them_when_asking_is_on(tmp_path):
     path = commands_file(tmp_path, {"commands": {"Stop": {"sentences": {"ru": ["стоп"], "en": ["stop"]}}}})
     commands = load_commands([path])
-    assert [commands.match(text, "ru").intent for text in ("да", "да, верно", "нет", "не надо")] == [YES, YES, NO, NO]
+    said = ("да", "да, верно", "нет", "не надо", "нет, не надо")
+    assert [commands.match(text, "ru").intent for text in said] == [YES, YES, NO, NO, NO]
     assert commands.match("yes", "en") is None  # English has no answers
     assert commands.match("стоп", "ru").intent == "Stop" and commands.languages == ["en", "ru"]
     off = load_commands([path], CommandsSettings(confirm=ConfirmSettings(enabled=False)))

@@ -18,7 +18,7 @@ ANSWER_INTENTS = frozenset({YES, NO})
 # language -> (yes, no) templates; a language without an entry cannot confirm, and a command
 # heard not surely enough in it is rejected as before
 ANSWER_TEMPLATES: dict[str, tuple[str, str]] = {
-    "ru": ("(да|верно|да верно)", "(нет|не надо|неверно)"),
+    "ru": ("(да|верно|да верно)", "(нет|не надо|неверно|нет не надо)"),
 }
 
 
