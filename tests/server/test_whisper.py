@@ -115,3 +115,24 @@ def test_a_number_written_as_the_transcript_wrote_it_takes_its_lead_from_there(s
     assert lead != decoded["Поставь таймер на 5 минут."] > 3.0  # decoded, it leads too (by another amount)
     assert model.number_lead(encoded, "Поставь таймер на 7 минут.", heard) == decoded["Поставь таймер на 7 минут."] < 0
     assert model.number_lead(encoded, "Громкость 5.", heard) == decoded["Громкость 5."] != lead
+
+
+def test_the_likeliest_number_of_a_kind_is_found_at_its_place(speech_pcm):
+    """The wide search's numbers: of a kind's values, the one the model finds likeliest after
+    the words before it, with its lead over the next likeliest number (any number, as for
+    number_lead); a text with no number in digits has none."""
+    model = WhisperModel(language="ru")
+    encoded = model.encode(speech_pcm("поставь таймер на сорок девять минут", "festival:msu_ru_nsh_clunits"))
+    timer, no_number, volume = model.likeliest_numbers(
+        encoded,
+        [
+            ("Поставь таймер на 1 минуту.", tuple(range(1, 61))),
+            ("Включи свет в кухне.", ()),
+            ("Поставь громкость 0 процентов.", tuple(range(0, 101, 10))),
+        ],
+    )
+    assert timer is not None and timer[0] == 49 and timer[1] is not None and timer[1] > 3.0
+    assert timer[1] == pytest.approx(model.number_lead(encoded, "Поставь таймер на 49 минут."), abs=0.05)
+    assert no_number is None
+    # 49 is no volume: the likeliest of the volumes, which leads too little to be asked
+    assert volume is not None and volume[0] in range(0, 101, 10) and volume[1] is not None and volume[1] < 3.0

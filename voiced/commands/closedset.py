@@ -178,7 +178,7 @@ class ClosedSet:
         self.numbers_against_runner_up = not self._confusable
         self._agreement = command_set.agreement(self.language)
         # and with numbers in words: a number word heard wrong ("сороть") is near its word, not its digits
-        self._spelled_texts = [self._spelled(text.split()) for text in self._texts]
+        self._spelled_texts = [self.spelled(text.split()) for text in self._texts]
 
     def is_command(self, heard: str) -> bool:
         """Whether the free transcript already is a command as it stands."""
@@ -246,7 +246,7 @@ class ClosedSet:
         forms = []
         for prefix in prefixes:
             for spell in spellings:
-                text = self._spelled(sentence.spoken) if spell else " ".join(sentence.spoken)
+                text = self.spelled(sentence.spoken) if spell else " ".join(sentence.spoken)
                 if not spell:
                     text = re.sub(r"(\d+) percent\b", r"\1%", text)
                 if prefix:
@@ -261,7 +261,7 @@ class ClosedSet:
         as_heard = normalize(heard, self.language)
         return Choice(as_heard, False, "no command sentence is near what was heard", confidence, heard=as_heard)
 
-    def _spelled(self, words: Sequence[str]) -> str:
+    def spelled(self, words: Sequence[str]) -> str:
         """The words with each number spelled as the noun after it needs ("22 минуты" ->
         "двадцать две минуты")."""
         return " ".join(
@@ -348,7 +348,7 @@ class ClosedSet:
             or not _numbers(choice.text, self.language)
         ):
             return None
-        return self._written(choice.text)
+        return self.written(choice.text)
 
     def likely_contrasts(self, sentence: str) -> list[str]:
         """Before Whisper has written what it heard: the texts contrasts() would have scored if
@@ -356,11 +356,11 @@ class ClosedSet:
         when the sentence has no number that sounds like another."""
         if not sentence:
             return []
-        form = self._written(sentence)
+        form = self.written(sentence)
         contrasts = self.contrasts(self.as_heard(form, 0.0))
         return [form, *contrasts] if contrasts else []
 
-    def _written(self, text: str) -> str:
+    def written(self, text: str) -> str:
         """A sentence as Whisper usually writes it: numbers in digits, a capital, a full stop."""
         text = words_to_digits(text, self.language)
         return text[:1].upper() + text[1:] + "."
@@ -389,7 +389,7 @@ class ClosedSet:
                     choice,
                     text="",
                     accepted=False,
-                    unsure=self._spelled(choice.text.split()),
+                    unsure=self.spelled(choice.text.split()),
                     reason=f"{choice.form!r}: its number was not heard clearly"
                     if choice.number_unclear
                     else (

@@ -175,6 +175,7 @@ class Engine:
         are checked now."""
         from voiced.commands.closedset import ClosedSet
         from voiced.commands.completion import CommandCompletion
+        from voiced.commands.wide import WideSearch, can_search_wide
         from voiced.server.whisper import WhisperModel
         from voiced.server.whisper_commands import FinalsOnly, WhisperCommandsRecognizer
         from voiced.server.whisper_models import check_model_dir
@@ -186,6 +187,7 @@ class Engine:
         whisper, language = grammar.whisper, base_language(grammar.language)
         check_model_dir(whisper.model, language)
         closed_set = ClosedSet(command_set, language, whisper.thresholds(language).per_token)
+        wide = WideSearch(closed_set) if can_search_wide(closed_set) else None
         # finals begin early on the partials' words: without partials, none does
         early = whisper.early_final and partials is not FinalsOnly
         completion = CommandCompletion(command_set, language) if early else None
@@ -195,7 +197,9 @@ class Engine:
             shared.append(WhisperModel(whisper.model, language, whisper.threads))
 
         def recognizer() -> WhisperCommandsRecognizer:
-            return WhisperCommandsRecognizer(partials(), shared[0], closed_set, whisper, self.stage_times, completion)
+            return WhisperCommandsRecognizer(
+                partials(), shared[0], closed_set, whisper, self.stage_times, completion, wide
+            )
 
         return recognizer, load
 

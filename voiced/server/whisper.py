@@ -252,6 +252,31 @@ class WhisperModel:
         [logits] = self._forced_logits(encoded, [wanted], len(wanted))
         return self._number_lead(logits, wanted)
 
+    def likeliest_numbers(
+        self, encoded, numbered: list[tuple[str, tuple[int, ...]]]
+    ) -> list[tuple[int, float | None] | None]:
+        """For each (text, values): of the values, the one likeliest at the text's first number
+        after the words before it, and its lead over the likeliest other number there (as
+        number_lead); None: the text has no number in digits, or no value is one token. One
+        pass of the decoder for all the texts, through their first number only."""
+        wanted = []
+        for tokens in self._tokens([text for text, _ in numbered]):
+            at = np.flatnonzero(np.isin(tokens, self._number_tokens))
+            wanted.append(tokens[: at[0] + 1] if len(at) else [])
+        found: list[tuple[int, float | None] | None] = [None] * len(numbered)
+        decoded = [i for i, tokens in enumerate(wanted) if tokens]
+        if not decoded:
+            return found
+        logits = self._forced_logits(encoded, [wanted[i] for i in decoded], max(len(wanted[i]) for i in decoded))
+        for i, rows in zip(decoded, logits):
+            allowed = np.isin(self._number_values, numbered[i][1])
+            if allowed.any():
+                step = len(wanted[i]) - 1
+                best = int(np.argmax(rows[step, self._number_tokens[allowed]]))
+                value, token = int(self._number_values[allowed][best]), int(self._number_tokens[allowed][best])
+                found[i] = (value, self._number_lead(rows[: step + 1], [*wanted[i][:step], token]))
+        return found
+
     def scores_ahead(self, encoded, texts: list[str]) -> Future[list[Score]]:
         """scores(), begun in a thread of its own: to be computed beside a transcript."""
         return self._ahead.submit(self.scores, encoded, texts)

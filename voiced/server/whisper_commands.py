@@ -21,9 +21,10 @@ from voiced.audio.vad import QUIET_RATIO, loudness
 from voiced.commands.closedset import Choice, ClosedSet, Score
 from voiced.commands.completion import CommandCompletion
 from voiced.commands.config import WhisperSettings
+from voiced.commands.wide import WideSearch
 from voiced.server.decoding import ENGINE_RATE, Hypothesis, StageTimes
 from voiced.server.pocketsphinx import PocketsphinxRecognizer
-from voiced.server.whisper import MAX_UTTERANCE_S, WhisperModel
+from voiced.server.whisper import MAX_UTTERANCE_S, Transcript, WhisperModel
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,11 @@ EARLY_FINAL_KEPT_WITHIN_S = 0.3
 # a number's lead read off the free transcript is trusted this far past `number_lead`; nearer,
 # its sentence is decoded for it (on the tuning sets the two leads differed only that near it)
 LEAD_READ_OFF_MARGIN = 0.5
+# The wide search (voiced.commands.wide) only for a transcript written this unsurely (its
+# per-token probability): on the Russian tuning set ru-A, 23 of espeak-ng's 24 commands (a voice
+# the model hears badly) against 3 of festival's 18 chatter and near misses (clear transcripts
+# of non-commands, for which the search would cost CPU for nothing)
+WIDE_SEARCH_BELOW = 0.45
 
 
 class FinalsOnly:
@@ -106,6 +112,7 @@ class WhisperCommandsRecognizer:
         settings: WhisperSettings,
         times: StageTimes,
         completion: CommandCompletion | None = None,
+        wide: WideSearch | None = None,
     ):
         self._partials = partials
         self._whisper = whisper
@@ -114,6 +121,7 @@ class WhisperCommandsRecognizer:
         self._thresholds = settings.thresholds(closed_set.language)
         self._times = times
         self._completion = completion
+        self._wide = wide
         self._audio = bytearray()
         self._loudest = self._quiet_s = 0.0
         self._speech_end: int | None = None  # bytes of audio up to QUIET_AFTER_SPEECH_S into quiet
@@ -242,14 +250,13 @@ class WhisperCommandsRecognizer:
                 for form in closed_set.written_forms(sentence, heard)
             ]
             if not forms:  # nothing to score it against: no need to score what was heard either
-                return closed_set.none_near(heard, confidence)
-            # per-token means compare the texts without their ends (one pass of the decoder);
-            # whole-text sums need the end, or a sentence cut short would score as well as all of it
-            scorer = whisper.text_scores if closed_set.per_token else whisper.scores
-            heard_score, *scores = scorer(encoded, [heard, *(written for _, written in forms)])
+                return self._search_wide(encoded, transcript, None, closed_set.none_near(heard, confidence))
+            heard_score, *scores = self._scorer(encoded, [heard, *(written for _, written in forms)])
             scored = [(text, written, score) for (text, written), score in zip(forms, scores)]
             thresholds = self._thresholds
             choice = closed_set.choose(heard, heard_score, scored, thresholds.margin, thresholds.number_margin)
+            if not choice.accepted:
+                return self._search_wide(encoded, transcript, heard_score, choice)
         chosen, others = None, []
         if contrasts := closed_set.contrasts(choice):
             texts = [choice.form, *contrasts]
@@ -266,6 +273,27 @@ class WhisperCommandsRecognizer:
         return closed_set.confirm(
             choice, chosen, list(zip(contrasts, others)), self._thresholds.number_lead, second_opinion
         )
+
+    def _scorer(self, encoded, texts: list[str]) -> list[Score]:
+        """Per-token means compare the texts without their ends (one pass of the decoder);
+        whole-text sums need the end, or a sentence cut short would score as well as all of it."""
+        scorer = self._whisper.text_scores if self._closed_set.per_token else self._whisper.scores
+        return scorer(encoded, texts)
+
+    def _search_wide(self, encoded, heard: Transcript, heard_score: Score | None, rejected: Choice) -> Choice:
+        """Nothing near in spelling was taken, and the model was unsure of what it wrote: one
+        sentence of every kind of command is scored (voiced.commands.wide), the best within the
+        margin to be asked back."""
+        if self._wide is None or heard.confidence >= WIDE_SEARCH_BELOW:
+            return rejected
+        found = self._wide.sentences(self._whisper.likeliest_numbers(encoded, self._wide.numbered()))
+        texts = self._wide.texts(found)
+        if heard_score is None:
+            heard_score, *scores = self._scorer(encoded, [heard.text, *texts])
+        else:
+            scores = self._scorer(encoded, texts)
+        thresholds = self._thresholds
+        return self._wide.choose(rejected, heard_score, found, scores, thresholds.margin, thresholds.number_lead)
 
     # channel adaptation belongs to the pocketsphinx decoder
     def abort(self) -> None:
