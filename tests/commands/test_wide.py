@@ -87,7 +87,7 @@ def test_a_kind_with_a_number_is_asked_only_when_its_number_led_clearly(russian,
 
 
 def test_an_answer_found_wide_is_taken_as_heard(russian, wide):
-    """"да" heard as "та": found wide, it is the answer (it acts only on an open question)."""
+    """ "да" heard as "та": found wide, it is the answer (it acts only on an open question)."""
     rejected = russian.none_near("та", 0.3)
     by_text = {sentence.text: sentence for sentence in russian.sentences}
     found = [Found(by_text["да"]), Found(by_text["стоп"])]

@@ -190,15 +190,15 @@ def test_numbers_as_digits_or_as_words(commands_server, speech_pcm):
     assert recognize(commands_server, pcm, raw_results=True)[1] == ["set a timer for twenty five minutes"]
 
 
+def russian(whisper: WhisperSettings = WhisperSettings()) -> Engine:
+    """The shipped commands in Russian on the multilingual model (russian extra), in-process."""
+    grammar = GrammarModel(language="ru-RU", commands_files=(EXAMPLE,), engine="whisper", whisper=whisper)
+    return Engine(ServerSettings(models={"commands": grammar}, idle_decoders=1))
+
+
 @pytest.fixture(scope="module")
 def russian_engine():
-    """The shipped commands in Russian on the multilingual model (russian extra), in-process."""
-    engine = Engine(
-        ServerSettings(
-            models={"commands": GrammarModel(language="ru-RU", commands_files=(EXAMPLE,), engine="whisper")},
-            idle_decoders=1,
-        )
-    )
+    engine = russian()
     yield engine
     engine.close()
 
@@ -230,3 +230,13 @@ def test_clear_chatter_is_not_searched_wide(russian_engine, speech_pcm):
     hypothesis, choice = russian_final(russian_engine, speech_pcm("где мои ключи", "festival:msu_ru_nsh_clunits"))
     assert (hypothesis.text, hypothesis.unsure) == ("где мои ключи", "")  # as heard: no command
     assert choice.reason == "no command sentence is near what was heard"
+
+
+def test_the_wide_search_can_be_switched_off(speech_pcm):
+    engine = russian(WhisperSettings(wide_search=False))
+    try:
+        hypothesis, choice = russian_final(engine, speech_pcm("погаси свет кухне", "espeak:ru"))
+    finally:
+        engine.close()
+    assert (choice.accepted, hypothesis.unsure) == (False, "")  # the garble as heard: nothing to run or ask
+    assert "of every kind" not in choice.reason and choice.reason

@@ -83,6 +83,11 @@ class WhisperSettings(FrozenModel):
     # ~100 ms sooner after an early end, but on held-out speech 1-2 of ~190 commands fewer right
     # and 10-25 % more CPU (finals begun and given up), so off unless asked for
     early_final: bool = False
+    # where commands are asked back (Russian): a transcript written unsurely and near no command
+    # is scored against one sentence of every kind of command, the best asked back
+    # (voiced.commands.wide); about a second of CPU more for each such utterance (measured on a
+    # slow 2-core machine), none for utterances heard clearly. False: such utterances run nothing
+    wide_search: bool = True
 
     def thresholds(self, language: str) -> Thresholds:
         """The measured thresholds of the language's model, with those set here instead."""

@@ -12,10 +12,11 @@ values but their numbers ("включи свет в кухне" / "включи 
 place (among those the kind has), found before the kind is scored.
 
 Pure: the edge (voiced.server.whisper_commands) scores `numbered` for the numbers, then `texts`,
-and lets `choose` decide. Measured on the Russian tuning sets (espeak-ng `ru`, direct engine,
-2026-12-02): scoring every sentence, the best was the command said for 23 of 24 commands; the
-chatter scored 2.3 nats and more below what was heard, but for near misses (a room the file
-lacks) within the margin: hence only ever asked.
+and lets `choose` decide. Measured on the Russian tuning set ru-A (espeak-ng `ru`, direct
+engine, 2026-12-02): scoring every light sentence, the best was the light said for 10 of 11;
+chatter scored 2.3 nats and more below what was heard, but near misses (a room the file lacks)
+came within the margin: hence only ever asked. A number found this way is mostly wrong for
+such a voice (1 of 6 timers): it is asked only when it leads clearly.
 
 An answer ("да", "нет, не надо") found wide is taken as heard, not asked: it acts only on an
 open question, and the one word the model hears worst ("да" as "та") is the one a question

@@ -187,7 +187,7 @@ class Engine:
         whisper, language = grammar.whisper, base_language(grammar.language)
         check_model_dir(whisper.model, language)
         closed_set = ClosedSet(command_set, language, whisper.thresholds(language).per_token)
-        wide = WideSearch(closed_set) if can_search_wide(closed_set) else None
+        wide = WideSearch(closed_set) if whisper.wide_search and can_search_wide(closed_set) else None
         # finals begin early on the partials' words: without partials, none does
         early = whisper.early_final and partials is not FinalsOnly
         completion = CommandCompletion(command_set, language) if early else None
