@@ -190,9 +190,11 @@ def test_numbers_as_digits_or_as_words(commands_server, speech_pcm):
     assert recognize(commands_server, pcm, raw_results=True)[1] == ["set a timer for twenty five minutes"]
 
 
-def russian(whisper: WhisperSettings = WhisperSettings()) -> Engine:
+def russian(whisper: WhisperSettings | None = None) -> Engine:
     """The shipped commands in Russian on the multilingual model (russian extra), in-process."""
-    grammar = GrammarModel(language="ru-RU", commands_files=(EXAMPLE,), engine="whisper", whisper=whisper)
+    grammar = GrammarModel(
+        language="ru-RU", commands_files=(EXAMPLE,), engine="whisper", whisper=whisper or WhisperSettings()
+    )
     return Engine(ServerSettings(models={"commands": grammar}, idle_decoders=1))
 
 
