@@ -47,7 +47,7 @@ def test_a_number_found_takes_the_sentence_its_noun_agrees_with(wide):
 def test_each_kind_is_scored_once_with_its_likeliest_number(wide):
     """The kinds with a number are decoded first for it (`numbered`, as the recognizer writes
     them); then each kind gives one sentence: with its number found, or none if none was."""
-    numbered = wide.numbered()
+    numbered = wide.numbered
     assert [text for text, _ in numbered] == [
         "Поставь таймер на 1 минуту.",
         "Заведи таймер на 1 минуту.",

@@ -11,7 +11,7 @@ values but their numbers ("включи свет в кухне" / "включи 
 "поставь таймер на N минут(у/ы)"). Its number is the one the recognizer finds likeliest at its
 place (among those the kind has), found before the kind is scored.
 
-Pure: the edge (voiced.server.whisper_commands) scores `numbered` for the numbers, then `texts`,
+Pure: the edge (voiced.server.whisper_commands) decodes `numbered` for the numbers, then `texts`,
 and lets `choose` decide. Measured on the Russian tuning set ru-A (espeak-ng `ru`, direct
 engine, 2026-12-02): scoring every light sentence, the best was the light said for 10 of 11;
 chatter scored 2.3 nats and more below what was heard, but near misses (a room the file lacks)
@@ -27,7 +27,6 @@ no false action either way.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -87,11 +86,11 @@ class WideSearch:
             Kind(tuple(sentences), tuple(sorted({n for s in sentences if (n := _first_number(s)) is not None})))
             for sentences in groups.values()
         ]
-
-    def numbered(self) -> list[tuple[str, tuple[int, ...]]]:
-        """For each kind with a number: its text as the recognizer writes it, and the values
-        its number may take; the recognizer finds the likeliest of them at the first number."""
-        return [(self._closed_set.written(kind.sentences[0].text), kind.numbers) for kind in self.kinds if kind.numbers]
+        # for each kind with a number: its text as the recognizer writes it, and the values its
+        # number may take; the recognizer finds the likeliest of them at the first number
+        self.numbered = [
+            (closed_set.written(kind.sentences[0].text), kind.numbers) for kind in self.kinds if kind.numbers
+        ]
 
     def sentences(self, numbers: Sequence[tuple[int, float | None] | None]) -> list[Found]:
         """One sentence per kind: with the likeliest number found and its lead over the
@@ -139,29 +138,20 @@ class WideSearch:
                 f"its number leading the next likeliest by {best.lead:.2f} only (at least {number_lead:g}): not asked",
             )
         spoken = " ".join(sentence.spoken)
+        found_wide = Choice("", False, "", score.per_token, written, spoken, gap, rejected.heard)
         if sentence.intent in ANSWER_INTENTS:  # acts only on an open question: taken, not asked
-            return Choice(
+            return replace(
+                found_wide,
                 text=sentence.text,
                 accepted=True,
                 reason=f"no near command; of every kind, the answer {written!r} fits {gap:.2f} below what was heard "
                 f"(margin {margin:g})",
-                confidence=score.per_token,
-                form=written,
-                candidate=spoken,
-                gap=gap,
-                heard=rejected.heard,
             )
-        return Choice(
-            text="",
-            accepted=False,
+        return replace(
+            found_wide,
             reason=f"no near command; of every kind, {written!r} fits {gap:.2f} below what was heard "
             f"(margin {margin:g}): to ask",
-            confidence=score.per_token,
-            form=written,
-            candidate=spoken,
-            gap=gap,
-            heard=rejected.heard,
-            changes_number=bool(re.search(r"\d", spoken)),
+            changes_number=_first_number(sentence) is not None,
             lead=best.lead,
             unsure=self._closed_set.spelled(sentence.spoken),
         )

@@ -286,7 +286,7 @@ class WhisperCommandsRecognizer:
         margin to be asked back."""
         if self._wide is None or heard.confidence >= WIDE_SEARCH_BELOW:
             return rejected
-        found = self._wide.sentences(self._whisper.likeliest_numbers(encoded, self._wide.numbered()))
+        found = self._wide.sentences(self._whisper.likeliest_numbers(encoded, self._wide.numbered))
         texts = self._wide.texts(found)
         if heard_score is None:
             heard_score, *scores = self._scorer(encoded, [heard.text, *texts])
