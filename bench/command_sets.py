@@ -175,6 +175,15 @@ RU_NEAR_MISSES_TUNING = (
     "поставь будильник на семь",
     "включи вентилятор на кухне",
 )
+# another device or a room the file lacks, in the light commands' words
+RU_LIGHT_NEAR_MISSES_TUNING = (
+    "включи телевизор в спальне",
+    "выключи музыку на кухне",
+    "включи чайник на кухне",
+    "выключи свет в гараже",
+    "включи свет в прихожей",
+    "выключи обогреватель в ванной",
+)
 RU_NON_COMMANDS_HELD_OUT = (
     "ты меня слышишь",
     "на кухне опять беспорядок",
@@ -199,7 +208,7 @@ RU_NEAR_MISSES_HELD_OUT = (
 )
 
 
-def russian_sentences(command_set, seed: int, count: int, intent: str | None = None) -> list[str]:
+def russian_sentences(command_set, seed: int, count: int, intents: tuple[str, ...] = ()) -> list[str]:
     """Sampled sentences of the closed set (numbers agreeing with their nouns), numbers spelled
     as said ("двадцать одну минуту")."""
     agreement = command_set.agreement("ru")
@@ -209,7 +218,7 @@ def russian_sentences(command_set, seed: int, count: int, intent: str | None = N
             for word, after in zip(sentence.spoken, [*sentence.spoken[1:], ""])
         )
         for sentence in command_set.sentences("ru")
-        if intent is None or sentence.intent == intent
+        if not intents or sentence.intent in intents
     ]
     return random.Random(seed).sample(every, min(count, len(every)))
 
@@ -226,13 +235,13 @@ class CommandSetSpec:
     others: tuple[str, ...] = field(default=())  # non-commands and near misses: nothing may run
     tuning: bool = False
     language: str = "en"
-    intent: str | None = None  # Russian sets: sample this command's sentences only
+    intents: tuple[str, ...] = ()  # Russian sets: sample these commands' sentences only
 
     def commands(self, command_set) -> list[str]:
         if self.fixed:
             return list(self.fixed)
         if self.language == "ru":
-            return russian_sentences(command_set, self.seed, self.per_voice, self.intent)
+            return russian_sentences(command_set, self.seed, self.per_voice, self.intents)
         every = [text for _, text in sample_intents(command_set.intents("en"), language="en")]
         return random.Random(self.seed).sample(every, self.per_voice)
 
@@ -310,7 +319,7 @@ SETS = {
         per_voice=30,
         tuning=True,
         language="ru",
-        intent="SetTimer",
+        intents=("SetTimer",),
     ),
     "ru-numbers-2": CommandSetSpec(
         "ru-numbers-2",
@@ -321,7 +330,7 @@ SETS = {
         per_voice=60,
         tuning=True,
         language="ru",
-        intent="SetTimer",
+        intents=("SetTimer",),
     ),
     "ru-volume": CommandSetSpec(
         "ru-volume",
@@ -332,7 +341,19 @@ SETS = {
         per_voice=44,
         tuning=True,
         language="ru",
-        intent="SetVolume",
+        intents=("SetVolume",),
+    ),
+    "ru-lights": CommandSetSpec(
+        "ru-lights",
+        "tuning: 40 Russian light sentences (seed 31), on and off, every Russian tuning voice",
+        EXAMPLE_COMMANDS,
+        RU_TUNING_VOICES + RU_NUMBERS_TUNING_VOICES,
+        seed=31,
+        per_voice=40,
+        others=RU_LIGHT_NEAR_MISSES_TUNING,
+        tuning=True,
+        language="ru",
+        intents=("LightOn", "LightOff"),
     ),
     "ru-B": CommandSetSpec(
         "ru-B",
@@ -362,6 +383,6 @@ SETS = {
         seed=13,
         per_voice=20,
         language="ru",
-        intent="SetTimer",
+        intents=("SetTimer",),
     ),
 }

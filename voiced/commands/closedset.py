@@ -41,7 +41,6 @@ the choice and lets `confirm` decide.
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 from collections.abc import Sequence
@@ -50,6 +49,7 @@ from dataclasses import dataclass, replace
 import rapidfuzz
 
 from voiced.commands.expansion import Expansion
+from voiced.commands.heard import heard_numbers, numbers, unheard_values
 from voiced.commands.matching import CommandSet, base_language
 from voiced.textnorm import normalize, spell_number, words_to_digits
 
@@ -101,46 +101,13 @@ class Choice:
     changes_number: bool = False  # the candidate has a number the transcript does not
     # the transcript heard its number garbled (choose()): only ever asked back
     number_unclear: bool = False
+    # slot value words the transcript wrote nothing near to (choose()): only ever asked back
+    unheard: tuple[str, ...] = ()
     lead: float | None = None  # over the same text with a number that sounds alike (None: none)
     second_opinion: str = ""  # what the second recognizer heard, for the number check
     # rejected only because its number led the runner-up by too little: the sentence (spoken
     # words), which the daemon may say back and run on a "yes" (voiced.listen.confirmation)
     unsure: str = ""
-
-
-def _numbers(text: str, language: str) -> set[str]:
-    return set(re.findall(r"\d+", words_to_digits(normalize(text, language), language)))
-
-
-@dataclass(frozen=True)
-class HeardNumbers:
-    """The numbers of a transcript, as Whisper may have meant them."""
-
-    found: set[str]  # written, and what a pair of them in a row or a hundred and some may be
-    halves: set[str]  # written next to another number: each alone is only part of what was said
-    words: list[str]  # the transcript's words, numbers in digits
-
-
-def _heard_numbers(text: str, language: str) -> HeardNumbers:
-    """After tens, Whisper writes the units as a number that sounds like them ("сорок восемь"
-    as "40 80", "пятьдесят две" as "50 20", "двадцать девять" as "20 19"): the pair may be the
-    number. A hundred and some may be just the some: the word before ended like "сто"
-    ("громкость двадцать" as "громко 120")."""
-    words = words_to_digits(normalize(text, language), language).split()
-    found = {word for word in words if word.isdigit()}
-    found |= {str(int(word) - 100) for word in found if 100 < int(word) < 200}
-    halves = set()
-    for tens, after in itertools.pairwise(words):
-        if not (tens.isdigit() and after.isdigit()):
-            continue
-        halves |= {tens, after}
-        if not (len(tens) == 2 and tens[1] == "0" and tens[0] >= "2"):
-            continue
-        value = int(after)
-        unit = value // 10 if value % 10 == 0 and 10 <= value <= 90 else value - 10 if 11 <= value <= 19 else None
-        if unit:
-            found.add(str(int(tens) + unit))
-    return HeardNumbers(found, halves, words)
 
 
 def first_sentence(text: str) -> str:
@@ -281,21 +248,25 @@ class ClosedSet:
             return self.none_near(heard, heard_score.per_token)
         candidate, form, score = max(scored, key=lambda item: item[2].value(self.per_token))
         gap = heard_score.value(self.per_token) - score.value(self.per_token)
-        heard_numbers, numbers = _heard_numbers(heard, self.language), _numbers(candidate, self.language)
-        changes_number = bool(numbers - heard_numbers.found)
+        in_heard, said = heard_numbers(heard, self.language), numbers(candidate, self.language)
+        changes_number = bool(said - in_heard.found)
         # Where numbers may be asked back (no table of numbers alike), a number heard garbled
         # is not a number heard as another one: the usual margin, and confirm() has it asked.
         # Garbled: no number at all in the transcript ("громко ссорк" for "громкость сорок"),
         # none that agrees with the noun after it ("9 минуты" for "две"), or the candidate's
         # number is half of two in a row ("30 30 минут" for "тридцать пять")
-        clear = heard_numbers.found - self._agreement.disagreeing(heard_numbers.words)
+        clear = in_heard.found - self._agreement.disagreeing(in_heard.words)
         number_unclear = self.numbers_against_runner_up and (
-            (changes_number and not clear) or bool(numbers & heard_numbers.halves)
+            (changes_number and not clear) or bool(said & in_heard.halves)
         )
         bound = number_margin if changes_number and not number_unclear else margin
         kind = "a number heard garbled" if number_unclear else "a number not heard" if changes_number else ""
         what = f"with {kind}, margin" if kind else "margin"
         if gap <= bound:
+            # where things unclear are asked back: a slot value the transcript wrote nothing
+            # near to may be one the file lacks (confirm() has it asked)
+            sentence = self.sentences[self._index[self._key(candidate)]]
+            unheard = unheard_values(sentence, heard, self.language, MIN_SIMILARITY)
             return Choice(
                 candidate,
                 True,
@@ -307,6 +278,7 @@ class ClosedSet:
                 as_heard,
                 changes_number,
                 number_unclear=number_unclear,
+                unheard=tuple(unheard) if self.numbers_against_runner_up else (),
             )
         return Choice(
             as_heard,
@@ -345,7 +317,7 @@ class ClosedSet:
             not choice.accepted
             or not self.numbers_against_runner_up
             or choice.number_unclear
-            or not _numbers(choice.text, self.language)
+            or not numbers(choice.text, self.language)
         ):
             return None
         return self.written(choice.text)
@@ -381,7 +353,15 @@ class ClosedSet:
         if not choice.accepted:
             return choice
         choice = replace(choice, second_opinion=second_opinion)
-        if self.numbers_against_runner_up and _numbers(choice.text, self.language):
+        if choice.unheard:
+            return replace(
+                choice,
+                text="",
+                accepted=False,
+                unsure=self.spelled(choice.text.split()),
+                reason=f"{choice.form!r}: nothing heard is near {' '.join(choice.unheard)!r}",
+            )
+        if self.numbers_against_runner_up and numbers(choice.text, self.language):
             runner_up = chosen.number_lead if chosen is not None else None
             choice = replace(choice, lead=runner_up)
             if choice.number_unclear or runner_up is None or runner_up < lead:
@@ -411,7 +391,7 @@ class ClosedSet:
                         "number that sounds alike)"
                     ),
                 )
-        mine, theirs = _numbers(choice.text, self.language), _numbers(second_opinion, self.language)
+        mine, theirs = numbers(choice.text, self.language), numbers(second_opinion, self.language)
         slips = {str(self._confusable[int(n)]) for n in mine if n.isdigit() and int(n) in self._confusable}
         if theirs and mine and theirs != mine and not (theirs - mine) <= slips:
             return replace(

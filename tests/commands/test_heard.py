@@ -1,0 +1,39 @@
+import pytest
+
+from voiced.commands import load_commands
+from voiced.commands.heard import heard_numbers, numbers, unheard_values
+
+
+@pytest.fixture(scope="module")
+def lights():
+    sentences = load_commands(["config/commands.yaml"]).sentences("ru")
+    return {sentence.text: sentence for sentence in sentences if sentence.intent in ("LightOn", "LightOff")}
+
+
+@pytest.mark.parametrize(
+    "said, heard, unheard",
+    [
+        ("включи свет в кухне", "Включи свет в прихожей.", ["кухне"]),  # a room the file lacks
+        ("выключи свет в гостиной", "Выключи сведу в граже.", ["гостиной"]),
+        ("включи свет в спальне", "Включи свет в спале.", []),  # a room heard garbled, still near
+        ("погаси свет в ванной", "Погаси свет в ван ной.", []),  # written as two words
+        ("погаси свет в зале", "Погаси свет вензали.", []),  # run into the word before it
+        ("включи свет в ванной", "Включи свет на враны.", []),  # an ending as heard
+        ("включи свет в ванной", "Включи свет в на.", ["ванной"]),  # "на" is in "ванной", but no room
+        ("включи свет в кухне", "", ["кухне"]),
+    ],
+)
+def test_a_slot_value_is_heard_if_something_written_is_near_it(lights, said, heard, unheard):
+    assert unheard_values(lights[said], heard, "ru", 0.6) == unheard
+
+
+def test_numbers_are_no_slot_values_to_hear():
+    [timer] = [s for s in load_commands(["config/commands.yaml"]).sentences("ru") if s.text == "поставь таймер на 5 минут"]
+    assert unheard_values(timer, "Поставьте мир на 9 минут.", "ru", 0.6) == []
+
+
+def test_numbers_heard_include_what_a_pair_or_a_hundred_and_some_may_be():
+    heard = heard_numbers("Заведите мир на 40 80 минут, громко 120.", "ru")
+    assert {"40", "80", "48", "120", "20"} <= heard.found
+    assert heard.halves == {"40", "80"}
+    assert numbers("поставь таймер на двадцать пять минут", "ru") == {"25"}
