@@ -28,7 +28,9 @@ def test_a_slot_value_is_heard_if_something_written_is_near_it(lights, said, hea
 
 
 def test_numbers_are_no_slot_values_to_hear():
-    [timer] = [s for s in load_commands(["config/commands.yaml"]).sentences("ru") if s.text == "поставь таймер на 5 минут"]
+    [timer] = [
+        s for s in load_commands(["config/commands.yaml"]).sentences("ru") if s.text == "поставь таймер на 5 минут"
+    ]
     assert unheard_values(timer, "Поставьте мир на 9 минут.", "ru", 0.6) == []
 
 
