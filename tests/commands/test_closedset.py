@@ -230,3 +230,26 @@ def test_a_number_word_heard_wrong_is_near_its_word():
     russian = ClosedSet(load_commands(["config/commands.yaml"]), "ru-RU", per_token=True)
     assert russian.candidates("сделай громко сороть процентов")[0].text == "сделай громкость 40 процентов"
     assert russian.candidates("поставьте мир на 40 80 минут")[1].text == "поставь таймер на 48 минут"
+
+
+def test_a_slot_value_heard_as_nothing_near_it_is_only_ever_asked_back():
+    """A room the file lacks ("включи свет в прихожей") scores near "включи свет в кухне", but
+    nothing written is near "кухне": asked, not run. A room heard garbled but near runs."""
+    russian = ClosedSet(load_commands(["config/commands.yaml"]), "ru-RU", per_token=True)
+    [kitchen] = [s for s in russian.sentences if s.text == "включи свет в кухне"]
+    for heard, unheard in (("Включи свет в прихожей.", ("кухне",)), ("Включи свет в кухно.", ())):
+        text, form = russian.written_forms(kitchen, heard)[0]
+        choice = russian.choose(heard, Score(-7.0, 10), [(text, form, Score(-12.0, 10))], 1.45, 0.25)
+        assert (choice.accepted, choice.unheard) == (True, unheard)
+        confirmed = russian.confirm(choice, None, [], lead=3.0)
+        assert (confirmed.accepted, confirmed.unsure) == (not unheard, "включи свет в кухне" if unheard else "")
+        assert ("nothing heard is near 'кухне'" in confirmed.reason) == bool(unheard)
+
+
+def test_english_runs_a_slot_value_heard_as_nothing_near_it(closed_set):
+    """No asking back in English (tiny.en, tuned without it): the margin alone decides."""
+    [kitchen] = [s for s in closed_set.sentences if s.text == "turn on the kitchen light"]
+    heard = "Turn on the garage light."
+    text, form = closed_set.written_forms(kitchen, heard)[0]
+    choice = closed_set.choose(heard, Score(-2.0, 8), [(text, form, Score(-3.0, 8))], margin=3.0, number_margin=2.0)
+    assert (choice.accepted, choice.unheard) == (True, ())
