@@ -242,3 +242,12 @@ def test_the_wide_search_can_be_switched_off(speech_pcm):
         engine.close()
     assert (choice.accepted, hypothesis.unsure) == (False, "")  # the garble as heard: nothing to run or ask
     assert "of every kind" not in choice.reason and choice.reason
+
+
+def test_a_room_the_file_lacks_is_asked_not_run(russian_engine, speech_pcm):
+    """Heard word for word ("включи свет в прихожей"), it scores near the kitchen's light (a
+    room the file has), but nothing written is near "кухне": asked back, never run."""
+    voice = "festival:msu_ru_nsh_clunits,tempo=0.95,pitch=-80"
+    hypothesis, choice = russian_final(russian_engine, speech_pcm("включи свет в прихожей", voice))
+    assert hypothesis.text == "" and choice.accepted is False, choice.reason
+    assert (hypothesis.unsure, choice.unheard) == ("включи свет в кухне", ("кухне",)), choice.reason
