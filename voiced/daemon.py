@@ -105,6 +105,7 @@ def run_daemon(
                 recorder=recorder,
                 metrics=metrics,
                 on_final=on_final,
+                on_tick=on_final.tick if on_final is not None else None,
                 # earcons and questions said back must not be heard as speech (a file read
                 # faster than real time is heard by no loudspeaker: its audio is not masked)
                 input_filter=player.mask_input if settings.feedback.enabled or (confirmations and not batch) else None,

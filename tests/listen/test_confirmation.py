@@ -156,3 +156,42 @@ def test_with_the_wake_word_the_answer_needs_no_wake_word(speech, tmp_path):
     assert [e["answer"] for e in of_type(events, "confirmation_answered")] == ["yes"]
     assert [(e["intent"], e["slots"]) for e in of_type(events, "command_matched")] == [("SetTimer", {"minutes": 5})]
     assert log.read_text().split() == ["SetTimer"]
+
+
+def test_an_unanswered_question_is_closed_when_its_time_is_up():
+    confirmations = Confirmations(timeout_s=8)
+    assert confirmations.expire(now=200.0) is None  # nothing open
+    asked = confirmations.ask(TIMER, "поставь таймер на двадцать две минуты", 3, now=100.0)
+    assert confirmations.expire(now=108.0) is None and confirmations.open == asked  # still in time
+    assert confirmations.expire(now=108.1) == asked
+    assert confirmations.open is None and confirmations.answer(answer(YES), "да", now=108.2) is None
+
+
+def test_the_daemon_reports_a_question_timed_out_when_its_time_is_up(speech, tmp_path):
+    """Not with whatever is said next: the timeout comes before the next utterance begins, and
+    the late "да" then answers nothing."""
+    said = ["поставь таймер на пять минут", "да"]
+    gap = silence(1.5, RATE)
+    audio = gap + gap.join(read_pcm(speech(text, FESTIVAL))[0] for text in said) + gap
+    wav = write_wav(tmp_path / "late.wav", mix(audio, noise(len(audio) / 2 / RATE, RATE, "brownnoise", 0.005)), RATE)
+    settings = DaemonSettings.model_validate(
+        {
+            "recognition": {"language": "ru-RU"},
+            "commands": {
+                "files": [str(shipped_commands_logging_to(tmp_path, tmp_path / "actions.log"))],
+                "local_grammar": {"whisper": {"number_lead": 100}},
+                # past before the next utterance can begin, even with the file read at full speed
+                "confirm": {"timeout_s": 0.001},
+            },
+            "feedback": {"mute_input": False},
+            "actions": {"sound_command": ["true"]},
+        }
+    )
+    events = run_collect(settings, wav)
+    order = [
+        e["type"] for e in events if e["type"] in ("speech_started", "confirmation_asked", "confirmation_answered")
+    ]
+    assert order == ["speech_started", "confirmation_asked", "confirmation_answered", "speech_started"]
+    assert [(e["answer"], e["session"]) for e in of_type(events, "confirmation_answered")] == [("timeout", None)]
+    assert of_type(events, "command_matched") == []
+    assert [e["reason"] for e in of_type(events, "rejected")] == ["'да' answers a question, but none is open"]

@@ -194,3 +194,23 @@ def test_an_unsure_command_heard_in_another_word_form_is_asked_back_in_it(tmp_pa
         ("command_matched", 1),
     ]
     assert seen[0].question == "Поставить таймер на восемь минут?" and seen[2].slots == {"minutes": 8}
+
+
+def test_a_question_unanswered_in_time_is_reported_as_time_passes():
+    events, now = [], [100.0]
+    commands = load_commands(["config/commands.yaml"])
+    runner = ActionRunner(ActionsSettings(say_command=["true"]), events.append)
+    handler = CommandHandler(
+        commands, "ru-RU", runner, events.append, confirmations=Confirmations(timeout_s=8), clock=lambda: now[0]
+    )
+    handler.tick()  # nothing asked: nothing to report
+    handler(FinalEvent(session=1, text="", confidence=0.0, reason="lead 1.2 only", unsure="стоп"))
+    for now[0] in (104.0, 108.0):
+        handler.tick()
+    assert [e.type for e in events if not e.type.startswith("action")] == ["confirmation_asked"]
+    now[0] = 108.05
+    handler.tick()
+    handler.tick()  # reported once
+    answered = [e for e in events if e.type == "confirmation_answered"]
+    assert [(e.intent, e.answer, e.session) for e in answered] == [("Stop", "timeout", None)]
+    assert runner.shutdown(30)

@@ -185,10 +185,11 @@ class LocalGrammar(FrozenModel):
 
 
 class ConfirmSettings(FrozenModel):
-    """Asking back: a command the Whisper engine rejects only because its number was heard
-    not surely enough (`whisper.number_lead`) is said back as a question ("Поставь таймер на
-    двадцать две минуты?", with `actions.say_command`) and runs on "да"; "нет", other speech
-    or no answer within `timeout_s` and nothing runs. Languages with answers: Russian."""
+    """Asking back: a command the Whisper engine was not sure of (its number heard not surely
+    enough, `whisper.number_lead`, or garbled; a slot value heard as nothing near it; found by
+    the wide search) is said back as a question ("Поставь таймер на двадцать две минуты?",
+    with `actions.say_command`) and runs on "да"; "нет", other speech or no answer within
+    `timeout_s` and nothing runs. Languages with answers: Russian."""
 
     enabled: bool = True
     timeout_s: float = Field(10.0, gt=0, le=120)  # from asking (speaking the question included) to the answer

@@ -4,7 +4,9 @@ The Whisper engine rejects a command whose number led the runner-up by too littl
 number is a wrong action), and names it in the final (`FinalEvent.unsure`). Rather than
 dropping it, the daemon asks ("Поставь таймер на двадцать две минуты?") and runs it when the
 next thing said is yes (voiced.commands.answers): no, other speech, or nothing said within
-the timeout, and it never runs. One question is open at a time; a new one replaces it.
+the timeout, and it never runs. One question is open at a time; a new one replaces it. A
+question nobody answers is closed when its time is up (`expire`, called as time passes), so
+its `timeout` is reported then, not with whatever is said next.
 
 `Confirmations` is the pure core (the clock is passed in); voiced.listen.dispatch speaks the
 question and carries out the outcome.
@@ -88,6 +90,14 @@ class Confirmations:
         if match is not None and match.intent == YES:
             return question, "yes"
         return question, "no" if match is not None and match.intent == NO else "other"
+
+    def expire(self, now: float) -> Question | None:
+        """The open question, closed, once its time is up; None while it may still be answered."""
+        question = self.open
+        if question is None or now <= question.until:
+            return None
+        self.open = None
+        return question
 
 
 def confirmations_for(settings: ConfirmSettings, command_set: CommandSet | None, language: str) -> Confirmations | None:

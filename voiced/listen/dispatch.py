@@ -118,6 +118,14 @@ class CommandHandler:
         if match is not None:
             self._run(match, final.session)
 
+    def tick(self) -> None:
+        """As time passes (the listening loop's every turn): a question unanswered in time is
+        reported closed now, not with the next final."""
+        expired = self.confirmations.expire(self.clock()) if self.confirmations is not None else None
+        if expired is not None:
+            log.info("%r was not answered in time", expired.text)
+            self.emit(ConfirmationAnsweredEvent(expired.match.intent, "timeout", None))
+
     def _answers_question(self, final: FinalEvent, match: Match | None, now: float) -> bool:
         """Close the open question, if any, with this final; True if the final was its answer
         (yes: the command asked about runs), False if it is to be handled as itself."""

@@ -47,6 +47,7 @@ class Listener:
         *,
         recorder: SessionRecorder | None = None,
         on_final: Callable[[FinalEvent], None] | None = None,
+        on_tick: Callable[[], None] | None = None,
         input_filter: Callable[[bytes], bytes] | None = None,
         metrics: VoicedMetrics | None = None,
         one_session_at_a_time: bool = False,
@@ -56,6 +57,7 @@ class Listener:
         self.emit = emit
         self.recorder = recorder
         self.on_final = on_final
+        self.on_tick = on_tick  # every turn of the loop (at least every IDLE_WAKE_S): timeouts
         self.input_filter = input_filter
         self.metrics = metrics
         self.inbox: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=INBOX_SIZE)
@@ -123,6 +125,8 @@ class Listener:
                 input_ended = True
                 self._carry_out(self.core.end_of_input(now))
             self._carry_out(self.core.tick(now))
+            if self.on_tick is not None:
+                self.on_tick()
             if self._one_at_a_time:
                 if self.core.awaiting_final:
                     self._may_read.clear()
