@@ -2,6 +2,7 @@
 edge would give them (tests/test_server_whisper.py runs it on real speech)."""
 
 import pytest
+import yaml
 
 from voiced.commands import load_commands
 from voiced.commands.closedset import ClosedSet, Score, first_sentence
@@ -253,3 +254,23 @@ def test_english_runs_a_slot_value_heard_as_nothing_near_it(closed_set):
     text, form = closed_set.written_forms(kitchen, heard)[0]
     choice = closed_set.choose(heard, Score(-2.0, 8), [(text, form, Score(-3.0, 8))], margin=3.0, number_margin=2.0)
     assert (choice.accepted, choice.unheard) == (True, ())
+
+
+def test_a_slot_value_is_checked_in_a_sentence_that_begins_with_a_skip_word(tmp_path):
+    """The candidate is reported with the skip words heard around it, and the sentence has one
+    of its own: its slot values are still found and checked."""
+    path = tmp_path / "commands.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "languages": {"ru": {"skip_words": ["пожалуйста"], "lists": {"room": {"values": ["кухне"]}}}},
+                "commands": {"LightOn": {"sentences": {"ru": ["пожалуйста включи свет в {room}"]}}},
+            },
+            allow_unicode=True,
+        )
+    )
+    russian = ClosedSet(load_commands([path]), "ru-RU", per_token=True)
+    heard = "Пожалуйста, включи свет в прихожей, пожалуйста."
+    text, form = russian.written_forms(russian.sentences[0], heard)[0]
+    choice = russian.choose(heard, Score(-7.0, 10), [(text, form, Score(-12.0, 10))], 1.45, 0.25)
+    assert (choice.accepted, choice.unheard) == (True, ("кухне",))

@@ -183,6 +183,21 @@ class ClosedSet:
     def _key(self, text: str) -> str:
         return words_to_digits(" ".join(self._core_words(text)[1]), self.language)
 
+    def _sentence_of(self, reported: str) -> Expansion | None:
+        """The sentence a candidate as reported says, with wake names and skip words around it
+        (a sentence may begin or end with one of its own)."""
+        words = normalize(reported, self.language).split()
+        for start in range(len(words)):
+            if start and words[start - 1] not in self._affixes:
+                break
+            for end in range(len(words), start, -1):
+                if end < len(words) and words[end] not in self._affixes:
+                    break
+                index = self._index.get(words_to_digits(" ".join(words[start:end]), self.language))
+                if index is not None:
+                    return self.sentences[index]
+        return None
+
     def _core_words(self, heard: str) -> tuple[list[str], list[str], list[str]]:
         """(leading wake names / skip words, the rest, trailing skip words) of the transcript."""
         words = normalize(heard, self.language).split()
@@ -265,8 +280,8 @@ class ClosedSet:
         if gap <= bound:
             # where things unclear are asked back: a slot value the transcript wrote nothing
             # near to may be one the file lacks (confirm() has it asked)
-            sentence = self.sentences[self._index[self._key(candidate)]]
-            unheard = unheard_values(sentence, heard, self.language, MIN_SIMILARITY)
+            sentence = self._sentence_of(candidate) if self.numbers_against_runner_up else None
+            unheard = unheard_values(sentence, heard, self.language, MIN_SIMILARITY) if sentence else []
             return Choice(
                 candidate,
                 True,
@@ -278,7 +293,7 @@ class ClosedSet:
                 as_heard,
                 changes_number,
                 number_unclear=number_unclear,
-                unheard=tuple(unheard) if self.numbers_against_runner_up else (),
+                unheard=tuple(unheard),
             )
         return Choice(
             as_heard,

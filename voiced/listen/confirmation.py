@@ -1,7 +1,8 @@
 """Asking back: a command heard but not surely enough is said as a question, and runs on "yes".
 
-The Whisper engine rejects a command whose number led the runner-up by too little (a wrong
-number is a wrong action), and names it in the final (`FinalEvent.unsure`). Rather than
+The Whisper engine rejects a command it is not sure of (its number led the runner-up by too
+little: a wrong number is a wrong action; a slot value heard as nothing near it), and names it
+in the final (`FinalEvent.unsure`). Rather than
 dropping it, the daemon asks ("Поставь таймер на двадцать две минуты?") and runs it when the
 next thing said is yes (voiced.commands.answers): no, other speech, or nothing said within
 the timeout, and it never runs. One question is open at a time; a new one replaces it. A
@@ -81,12 +82,13 @@ class Confirmations:
         """The open question and how this final answers it; None when no question is open, or
         nothing was heard (a cough in the pause does not end the question). The question is
         closed by any answer; it closes unanswered once `until` has passed."""
+        expired = self.expire(now)
+        if expired is not None:
+            return expired, "timeout"
         question = self.open
-        if question is None or (not heard and now <= question.until):
+        if question is None or not heard:
             return None
         self.open = None
-        if now > question.until:
-            return question, "timeout"
         if match is not None and match.intent == YES:
             return question, "yes"
         return question, "no" if match is not None and match.intent == NO else "other"
