@@ -5,30 +5,12 @@ import pytest
 import yaml
 
 from voiced.commands import load_commands
-from voiced.commands.closedset import ClosedSet, Score, first_sentence
+from voiced.commands.closedset import ClosedSet, Score
 
 
 @pytest.fixture(scope="module")
 def closed_set():
     return ClosedSet(load_commands(["config/commands.yaml"]), "en-US")
-
-
-@pytest.mark.parametrize(
-    ("heard", "first"),
-    [
-        ("Stop. Stop. Stop.", "Stop."),
-        ("Tell me a joke Tell me a joke Tell me a joke", "Tell me a joke"),
-        ("switch on the television, switch on the television, switch", "switch on the television"),
-        ("Set a timer for 5 minutes.", "Set a timer for 5 minutes."),
-        ("выключи свет кухню выключи свет кухню выключи свет к", "выключи свет кухню"),  # cut short in a word
-        ("Stop. St", "Stop."),
-        ("Stop. Talking to me.", "Stop. Talking to me."),  # not a repetition: kept whole
-        ("Yes, yes, I will.", "Yes, yes, I will."),
-        ("", ""),
-    ],
-)
-def test_only_the_first_sentence_counts(heard, first):
-    assert first_sentence(heard) == first
 
 
 def test_candidates_are_the_nearest_sentences_and_the_second_opinion(closed_set):

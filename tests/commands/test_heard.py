@@ -1,7 +1,7 @@
 import pytest
 
 from voiced.commands import load_commands
-from voiced.commands.heard import heard_numbers, numbers, unheard_values
+from voiced.commands.heard import first_sentence, heard_numbers, numbers, unheard_values
 
 
 @pytest.fixture(scope="module")
@@ -39,3 +39,21 @@ def test_numbers_heard_include_what_a_pair_or_a_hundred_and_some_may_be():
     assert {"40", "80", "48", "120", "20"} <= heard.found
     assert heard.halves == {"40", "80"}
     assert numbers("поставь таймер на двадцать пять минут", "ru") == {"25"}
+
+
+@pytest.mark.parametrize(
+    ("heard", "first"),
+    [
+        ("Stop. Stop. Stop.", "Stop."),
+        ("Tell me a joke Tell me a joke Tell me a joke", "Tell me a joke"),
+        ("switch on the television, switch on the television, switch", "switch on the television"),
+        ("Set a timer for 5 minutes.", "Set a timer for 5 minutes."),
+        ("выключи свет кухню выключи свет кухню выключи свет к", "выключи свет кухню"),  # cut short in a word
+        ("Stop. St", "Stop."),
+        ("Stop. Talking to me.", "Stop. Talking to me."),  # not a repetition: kept whole
+        ("Yes, yes, I will.", "Yes, yes, I will."),
+        ("", ""),
+    ],
+)
+def test_only_the_first_sentence_counts(heard, first):
+    assert first_sentence(heard) == first

@@ -110,22 +110,6 @@ class Choice:
     unsure: str = ""
 
 
-def first_sentence(text: str) -> str:
-    """Whisper repeats itself in short windows ("Stop. Stop. Stop.", "Tell me a joke Tell me a
-    joke Tell me", "Включи свет. Включи св"): a transcript that is one phrase over and over
-    counts as the phrase once.
-    Anything else is kept whole ("Stop. Talking to me." is not "Stop.")."""
-    words = text.split()
-    folded = [normalize(word, "") for word in words]
-    for period in range(1, len(words) // 2 + 1):
-        # the last repetition may be cut short, even inside a word ("Выключи свет. Выключи св")
-        if all(word == folded[i % period] for i, word in enumerate(folded[:-1])) and folded[
-            (len(folded) - 1) % period
-        ].startswith(folded[-1]):
-            return " ".join(words[:period]).rstrip(",;")
-    return text.strip()
-
-
 class ClosedSet:
     """`per_token`: scores compare as mean log-probabilities per token (Whisper base on Russian:
     summed, a short sentence outscores most long ones), else as the whole text's."""

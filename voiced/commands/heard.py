@@ -1,5 +1,5 @@
-"""What a free transcript heard of a command sentence it is not: its numbers, as Whisper may
-have meant them, and whether it heard the sentence's slot values at all. Pure."""
+"""What a free transcript heard: its first sentence, its numbers as Whisper may have meant
+them, and whether it heard a command sentence's slot values at all. Pure."""
 
 from __future__ import annotations
 
@@ -11,6 +11,22 @@ import rapidfuzz
 
 from voiced.commands.expansion import Expansion
 from voiced.textnorm import normalize, words_to_digits
+
+
+def first_sentence(text: str) -> str:
+    """Whisper repeats itself in short windows ("Stop. Stop. Stop.", "Tell me a joke Tell me a
+    joke Tell me", "Включи свет. Включи св"): a transcript that is one phrase over and over
+    counts as the phrase once.
+    Anything else is kept whole ("Stop. Talking to me." is not "Stop.")."""
+    words = text.split()
+    folded = [normalize(word, "") for word in words]
+    for period in range(1, len(words) // 2 + 1):
+        # the last repetition may be cut short, even inside a word ("Выключи свет. Выключи св")
+        if all(word == folded[i % period] for i, word in enumerate(folded[:-1])) and folded[
+            (len(folded) - 1) % period
+        ].startswith(folded[-1]):
+            return " ".join(words[:period]).rstrip(",;")
+    return text.strip()
 
 
 def numbers(text: str, language: str) -> set[str]:

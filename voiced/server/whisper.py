@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from voiced.commands.closedset import Score, first_sentence
+from voiced.commands.closedset import Score
+from voiced.commands.heard import first_sentence
 from voiced.server.decoding import ENGINE_RATE, ModelError
 from voiced.server.whisper_models import SplitModel, check_model_dir, joined
 
