@@ -43,7 +43,8 @@ def main() -> int:
             try:
                 recognizer.start()
                 recognizer.process(pcm)
-                heard = recognizer.end().text
+                final = recognizer.end()
+                heard = final.text or final.unsure  # an answer guessed from a garble is unsure
             finally:
                 engine.give_back("ru-RU", "answers", recognizer)
             match = command_set.match(heard, "ru")

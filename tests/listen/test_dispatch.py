@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from dataclasses import replace
 
 import yaml
 
@@ -214,3 +215,22 @@ def test_a_question_unanswered_in_time_is_reported_as_time_passes():
     answered = [e for e in events if e.type == "confirmation_answered"]
     assert [(e.intent, e.answer, e.session) for e in answered] == [("Stop", "timeout", None)]
     assert runner.shutdown(30)
+
+
+def test_an_answer_heard_unsure_answers_an_open_question_and_nothing_else():
+    """The wide search passes "да" guessed from a garble on as unsure: with a question open it
+    is the answer (the command asked about runs); with none open it is rejected, never asked."""
+    events, now = [], [100.0]
+    runner = ActionRunner(ActionsSettings(say_command=["true"]), events.append)
+    handler = CommandHandler(
+        load_commands(["config/commands.yaml"]), "ru-RU", runner, events.append,
+        confirmations=Confirmations(timeout_s=8), clock=lambda: now[0],
+    )  # fmt: skip
+    guessed_yes = FinalEvent(session=2, text="", confidence=0.0, reason="the answer 'Да.' fits", unsure="да")
+    handler(FinalEvent(session=1, text="", confidence=0.0, reason="lead 1.2 only", unsure="стоп"))
+    handler(guessed_yes)
+    handler(replace(guessed_yes, session=3))  # no question open any more
+    assert runner.shutdown(30)
+    seen = [(e.type, e.session) for e in events if not e.type.startswith("action")]
+    assert seen == [("confirmation_asked", 1), ("confirmation_answered", 2), ("command_matched", 1), ("rejected", 3)]
+    assert [e.answer for e in events if e.type == "confirmation_answered"] == ["yes"]

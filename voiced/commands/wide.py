@@ -18,9 +18,11 @@ chatter scored 2.3 nats and more below what was heard, but near misses (a room t
 came within the margin: hence only ever asked. A number found this way is mostly wrong for
 such a voice (1 of 6 timers): it is asked only when it leads clearly.
 
-An answer ("да", "нет, не надо") found wide is taken as heard, not asked: it acts only on an
-open question, and the one word the model hears worst ("да" as "та") is the one a question
-waits for. On ru-A through the daemon, espeak-ng `ru` went from 5 to 11 of 24 commands right
+An answer ("да", "нет, не надо") found wide is not asked either but passed on as unsure, for
+the daemon to take as the answer while a question is open (voiced.listen.dispatch): the one
+word the model hears worst ("да" as "та") is the one a question waits for. A guessed answer
+is never a final's text: a `voiced serve` client, asked nothing by voiced, gets no "да".
+On ru-A through the daemon, espeak-ng `ru` went from 5 to 11 of 24 commands right
 with it (5 without it: the right light was asked, and "да" not heard), festival's 23 of 24 and
 no false action either way.
 """
@@ -139,13 +141,14 @@ class WideSearch:
             )
         spoken = " ".join(sentence.spoken)
         found_wide = Choice("", False, "", score.per_token, written, spoken, gap, rejected.heard)
-        if sentence.intent in ANSWER_INTENTS:  # acts only on an open question: taken, not asked
+        if sentence.intent in ANSWER_INTENTS:
+            # a guess, never a final's text: the daemon takes it only while it has a question
+            # open; a `voiced serve` client (asked nothing by voiced) gets no "да" it did not hear
             return replace(
                 found_wide,
-                text=sentence.text,
-                accepted=True,
                 reason=f"no near command; of every kind, the answer {written!r} fits {gap:.2f} below what was heard "
-                f"(margin {margin:g})",
+                f"(margin {margin:g}): an answer only to a question",
+                unsure=spoken,
             )
         return replace(
             found_wide,

@@ -129,8 +129,12 @@ class CommandHandler:
     def _answers_question(self, final: FinalEvent, match: Match | None, now: float) -> bool:
         """Close the open question, if any, with this final; True if the final was its answer
         (yes: the command asked about runs), False if it is to be handled as itself."""
-        # a command heard unsure is speech too: it ends the open question (and asks its own)
+        # a command heard unsure is speech too: it ends the open question (and asks its own);
+        # an answer heard unsure (only guessed from a garble) is the answer
         heard = final.text or final.unsure
+        if not final.text and final.unsure and self.command_set is not None:
+            guessed = self.command_set.match(final.unsure, self.language)
+            match = guessed if is_answer(guessed) else match
         answered = self.confirmations.answer(match, heard, now) if self.confirmations is not None else None
         if answered is None:
             return False
