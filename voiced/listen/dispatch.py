@@ -89,16 +89,20 @@ class CommandHandler:
         now = self.clock()
         try:
             match = self.command_set.match(final.text, self.language) if self.command_set is not None else None
+            # what the engine was unsure of (a command to ask back, or an answer it guessed)
+            unsure = None
+            if final.unsure and self.command_set is not None:
+                unsure = self.command_set.match(final.unsure, self.language)
         except Exception:  # a matcher bug must not take the listener down
-            log.exception("matching %r failed", final.text)
+            log.exception("matching %r failed", final.text or final.unsure)
             return
-        if self._answers_question(final, match, now):
+        if self._answers_question(final, unsure if match is None and is_answer(unsure) else match, now):
             return
         if is_answer(match):
             self._reject(final, f"{final.text!r} answers a question, but none is open")
             return
         try:
-            if (match is None or match.is_fallback) and final.unsure and self._ask(final, now):
+            if (match is None or match.is_fallback) and unsure is not None and self._ask(final, unsure, now):
                 return
             unmatched = match is None or match.is_fallback
             question = self._addressed(final.text) if unmatched and self.converse is not None else None
@@ -130,11 +134,8 @@ class CommandHandler:
         """Close the open question, if any, with this final; True if the final was its answer
         (yes: the command asked about runs), False if it is to be handled as itself."""
         # a command heard unsure is speech too: it ends the open question (and asks its own);
-        # an answer heard unsure (only guessed from a garble) is the answer
+        # an answer heard unsure (only guessed from a garble) is the answer (`match`)
         heard = final.text or final.unsure
-        if not final.text and final.unsure and self.command_set is not None:
-            guessed = self.command_set.match(final.unsure, self.language)
-            match = guessed if is_answer(guessed) else match
         answered = self.confirmations.answer(match, heard, now) if self.confirmations is not None else None
         if answered is None:
             return False
@@ -158,17 +159,16 @@ class CommandHandler:
         )
         self.runner.dispatch(match, session)
 
-    def _ask(self, final: FinalEvent, now: float) -> bool:
+    def _ask(self, final: FinalEvent, match: Match, now: float) -> bool:
         """Say the command the engine was unsure of back as a question; False when it cannot be
         asked (asking off, the language has no answers, the sentence is no command). The sentence
         is matched as any final is: the engine takes a transcript that is a command as it stands
         ("поставить громкость 20", a word of the template in another form of itself), and such
         a sentence, unsure of its number, was rejected unasked (7 of the 26 misses on bench set
         ru-volume)."""
-        if self.confirmations is None or self.command_set is None:
+        if self.confirmations is None:
             return False
-        match = self.command_set.match(final.unsure, self.language)
-        if match is None or match.is_fallback or is_answer(match):
+        if match.is_fallback or is_answer(match):
             return False
         question = self.confirmations.ask(match, final.unsure, final.session, now)
         log.info("session %d: asking %r (%s)", final.session, question.text, final.reason)
