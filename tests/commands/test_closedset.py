@@ -51,12 +51,16 @@ def test_a_candidate_is_taken_within_the_margin_only(closed_set):
     heard = "Set a timer for 40 for minutes."
     [timer] = [s for s in closed_set.sentences if s.text == "set a timer for 44 minutes"]
     text, form = closed_set.written_forms(timer, heard)[0]
-    near = closed_set.choose(heard, Score(-2.0, 9), [(text, form, Score(-4.5, 8))], margin=3.0, number_margin=3.0)
+    near = closed_set.choose(
+        heard, Score(-2.0, 9), [(timer, text, form, Score(-4.5, 8))], margin=3.0, number_margin=3.0
+    )
     assert (near.accepted, near.text, near.gap) == (True, "set a timer for 44 minutes", 2.5)
     assert near.changes_number  # 44 was not heard: the number margin applies
-    strict = closed_set.choose(heard, Score(-2.0, 9), [(text, form, Score(-4.5, 8))], margin=3.0, number_margin=2.0)
+    strict = closed_set.choose(
+        heard, Score(-2.0, 9), [(timer, text, form, Score(-4.5, 8))], margin=3.0, number_margin=2.0
+    )
     assert not strict.accepted and "with a number not heard" in strict.reason
-    far = closed_set.choose(heard, Score(-2.0, 9), [(text, form, Score(-5.5, 8))], margin=9.0, number_margin=3.0)
+    far = closed_set.choose(heard, Score(-2.0, 9), [(timer, text, form, Score(-5.5, 8))], margin=9.0, number_margin=3.0)
     assert (far.accepted, far.text, far.candidate) == (
         False,
         "set a timer for 40 for minutes",
@@ -114,7 +118,7 @@ def test_russian_scores_per_token_and_numbers_against_the_runner_up():
     [stop] = [s for s in russian.sentences if s.text == "стоп"]
     timer_form = russian.written_forms(timer, heard)[0]
     stop_form = russian.written_forms(stop, heard)[0]
-    scored = [(*timer_form, Score(-8.0, 10)), (*stop_form, Score(-4.0, 3))]  # per token: -0.8 and -1.33
+    scored = [(timer, *timer_form, Score(-8.0, 10)), (stop, *stop_form, Score(-4.0, 3))]  # per token: -0.8 and -1.33
     choice = russian.choose(heard, Score(-7.0, 10), scored, margin=1.45, number_margin=0.25)
     assert (choice.accepted, choice.text, round(choice.gap, 2)) == (True, "поставь таймер на 5 минут", 0.1)
     assert russian.number_form(choice) == "Поставь таймер на 5 минут."
@@ -145,7 +149,9 @@ def test_tens_and_a_number_like_units_after_them_are_a_number_heard(heard, chang
     russian = ClosedSet(load_commands(["config/commands.yaml"]), "ru-RU", per_token=True)
     [timer] = [s for s in russian.sentences if s.text == "поставь таймер на 48 минут"]
     text, form = russian.written_forms(timer, heard)[0]
-    choice = russian.choose(heard, Score(-7.0, 10), [(text, form, Score(-12.0, 10))], margin=1.45, number_margin=0.25)
+    choice = russian.choose(
+        heard, Score(-7.0, 10), [(timer, text, form, Score(-12.0, 10))], margin=1.45, number_margin=0.25
+    )
     assert (choice.changes_number, choice.accepted) == (changes_number, not changes_number)
 
 
@@ -162,7 +168,9 @@ def test_a_hundred_and_a_number_heard_may_be_the_number(heard, changes_number):
     russian = ClosedSet(load_commands(["config/commands.yaml"]), "ru-RU", per_token=True)
     [volume] = [s for s in russian.sentences if s.text == "сделай громкость 20 процентов"]
     text, form = russian.written_forms(volume, heard)[0]
-    choice = russian.choose(heard, Score(-7.0, 10), [(text, form, Score(-12.0, 10))], margin=1.45, number_margin=0.25)
+    choice = russian.choose(
+        heard, Score(-7.0, 10), [(volume, text, form, Score(-12.0, 10))], margin=1.45, number_margin=0.25
+    )
     assert (choice.changes_number, choice.accepted) == (changes_number, not changes_number)
 
 
@@ -175,7 +183,9 @@ def test_a_number_heard_garbled_is_only_ever_asked_back(closed_set):
     [volume] = [s for s in russian.sentences if s.text == "сделай громкость 40 процентов"]
     garbled = "Сделай громко сороть процентов."
     text, form = russian.written_forms(volume, garbled)[0]
-    choice = russian.choose(garbled, Score(-7.0, 10), [(text, form, Score(-12.0, 10))], margin=1.45, number_margin=0.25)
+    choice = russian.choose(
+        garbled, Score(-7.0, 10), [(volume, text, form, Score(-12.0, 10))], margin=1.45, number_margin=0.25
+    )
     assert (choice.accepted, choice.changes_number, choice.number_unclear) == (True, True, True)
     assert russian.number_form(choice) is None  # no lead to decode: it is asked anyway
     asked = russian.confirm(choice, None, [], lead=3.0)
@@ -185,7 +195,7 @@ def test_a_number_heard_garbled_is_only_ever_asked_back(closed_set):
     [timer] = [s for s in russian.sentences if s.text == "поставь таймер на 2 минуты"]
     for heard, unclear in (("Поставьте мир на 9 минуты.", True), ("Поставьте мир на 9 минут.", False)):
         text, form = russian.written_forms(timer, heard)[0]
-        timer_choice = russian.choose(heard, Score(-7.0, 10), [(text, form, Score(-12.0, 10))], 1.45, 0.25)
+        timer_choice = russian.choose(heard, Score(-7.0, 10), [(timer, text, form, Score(-12.0, 10))], 1.45, 0.25)
         assert (timer_choice.accepted, timer_choice.number_unclear) == (unclear, unclear)
     # half of two numbers in a row ("тридцать пять" as "30 30"), not what the pair may be (48)
     for said, heard, unclear in (
@@ -194,16 +204,20 @@ def test_a_number_heard_garbled_is_only_ever_asked_back(closed_set):
     ):
         [timer] = [s for s in russian.sentences if s.text == said]
         text, form = russian.written_forms(timer, heard)[0]
-        timer_choice = russian.choose(heard, Score(-7.0, 10), [(text, form, Score(-12.0, 10))], 1.45, 0.25)
+        timer_choice = russian.choose(heard, Score(-7.0, 10), [(timer, text, form, Score(-12.0, 10))], 1.45, 0.25)
         assert (timer_choice.accepted, timer_choice.number_unclear) == (True, unclear)
     other = "Сделай громко 70 процентов."
     text, form = russian.written_forms(volume, other)[0]
-    strict = russian.choose(other, Score(-7.0, 10), [(text, form, Score(-12.0, 10))], margin=1.45, number_margin=0.25)
+    strict = russian.choose(
+        other, Score(-7.0, 10), [(volume, text, form, Score(-12.0, 10))], margin=1.45, number_margin=0.25
+    )
     assert (strict.accepted, strict.number_unclear) == (False, False)
     english = "Set a timer for for minutes."
     [timer] = [s for s in closed_set.sentences if s.text == "set a timer for 44 minutes"]
     text, form = closed_set.written_forms(timer, english)[0]
-    kept = closed_set.choose(english, Score(-2.0, 9), [(text, form, Score(-4.5, 8))], margin=3.0, number_margin=2.0)
+    kept = closed_set.choose(
+        english, Score(-2.0, 9), [(timer, text, form, Score(-4.5, 8))], margin=3.0, number_margin=2.0
+    )
     assert (kept.accepted, kept.number_unclear) == (False, False)
 
 
@@ -222,7 +236,7 @@ def test_a_slot_value_heard_as_nothing_near_it_is_only_ever_asked_back():
     [kitchen] = [s for s in russian.sentences if s.text == "включи свет в кухне"]
     for heard, unheard in (("Включи свет в прихожей.", ("кухне",)), ("Включи свет в кухно.", ())):
         text, form = russian.written_forms(kitchen, heard)[0]
-        choice = russian.choose(heard, Score(-7.0, 10), [(text, form, Score(-12.0, 10))], 1.45, 0.25)
+        choice = russian.choose(heard, Score(-7.0, 10), [(kitchen, text, form, Score(-12.0, 10))], 1.45, 0.25)
         assert (choice.accepted, choice.unheard) == (True, unheard)
         confirmed = russian.confirm(choice, None, [], lead=3.0)
         assert (confirmed.accepted, confirmed.unsure) == (not unheard, "включи свет в кухне" if unheard else "")
@@ -234,7 +248,9 @@ def test_english_runs_a_slot_value_heard_as_nothing_near_it(closed_set):
     [kitchen] = [s for s in closed_set.sentences if s.text == "turn on the kitchen light"]
     heard = "Turn on the garage light."
     text, form = closed_set.written_forms(kitchen, heard)[0]
-    choice = closed_set.choose(heard, Score(-2.0, 8), [(text, form, Score(-3.0, 8))], margin=3.0, number_margin=2.0)
+    choice = closed_set.choose(
+        heard, Score(-2.0, 8), [(kitchen, text, form, Score(-3.0, 8))], margin=3.0, number_margin=2.0
+    )
     assert (choice.accepted, choice.unheard) == (True, ())
 
 
@@ -254,5 +270,5 @@ def test_a_slot_value_is_checked_in_a_sentence_that_begins_with_a_skip_word(tmp_
     russian = ClosedSet(load_commands([path]), "ru-RU", per_token=True)
     heard = "Пожалуйста, включи свет в прихожей, пожалуйста."
     text, form = russian.written_forms(russian.sentences[0], heard)[0]
-    choice = russian.choose(heard, Score(-7.0, 10), [(text, form, Score(-12.0, 10))], 1.45, 0.25)
+    choice = russian.choose(heard, Score(-7.0, 10), [(russian.sentences[0], text, form, Score(-12.0, 10))], 1.45, 0.25)
     assert (choice.accepted, choice.unheard) == (True, ("кухне",))

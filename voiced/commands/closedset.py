@@ -167,21 +167,6 @@ class ClosedSet:
     def _key(self, text: str) -> str:
         return words_to_digits(" ".join(self._core_words(text)[1]), self.language)
 
-    def _sentence_of(self, reported: str) -> Expansion | None:
-        """The sentence a candidate as reported says, with wake names and skip words around it
-        (a sentence may begin or end with one of its own)."""
-        words = normalize(reported, self.language).split()
-        for start in range(len(words)):
-            if start and words[start - 1] not in self._affixes:
-                break
-            for end in range(len(words), start, -1):
-                if end < len(words) and words[end] not in self._affixes:
-                    break
-                index = self._index.get(words_to_digits(" ".join(words[start:end]), self.language))
-                if index is not None:
-                    return self.sentences[index]
-        return None
-
     def _core_words(self, heard: str) -> tuple[list[str], list[str], list[str]]:
         """(leading wake names / skip words, the rest, trailing skip words) of the transcript."""
         words = normalize(heard, self.language).split()
@@ -236,16 +221,21 @@ class ClosedSet:
         )
 
     def choose(
-        self, heard: str, heard_score: Score, scored: list[tuple[str, str, Score]], margin: float, number_margin: float
+        self,
+        heard: str,
+        heard_score: Score,
+        scored: list[tuple[Expansion, str, str, Score]],
+        margin: float,
+        number_margin: float,
     ) -> Choice:
         """The best scored candidate within `margin` (log-probability) of the free transcript,
         or `number_margin` when it has a number the transcript does not; else the free
-        transcript as not a command. `scored`: (sentence as reported, written form, score) for
-        each written form of each candidate."""
+        transcript as not a command. `scored`: (sentence, as reported, written form, score) for
+        each written form (written_forms()) of each candidate sentence."""
         as_heard = normalize(heard, self.language)
         if not scored:
             return self.none_near(heard, heard_score.per_token)
-        candidate, form, score = max(scored, key=lambda item: item[2].value(self.per_token))
+        sentence, candidate, form, score = max(scored, key=lambda item: item[3].value(self.per_token))
         gap = heard_score.value(self.per_token) - score.value(self.per_token)
         in_heard, said = heard_numbers(heard, self.language), numbers(candidate, self.language)
         changes_number = bool(said - in_heard.found)
@@ -264,8 +254,9 @@ class ClosedSet:
         if gap <= bound:
             # where things unclear are asked back: a slot value the transcript wrote nothing
             # near to may be one the file lacks (confirm() has it asked)
-            sentence = self._sentence_of(candidate) if self.numbers_against_runner_up else None
-            unheard = unheard_values(sentence, heard, self.language, MIN_SIMILARITY) if sentence else []
+            unheard = (
+                unheard_values(sentence, heard, self.language, MIN_SIMILARITY) if self.numbers_against_runner_up else []
+            )
             return Choice(
                 candidate,
                 True,

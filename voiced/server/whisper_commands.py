@@ -245,14 +245,14 @@ class WhisperCommandsRecognizer:
             choice = closed_set.as_heard(heard, confidence)
         else:
             forms = [
-                form
+                (sentence, *form)
                 for sentence in closed_set.candidates(heard, second_opinion)
                 for form in closed_set.written_forms(sentence, heard)
             ]
             if not forms:  # nothing to score it against: no need to score what was heard either
                 return self._search_wide(encoded, transcript, None, closed_set.none_near(heard, confidence))
-            heard_score, *scores = self._scorer(encoded, [heard, *(written for _, written in forms)])
-            scored = [(text, written, score) for (text, written), score in zip(forms, scores)]
+            heard_score, *scores = self._scorer(encoded, [heard, *(written for _, _, written in forms)])
+            scored = [(*form, score) for form, score in zip(forms, scores)]
             thresholds = self._thresholds
             choice = closed_set.choose(heard, heard_score, scored, thresholds.margin, thresholds.number_margin)
             if not choice.accepted:
