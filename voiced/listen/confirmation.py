@@ -2,12 +2,12 @@
 
 The Whisper engine rejects a command it is not sure of (its number led the runner-up by too
 little: a wrong number is a wrong action; a slot value heard as nothing near it), and names it
-in the final (`FinalEvent.unsure`). Rather than
-dropping it, the daemon asks ("Поставь таймер на двадцать две минуты?") and runs it when the
-next thing said is yes (voiced.commands.answers): no, other speech, or nothing said within
-the timeout, and it never runs. One question is open at a time; a new one replaces it. A
-question nobody answers is closed when its time is up (`expire`, called as time passes), so
-its `timeout` is reported then, not with whatever is said next.
+in the final (`FinalEvent.unsure`). Rather than dropping it, the daemon asks ("Поставь таймер
+на двадцать две минуты?") and runs it when the next thing said is yes
+(voiced.commands.answers): no, other speech, or nothing said within the timeout, and it never
+runs. One question is open at a time; a new one replaces it. A question nobody answers is
+closed when its time is up (`expire`, called as time passes), so its `timeout` is reported
+then, not with whatever is said next.
 
 `Confirmations` is the pure core (the clock is passed in); voiced.listen.dispatch speaks the
 question and carries out the outcome.
