@@ -68,7 +68,8 @@ def unheard_values(sentence: Expansion, heard: str, language: str, similarity: f
     """The words of the sentence's list slot values (a room, not a number) that nothing the
     transcript wrote is near in spelling (`similarity`, 0..1): "включи свет в прихожей", a
     room the file lacks, is near "включи свет в кухне" in spelling and in score, but
-    "прихожей" is not near "кухне" (ru-lights, tuning: 7 of its 36 near misses were run so)."""
+    "прихожей" is not near "кухне" (ru-lights, tuning, through the daemon: 6 of its 36 near
+    misses ran so)."""
     words = normalize(heard, language).split()
     written = words + ["".join(pair) for pair in itertools.pairwise(words)]
     return [
