@@ -20,7 +20,13 @@ from voiced.actions.context import Match
 from voiced.actions.runner import ActionRunner
 from voiced.commands.matching import CommandSet
 from voiced.events import Event, EventSink, FinalEvent
-from voiced.listen.confirmation import ConfirmationAnsweredEvent, ConfirmationAskedEvent, Confirmations, is_answer
+from voiced.listen.confirmation import (
+    ConfirmationAnsweredEvent,
+    ConfirmationAskedEvent,
+    Confirmations,
+    Question,
+    is_answer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +133,11 @@ class CommandHandler:
         reported closed now, not with the next final."""
         expired = self.confirmations.expire(self.clock()) if self.confirmations is not None else None
         if expired is not None:
-            log.info("%r was not answered in time", expired.text)
-            self.emit(ConfirmationAnsweredEvent(expired.match.intent, "timeout", None))
+            self._timed_out(expired)
+
+    def _timed_out(self, question: Question) -> None:
+        log.info("%r was not answered in time", question.text)
+        self.emit(ConfirmationAnsweredEvent(question.match.intent, "timeout", None))
 
     def _answers_question(self, final: FinalEvent, match: Match | None, now: float) -> bool:
         """Close the open question, if any, with this final; True if the final was its answer
@@ -140,8 +149,11 @@ class CommandHandler:
         if answered is None:
             return False
         asked, answer = answered
+        if answer == "timeout":  # due before this final, between two turns of the loop
+            self._timed_out(asked)
+            return False
         log.info("session %d: %r answered %s", final.session, asked.text, answer)
-        self.emit(ConfirmationAnsweredEvent(asked.match.intent, answer, None if answer == "timeout" else final.session))
+        self.emit(ConfirmationAnsweredEvent(asked.match.intent, answer, final.session))
         if answer == "yes":
             self._run(asked.match, asked.session)
         return answer in ("yes", "no")
